@@ -1,0 +1,57 @@
+"""The ``cnb`` command. The only place an exception becomes an exit code (DESIGN.md §2 ``cli/``)."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from cnbplatform import __version__
+from cnbplatform.cli import image
+from cnbplatform.cli.output import OPTIONS, render_error, setup_logging
+from cnbplatform.errors import CnbError
+
+app = typer.Typer(
+    name="cnb",
+    help="Cloud Native Buildpacks without a Docker daemon: build, rebase and inspect OCI images.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(image.app, name="image")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cnb {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="Show causes and HTTP exchanges."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print version."),
+) -> None:
+    """cnb: a daemonless Cloud Native Buildpacks platform."""
+    OPTIONS.quiet = quiet
+    setup_logging(verbose)
+
+
+def main() -> None:
+    """Entry point: typer handles usage errors (exit 2); CnbError becomes one line and its exit code."""
+    try:
+        app()
+    except CnbError as exc:
+        render_error(exc)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except OSError as exc:
+        render_error(exc)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

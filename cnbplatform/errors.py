@@ -1,0 +1,56 @@
+"""Errors shared by every layer.
+
+Every error a user can meet derives from :class:`CnbError`; it carries the exit code the CLI turns it
+into. The CLI is the only place that catches these and exits (DESIGN.md section 2).
+"""
+
+from __future__ import annotations
+
+
+class CnbError(Exception):
+    """A failure with a one-line message meant for a user and the exit code it maps to."""
+
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else type(self).__name__
+
+
+class UsageError(CnbError):
+    """Bad arguments or a malformed input given by the user."""
+
+    exit_code = 2
+
+
+class NotFoundError(CnbError):
+    """An image, tag, blob or file that was asked for does not exist."""
+
+
+class InvalidReferenceError(UsageError):
+    """An image reference that does not parse."""
+
+
+class DigestMismatchError(CnbError):
+    """Content whose sha256 differs from the digest that names it (a corrupt blob)."""
+
+
+class UnsafeArchiveError(CnbError):
+    """A tar entry that would land outside the directory it is unpacked into."""
+
+
+class RegistryError(CnbError):
+    """A registry request failed (after retries, where retrying made sense)."""
+
+
+class UnauthorizedError(RegistryError):
+    """The registry refused the credentials (or their absence)."""
+
+
+class DaemonError(CnbError):
+    """The Docker engine could not be reached or refused a request."""

@@ -1,0 +1,68 @@
+"""Where an image lives, as a user writes it on the command line.
+
+| form | store |
+| --- | --- |
+| ``oci:DIR`` / ``oci:DIR:TAG`` | OCI image layout directory (like skopeo's ``oci:`` transport) |
+| ``docker-daemon:REF`` | a Docker engine |
+| ``docker://REF`` / ``registry:REF`` | a registry, always |
+| ``local:NAME`` | the local store, always |
+| ``host.tld/repo[:tag]``, ``127.0.0.1:5000/x`` | a registry (the first component names a host) |
+| ``name[:tag]`` | the local store (DESIGN.md §3 decision 7: the default for names without a registry host) |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from cnbplatform.errors import InvalidReferenceError
+from cnbplatform.oci.digest import is_digest
+from cnbplatform.oci.reference import Reference, has_registry_host, parse_reference
+
+
+class StoreKind(StrEnum):
+    LAYOUT = "layout"
+    LOCAL = "local"
+    REGISTRY = "registry"
+    DAEMON = "daemon"
+
+
+@dataclass(frozen=True)
+class ImageAddress:
+    kind: StoreKind
+    text: str
+    path: Path | None = None
+    tag: str | None = None
+    reference: Reference | None = None
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def parse_address(value: str) -> ImageAddress:
+    """Parse a command-line image address; raise InvalidReferenceError with the reason."""
+    if value.startswith("oci:"):
+        rest = value[4:]
+        if not rest:
+            raise InvalidReferenceError(f"invalid image address {value!r}: oci: needs a directory")
+        path, _, tag = rest.partition(":")
+        return ImageAddress(StoreKind.LAYOUT, value, path=Path(path), tag=tag or None)
+    for prefix, kind in (
+        ("docker-daemon:", StoreKind.DAEMON),
+        ("docker://", StoreKind.REGISTRY),
+        ("registry:", StoreKind.REGISTRY),
+        ("local:", StoreKind.LOCAL),
+    ):
+        if value.startswith(prefix):
+            rest = value[len(prefix) :]
+            return _named(kind, value, rest)
+    kind = StoreKind.REGISTRY if has_registry_host(value) else StoreKind.LOCAL
+    return _named(kind, value, value)
+
+
+def _named(kind: StoreKind, text: str, name: str) -> ImageAddress:
+    if kind is StoreKind.LOCAL and is_digest(name):
+        return ImageAddress(kind, text, tag=name)
+    ref = parse_reference(name)
+    return ImageAddress(kind, text, reference=ref, tag=str(ref))

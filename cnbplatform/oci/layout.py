@@ -1,0 +1,297 @@
+"""OCI image layout directories (OCI image-spec "Image Layout"): ``oci-layout``, ``index.json``, ``blobs/``.
+
+Writes are atomic and safe for concurrent writers (DESIGN.md §3 decision 7):
+- every new blob is streamed, verified, into a private staging dir inside the layout, and only when *all* blobs
+  of the artifact are verified are they renamed into ``blobs/<alg>/<hex>``; a corrupt source leaves nothing;
+- ``index.json`` is rewritten to a temp file and renamed into place while holding an exclusive ``flock``, so a
+  SIGKILL at any moment leaves either the old or the new index, never a torn one;
+- writers hold a shared lock for their whole write and garbage collection takes it exclusively, so gc never
+  removes a blob that a writer has staged but not indexed yet.
+Several tags live in one layout as ``org.opencontainers.image.ref.name`` annotations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from cnbplatform.errors import CnbError, NotFoundError, UsageError
+from cnbplatform.oci.digest import CHUNK, fsync_dir, hex_part, is_digest
+from cnbplatform.oci.image import (
+    Artifact,
+    BlobOrigin,
+    FileLayer,
+    artifact_from_raw,
+    read_small_blob,
+)
+from cnbplatform.oci.model import Descriptor, canonical_json
+from cnbplatform.oci.store import (
+    ConfigBlob,
+    ManifestBlob,
+    NullProgress,
+    Progress,
+    StoredRef,
+    WriteResult,
+    dedupe,
+    walk,
+)
+
+REF_NAME = "org.opencontainers.image.ref.name"
+LAYOUT_VERSION = b'{"imageLayoutVersion":"1.0.0"}'
+_TMP = ".cnb-tmp"
+_INDEX_LOCK = ".cnb-index.lock"
+_GC_LOCK = ".cnb-gc.lock"
+
+_Staged = list[tuple[str, Path]]
+_Entries = list[dict[str, Any]]
+
+
+class LayoutBlobSource:
+    """Blobs of a layout directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def origin(self) -> BlobOrigin | None:
+        return None
+
+    def blob_path(self, descriptor: Descriptor) -> Path | None:
+        algorithm, encoded = descriptor.digest.split(":", 1)
+        return self.root / "blobs" / algorithm / encoded
+
+    @contextlib.contextmanager
+    def open_blob(self, descriptor: Descriptor) -> Iterator[BinaryIO]:
+        path = self.blob_path(descriptor)
+        assert path is not None
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"blob {descriptor.digest} is missing from layout {self.root}") from exc
+        with f:
+            yield f
+
+
+class LayoutStore:
+    """An OCI image layout directory holding any number of tagged images and indexes."""
+
+    def __init__(self, root: Path, *, create: bool = True) -> None:
+        self.root = Path(root)
+        self._create = create
+        self.source = LayoutBlobSource(self.root)
+
+    @property
+    def description(self) -> str:
+        return f"oci:{self.root}"
+
+    # -- reading ---------------------------------------------------------------------------------------
+
+    def _read_index(self) -> dict[str, Any]:
+        path = self.root / "index.json"
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            if not (self.root / "oci-layout").exists():
+                raise NotFoundError(f"{self.root} is not an OCI image layout (no index.json)") from None
+            return {"schemaVersion": 2, "manifests": []}
+        try:
+            index = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise CnbError(f"{path} is corrupt: {exc}") from exc
+        if not isinstance(index, dict) or not isinstance(index.get("manifests", []), list):
+            raise CnbError(f"{path} is not an OCI image index")
+        return index
+
+    def _entries(self) -> Sequence[Descriptor]:
+        return [Descriptor.from_json(m, "index.json entry") for m in self._read_index().get("manifests", [])]
+
+    def resolve(self, ref: str | None) -> Descriptor:
+        entries = self._entries()
+        if ref is None:
+            if len(entries) == 1:
+                return entries[0]
+            if not entries:
+                raise NotFoundError(f"{self.description} holds no image")
+            raise UsageError(f"{self.description} holds {len(entries)} images; name one as oci:DIR:TAG")
+        for desc in reversed(entries):
+            if desc.annotations.get(REF_NAME) == ref or (is_digest(ref) and desc.digest == ref):
+                return desc
+        raise NotFoundError(f"image {ref!r} not found in {self.description}")
+
+    def read(self, ref: str | None) -> Artifact:
+        desc = self.resolve(ref)
+        raw = read_small_blob(self.source, desc, "manifest")
+        return artifact_from_raw(self.source, raw, desc)
+
+    def list(self) -> Sequence[StoredRef]:
+        return [StoredRef(d.annotations.get(REF_NAME, ""), d) for d in self._entries()]
+
+    def has_blob(self, digest: str) -> bool:
+        return (self.root / "blobs" / digest.replace(":", "/", 1)).is_file()
+
+    # -- locking ---------------------------------------------------------------------------------------
+
+    def _ensure(self) -> None:
+        if (self.root / "oci-layout").exists():
+            return
+        if not self._create:
+            raise NotFoundError(f"{self.root} is not an OCI image layout")
+        try:
+            (self.root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CnbError(f"cannot create OCI layout {self.root}: {exc.strerror}") from exc
+        if not (self.root / "index.json").exists():
+            self._replace_file("index.json", canonical_json({"schemaVersion": 2, "manifests": []}))
+        self._replace_file("oci-layout", LAYOUT_VERSION)
+
+    @contextlib.contextmanager
+    def _lock(self, name: str, mode: int) -> Iterator[None]:
+        with open(self.root / name, "a+b") as f:
+            fcntl.flock(f.fileno(), mode)
+            try:
+                yield
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+    def _replace_file(self, name: str, data: bytes) -> None:
+        tmp = self.root / f".{name}.{uuid.uuid4().hex}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.root / name)
+        fsync_dir(self.root)
+
+    def _update_index(self, change: Any) -> None:
+        """Apply *change* (entries -> entries) to index.json under the exclusive index lock."""
+        with self._lock(_INDEX_LOCK, fcntl.LOCK_EX):
+            index = self._read_index()
+            index["schemaVersion"] = 2
+            index["mediaType"] = "application/vnd.oci.image.index.v1+json"
+            index["manifests"] = change(list(index.get("manifests", [])))
+            self._replace_file("index.json", json.dumps(index, indent=2).encode() + b"\n")
+
+    # -- writing ---------------------------------------------------------------------------------------
+
+    def write(self, artifact: Artifact, ref: str | None, progress: Progress | None = None) -> WriteResult:
+        progress = progress or NullProgress()
+        self._ensure()
+        result = WriteResult(descriptor=artifact.descriptor)
+        (self.root / _TMP).mkdir(exist_ok=True)
+        with self._lock(_GC_LOCK, fcntl.LOCK_SH):
+            staging = Path(tempfile.mkdtemp(prefix="write-", dir=self.root / _TMP))
+            try:
+                staged = self._stage(artifact, staging, progress, result)
+                for digest, path in staged:
+                    target = self.root / "blobs" / digest.replace(":", "/", 1)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(path, target)
+                fsync_dir(self.root / "blobs" / "sha256")
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+            if ref is not None or not any(d.digest == artifact.descriptor.digest for d in self._entries()):
+                self._add_entry(artifact.descriptor, ref)
+        return result
+
+    def _stage(self, artifact: Artifact, staging: Path, progress: Progress, result: WriteResult) -> _Staged:
+        staged: _Staged = []
+        for item in dedupe(list(walk(artifact))):
+            desc = item.descriptor
+            if self.has_blob(desc.digest):
+                result.existing.append(desc.digest)
+                progress.finish(desc.digest, "exists")
+                continue
+            path = staging / hex_part(desc.digest)
+            if isinstance(item, ManifestBlob | ConfigBlob):
+                path.write_bytes(item.data)
+            elif isinstance(item, FileLayer):
+                _link_or_copy(item.file, path)
+            else:
+                progress.start(desc.digest, f"layer {desc.digest[7:19]}", desc.size)
+                with item.open() as src, open(path, "wb") as dst:
+                    while chunk := src.read(CHUNK):
+                        dst.write(chunk)
+                        progress.advance(desc.digest, len(chunk))
+                    dst.flush()
+                    os.fsync(dst.fileno())
+                progress.finish(desc.digest, "written")
+            staged.append((desc.digest, path))
+            result.written.append(desc.digest)
+            result.bytes_written += desc.size
+        return staged
+
+    def _add_entry(self, descriptor: Descriptor, ref: str | None) -> None:
+        annotations = dict(descriptor.annotations)
+        annotations.pop(REF_NAME, None)
+        if ref is not None:
+            annotations[REF_NAME] = ref
+        entry = Descriptor(descriptor.media_type, descriptor.digest, descriptor.size, annotations).to_json()
+        if descriptor.platform is not None:
+            entry["platform"] = descriptor.platform.to_json()
+
+        def change(entries: _Entries) -> _Entries:
+            kept = [e for e in entries if not _same_slot(e, ref, descriptor.digest)]
+            return [*kept, entry]
+
+        self._update_index(change)
+
+    def tag(self, ref: str, new_ref: str) -> None:
+        desc = self.resolve(ref)
+        self._add_entry(desc, new_ref)
+
+    def delete(self, ref: str) -> None:
+        desc = self.resolve(ref)
+
+        def change(entries: _Entries) -> _Entries:
+            return [e for e in entries if not _same_slot(e, ref, desc.digest)]
+
+        self._update_index(change)
+
+    def gc(self) -> int:
+        """Remove blobs no index entry reaches; returns how many were removed."""
+        if not (self.root / "oci-layout").exists():
+            return 0
+        with self._lock(_GC_LOCK, fcntl.LOCK_EX):
+            live: set[str] = set()
+            for stored in self.list():
+                try:
+                    artifact = artifact_from_raw(
+                        self.source,
+                        read_small_blob(self.source, stored.descriptor, "manifest"),
+                        stored.descriptor,
+                    )
+                    live.update(item.descriptor.digest for item in walk(artifact))
+                except CnbError:
+                    live.add(stored.descriptor.digest)
+            removed = 0
+            for path in (self.root / "blobs" / "sha256").iterdir():
+                if f"sha256:{path.name}" not in live:
+                    path.unlink(missing_ok=True)
+                    removed += 1
+            shutil.rmtree(self.root / _TMP, ignore_errors=True)
+            return removed
+
+
+def _same_slot(entry: dict[str, Any], ref: str | None, digest: str) -> bool:
+    """Entries a new write replaces: the same tag, or (untagged writes) the same untagged digest."""
+    name = (entry.get("annotations") or {}).get(REF_NAME)
+    if ref is not None and is_digest(ref):
+        return bool(entry.get("digest") == ref)
+    if ref is None:
+        return name is None and entry.get("digest") == digest
+    return bool(name == ref)
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)

@@ -1,0 +1,336 @@
+"""HTTP plumbing for the registry client: scheme choice, TLS, redirects, retries, error mapping, logging.
+
+The scheme rules follow Docker's "insecure registries" (dockerd docs, "Insecure registries"): HTTPS
+always comes first; a host marked insecure, or a loopback host, falls back to plain HTTP when the TLS
+connection cannot be made, and an insecure host's certificate is not verified. Error bodies are read as
+the OCI Distribution Spec "Error Codes" section describes (``{"errors": [{"code", "message"}]}``).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import json
+import logging
+import random
+import re
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+
+from cnbplatform.errors import CnbError, DigestMismatchError, NotFoundError, RegistryError, UnauthorizedError
+
+log = logging.getLogger("cnbplatform.http")
+
+T = TypeVar("T")
+RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+MAX_RETRY_AFTER = 10.0
+MAX_REDIRECTS = 5
+ERROR_BODY_LIMIT = 64 * 1024
+_DOCKER_HUB_API = "registry-1.docker.io"
+_SENSITIVE_PARAM = re.compile(r"sig|token|key|secret|password|credential|auth|code", re.IGNORECASE)
+
+
+class Failure(Exception):
+    """One attempt failed: *reason* is the tail of the user's message; *error* the class to raise."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        error: type[CnbError] = RegistryError,
+        retryable: bool = False,
+        delay: float | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.error = error
+        self.retryable = retryable
+        self.delay = delay
+
+
+def api_host(registry: str) -> str:
+    """The host the distribution API is served from (Docker Hub's name differs from its API host)."""
+    return _DOCKER_HUB_API if registry in ("docker.io", "index.docker.io") else registry
+
+
+def split_host(hostport: str) -> str:
+    """The host part of ``host[:port]`` (IPv6 literals in brackets)."""
+    if hostport.startswith("["):
+        return hostport[1:].split("]", 1)[0]
+    return hostport.rsplit(":", 1)[0] if hostport.count(":") == 1 else hostport
+
+
+def is_loopback(hostport: str) -> bool:
+    host = split_host(hostport).lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def ssl_context(ca_file: Path | None, *, verify: bool) -> ssl.SSLContext:
+    """System trust store (plus *ca_file*), or no verification at all for an insecure registry."""
+    context = ssl.create_default_context()
+    if ca_file is not None:
+        context.load_verify_locations(cafile=str(ca_file))
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def redact_url(url: httpx.URL | str) -> str:
+    """The URL without user info, with the values of signature/token-like query parameters hidden."""
+    parsed = httpx.URL(str(url))
+    if parsed.userinfo:
+        parsed = parsed.copy_with(username=None, password=None)
+    if not parsed.query:
+        return str(parsed)
+    params = [(k, "***" if _SENSITIVE_PARAM.search(k) else v) for k, v in parsed.params.multi_items()]
+    return str(parsed.copy_with(params=params))
+
+
+def _auth_kind(value: str | None) -> str:
+    return "none" if not value else value.split(" ", 1)[0] + " ***"
+
+
+def _log_request(request: httpx.Request) -> None:
+    log.debug(
+        "> %s %s (authorization: %s)",
+        request.method,
+        redact_url(request.url),
+        _auth_kind(request.headers.get("authorization")),
+    )
+
+
+def _log_response(response: httpx.Response) -> None:
+    request = response.request
+    shown = ("content-type", "content-length", "docker-content-digest", "range", "www-authenticate")
+    details = ", ".join(f"{h}: {response.headers[h]}" for h in shown if h in response.headers)
+    log.debug("< %s %s %d %s", request.method, redact_url(request.url), response.status_code, details)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def cert_verify_failed(exc: BaseException) -> bool:
+    return any(
+        isinstance(e, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(e) for e in _chain(exc)
+    )
+
+
+def describe(exc: BaseException) -> str:
+    """A short reason for a transport failure: 'connection refused', 'read timed out', ..."""
+    chain = _chain(exc)
+    if any(isinstance(e, ConnectionRefusedError) for e in chain) or "refused" in str(exc).lower():
+        return "connection refused"
+    if any(isinstance(e, ConnectionResetError) for e in chain):
+        return "connection reset"
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "connection timed out"
+    if isinstance(exc, httpx.ReadTimeout):
+        return "read timed out"
+    if isinstance(exc, httpx.WriteTimeout):
+        return "write timed out"
+    if isinstance(exc, httpx.PoolTimeout):
+        return "timed out waiting for a free connection"
+    if any(isinstance(e, ssl.SSLError) for e in chain):
+        return f"TLS handshake failed ({one_line(str(exc))})"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return f"connection closed by the server ({one_line(str(exc))})"
+    return one_line(str(exc)) or type(exc).__name__
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def transport_failure(exc: httpx.TransportError) -> Failure:
+    """Classify an httpx transport error: certificate and protocol misuse are final, the rest retried."""
+    if cert_verify_failed(exc):
+        return Failure(f"TLS certificate does not verify ({one_line(str(exc))})")
+    if isinstance(exc, (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.ProxyError)):
+        return Failure(describe(exc))
+    return Failure(describe(exc), retryable=True)
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def read_limited(response: httpx.Response, limit: int) -> bytes:
+    """Read a (streamed) body, refusing more than *limit* bytes."""
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise Failure(f"response of {declared} bytes is larger than the {limit} bytes allowed")
+    parts: list[bytes] = []
+    total = 0
+    for chunk in response.iter_bytes():
+        total += len(chunk)
+        if total > limit:
+            raise Failure(f"response is larger than the {limit} bytes allowed")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def error_details(response: httpx.Response) -> tuple[str | None, str]:
+    """The first error code and message of a distribution error body (or the HTTP status line)."""
+    try:
+        body = read_limited(response, ERROR_BODY_LIMIT)
+    except (Failure, httpx.HTTPError):
+        body = b""
+    try:
+        errors = json.loads(body).get("errors") or []
+        first = errors[0]
+        code = str(first.get("code") or "") or None
+        message = one_line(str(first.get("message") or first.get("detail") or ""))
+        return code, message or (code or "").lower().replace("_", " ")
+    except (ValueError, AttributeError, IndexError, TypeError):
+        return None, f"HTTP {response.status_code} {response.reason_phrase}".strip()
+
+
+def failure_from_response(response: httpx.Response) -> Failure:
+    """Map an unexpected status to the error a user should see (Distribution Spec "Error Codes")."""
+    status = response.status_code
+    delay = retry_after(response)
+    code, message = error_details(response)
+    reason = f"{code}: {message}" if code else message
+    if status in RETRY_STATUS or (status >= 500 and status not in (501, 505)):
+        return Failure(reason, retryable=True, delay=delay)
+    if status == 401 or code == "UNAUTHORIZED":
+        return Failure(f"unauthorized: {message}", error=UnauthorizedError)
+    if status == 403 or code == "DENIED":
+        return Failure(f"denied: {message}", error=UnauthorizedError)
+    if code == "DIGEST_INVALID":
+        return Failure(reason, error=DigestMismatchError)
+    if (code and code.endswith("_UNKNOWN")) or (status == 404 and code is None):
+        return Failure(reason if code else "not found (HTTP 404)", error=NotFoundError)
+    return Failure(reason)
+
+
+def with_retries(action: str, attempt: Callable[[], T], *, retries: int, backoff: float) -> T:
+    """Run *attempt* up to *retries* times with exponential backoff and jitter on retryable failures."""
+    attempts = max(1, retries)
+    last: Failure | None = None
+    for number in range(1, attempts + 1):
+        try:
+            return attempt()
+        except Failure as failure:
+            if not failure.retryable:
+                raise failure.error(f"{action}: {failure.reason}") from failure
+            last = failure
+            if number == attempts:
+                break
+            delay = backoff * (2 ** (number - 1)) + random.uniform(0, backoff / 4)
+            if failure.delay is not None and failure.delay <= MAX_RETRY_AFTER:
+                delay = max(failure.delay, 0.0)
+            log.debug("%s: %s; retrying in %.2fs (attempt %d of %d)", action, failure.reason, delay, number, attempts)
+            time.sleep(delay)
+    assert last is not None
+    raise RegistryError(f"{action}: {last.reason} after {attempts} attempts") from last
+
+
+class Endpoint:
+    """The registry's base URL (scheme chosen once, lazily) and the httpx clients that talk to it.
+
+    The registry host gets its own TLS settings (insecure hosts are not verified); any other host — a
+    token realm, a storage backend a blob redirects to — is always verified.
+    """
+
+    def __init__(
+        self,
+        registry: str,
+        *,
+        insecure: bool,
+        ca_file: Path | None,
+        transport: httpx.BaseTransport | None,
+        timeout: float,
+        user_agent: str,
+    ) -> None:
+        self.registry = registry
+        self.host = api_host(registry)
+        loopback = is_loopback(self.host)
+        self._fallback = insecure or loopback
+        lax = insecure or (loopback and ca_file is None)
+        options = {
+            "timeout": httpx.Timeout(timeout),
+            "headers": {"User-Agent": user_agent},
+            "event_hooks": {"request": [_log_request], "response": [_log_response]},
+            "follow_redirects": False,
+            "transport": transport,
+        }
+        self._registry = httpx.Client(verify=ssl_context(ca_file, verify=not lax), **options)  # type: ignore[arg-type]
+        self._other = httpx.Client(verify=ssl_context(ca_file, verify=True), **options)  # type: ignore[arg-type]
+        self._base: str | None = None
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._registry.close()
+        self._other.close()
+
+    def build(self, method: str, url: str | httpx.URL, **kwargs: object) -> httpx.Request:
+        return self._registry.build_request(method, url, **kwargs)  # type: ignore[arg-type]
+
+    def send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
+        """Send one request; transport errors become :class:`Failure` (retryable where it makes sense)."""
+        client = self._registry if request.url.netloc.decode() == self.host else self._other
+        try:
+            return client.send(request, stream=stream)
+        except httpx.TransportError as exc:
+            raise transport_failure(exc) from exc
+
+    def base(self, on_probe: Callable[[httpx.Response], object]) -> str:
+        """``scheme://host``; the first call probes ``GET /v2/`` and hands the answer to *on_probe*."""
+        if self._base is not None:
+            return self._base
+        with self._lock:
+            if self._base is None:
+                self._base = self._probe(on_probe)
+            return self._base
+
+    def _probe(self, on_probe: Callable[[httpx.Response], object]) -> str:
+        schemes = ("https", "http") if self._fallback else ("https",)
+        errors: list[Failure] = []
+        for scheme in schemes:
+            try:
+                response = self.send(self.build("GET", f"{scheme}://{self.host}/v2/"), stream=True)
+            except Failure as failure:
+                if not failure.retryable:
+                    raise
+                errors.append(failure)
+                continue
+            with response:
+                if scheme == "http" and response.status_code == 400:
+                    body = read_limited(response, ERROR_BODY_LIMIT)
+                    if b"HTTPS server" in body:
+                        raise Failure(f"{self.host} speaks HTTPS but the TLS connection failed: {errors[0].reason}")
+                if response.status_code in RETRY_STATUS or response.status_code >= 500:
+                    raise failure_from_response(response)
+                on_probe(response)
+            return f"{scheme}://{self.host}"
+        reasons = list(dict.fromkeys(f.reason for f in errors))
+        raise Failure("; ".join(reasons), retryable=True) from errors[-1]

@@ -1,0 +1,140 @@
+"""A cache of unpacked root filesystems, one per image digest (DESIGN.md section 3, decisions 2 and 7).
+
+``cache_dir/<key>`` appears only complete: layers are unpacked into ``cache_dir/.tmp-<random>`` and
+renamed into place at the end, so a killed unpack never leaves a half tree at the final path. Each
+temporary directory is flock-ed by the process filling it; one whose lock can be taken belongs to a dead
+process and is removed by the next ``get``. (Age is no guide here: unpacking sets the tree's mtimes from
+the tar.) A per-key lock file makes concurrent callers for one key unpack it once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+from cnbplatform.errors import CnbError, UsageError
+from cnbplatform.oci.digest import fsync_dir
+from cnbplatform.oci.unpack import LayerSource, unpack_layers
+
+__all__ = ["RootfsCache"]
+
+_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_TMP_PREFIX = ".tmp-"
+
+
+@contextlib.contextmanager
+def _flock(path: Path, *, flags: int = os.O_RDWR | os.O_CREAT) -> Iterator[int]:
+    """Hold an exclusive flock on *path* (a lock file, created if missing, or a directory)."""
+    fd = os.open(path, flags | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _try_lock_dir(path: Path) -> int | None:
+    """An fd holding an exclusive flock on directory *path*, or None if someone else holds it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _rmtree(path: Path) -> None:
+    """Remove a tree; a non-root owner may meet read-only directories, so make them writable."""
+
+    def retry(func: Callable[..., object], name: str, exc_info: tuple[type, BaseException, object]) -> None:
+        if isinstance(exc_info[1], FileNotFoundError):
+            return
+        with contextlib.suppress(OSError):
+            os.chmod(os.path.dirname(name), 0o700)
+        if func in (os.rmdir, os.unlink):
+            func(name)
+        elif not os.path.islink(name):  # could not open or list a directory: open it up, go on
+            os.chmod(name, 0o700)
+            shutil.rmtree(name, onerror=retry)
+
+    shutil.rmtree(path, onerror=retry)
+
+
+class RootfsCache:
+    """Unpacked image root filesystems under *cache_dir*, keyed by manifest digest hex."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.cache_dir = cache_dir
+
+    def path(self, key: str) -> Path:
+        if not _KEY_RE.match(key):
+            raise UsageError(f"invalid rootfs cache key {key!r}: expected a digest hex")
+        return self.cache_dir / key
+
+    def get(self, key: str, layers: Iterable[LayerSource]) -> Path:
+        """``cache_dir/<key>``, unpacking *layers* (lowest first) into it unless it is already there."""
+        final = self.path(key)
+        if final.is_dir():
+            return final
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        with _flock(self.cache_dir / f".lock-{key}"):
+            if final.is_dir():
+                return final  # another caller finished it while we waited
+            tmp, tmp_fd = self._new_temp()
+            try:
+                os.chmod(tmp, 0o755)  # the tar's "./" entry, if any, overrides this
+                unpack_layers(layers, tmp)
+                os.rename(tmp, final)
+            except BaseException:
+                _rmtree(tmp)
+                raise
+            finally:
+                os.close(tmp_fd)
+            fsync_dir(self.cache_dir)
+        return final
+
+    def remove(self, key: str) -> None:
+        """Delete ``cache_dir/<key>`` if present; it disappears atomically, then is deleted."""
+        final = self.path(key)
+        if not final.is_dir():
+            return
+        with _flock(self.cache_dir / f".lock-{key}"):
+            fd = _try_lock_dir(final)
+            if fd is None:
+                if final.is_dir():
+                    raise CnbError(f"removing rootfs {key}: it is locked by another process")
+                return
+            try:
+                doomed = self.cache_dir / f"{_TMP_PREFIX}{os.urandom(8).hex()}"
+                os.rename(final, doomed)  # the flock follows the inode, so no cleaner takes it
+                _rmtree(doomed)
+            finally:
+                os.close(fd)
+
+    def _new_temp(self) -> tuple[Path, int]:
+        """Clean dead temporary trees, then make and lock a fresh one (under the cache-wide lock, so
+        a cleaner never sees a new temp dir before its owner has locked it)."""
+        with _flock(self.cache_dir / ".lock"):
+            for entry in os.scandir(self.cache_dir):
+                if entry.name.startswith(_TMP_PREFIX):
+                    fd = _try_lock_dir(Path(entry.path))
+                    if fd is not None:
+                        try:
+                            _rmtree(Path(entry.path))
+                        finally:
+                            os.close(fd)
+            tmp = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=self.cache_dir))
+            fd = _try_lock_dir(tmp)
+            if fd is None:
+                raise CnbError(f"unpacking rootfs: cannot lock temporary directory {tmp}")
+            return tmp, fd

@@ -1,0 +1,51 @@
+"""Resolve the platform's inputs: flags > environment > config file > defaults (DESIGN.md §2 ``platform/``).
+
+This is the only layer that reads the process environment; everything below gets explicit values.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cnbplatform.oci.stores import StoreOptions
+
+
+def default_home(env: Mapping[str, str]) -> Path:
+    if env.get("CNB_HOME"):
+        return Path(env["CNB_HOME"]).expanduser()
+    data = env.get("XDG_DATA_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".local" / "share")
+    return Path(data) / "cnb"
+
+
+@dataclass(frozen=True)
+class PlatformContext:
+    home: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+    insecure_registries: frozenset[str] = frozenset()
+    ca_file: Path | None = None
+
+    def store_options(self) -> StoreOptions:
+        return StoreOptions(
+            home=self.home,
+            env=self.env,
+            insecure_registries=self.insecure_registries,
+            ca_file=self.ca_file,
+        )
+
+
+def context_from_env(
+    env: Mapping[str, str] | None = None, *, insecure_registries: Iterable[str] = ()
+) -> PlatformContext:
+    env = dict(os.environ if env is None else env)
+    insecure = {r.strip() for r in env.get("CNB_INSECURE_REGISTRIES", "").split(",") if r.strip()}
+    insecure.update(insecure_registries)
+    ca = env.get("CNB_REGISTRY_CA")
+    return PlatformContext(
+        home=default_home(env),
+        env=env,
+        insecure_registries=frozenset(insecure),
+        ca_file=Path(ca) if ca else None,
+    )
