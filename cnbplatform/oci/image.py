@@ -42,6 +42,10 @@ class BlobSource(Protocol):
         """The file holding the blob, when the source is a directory (lets stores hard-link)."""
         ...
 
+    def read_manifest(self, descriptor: Descriptor) -> bytes:
+        """The raw bytes of a child manifest (registries serve these from the manifests endpoint)."""
+        ...
+
 
 class Layer(Protocol):
     @property
@@ -236,7 +240,7 @@ class SourcedIndex:
         return self._index
 
     def child(self, descriptor: Descriptor) -> Image | ImageIndex:
-        raw = read_small_blob(self._source, descriptor, "manifest")
+        raw = self._source.read_manifest(descriptor)
         return artifact_from_raw(self._source, raw, descriptor)
 
 

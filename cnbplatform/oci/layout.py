@@ -68,6 +68,9 @@ class LayoutBlobSource:
         algorithm, encoded = descriptor.digest.split(":", 1)
         return self.root / "blobs" / algorithm / encoded
 
+    def read_manifest(self, descriptor: Descriptor) -> bytes:
+        return read_small_blob(self, descriptor, "manifest")
+
     @contextlib.contextmanager
     def open_blob(self, descriptor: Descriptor) -> Iterator[BinaryIO]:
         path = self.blob_path(descriptor)

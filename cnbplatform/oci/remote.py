@@ -45,6 +45,10 @@ class RegistryBlobSource:
     def blob_path(self, descriptor: Descriptor) -> Path | None:
         return None
 
+    def read_manifest(self, descriptor: Descriptor) -> bytes:
+        raw, _, _ = self._client.get_manifest(self._origin.repository, descriptor.digest, mt.ACCEPT_ALL)
+        return raw
+
     @contextlib.contextmanager
     def open_blob(self, descriptor: Descriptor) -> Iterator[BinaryIO]:
         with self._client.open_blob(self._origin.repository, descriptor.digest) as stream:

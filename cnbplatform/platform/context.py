@@ -26,6 +26,7 @@ class PlatformContext:
     env: Mapping[str, str] = field(default_factory=dict)
     insecure_registries: frozenset[str] = frozenset()
     ca_file: Path | None = None
+    retries: int = 4
 
     def store_options(self) -> StoreOptions:
         return StoreOptions(
@@ -33,6 +34,7 @@ class PlatformContext:
             env=self.env,
             insecure_registries=self.insecure_registries,
             ca_file=self.ca_file,
+            retries=self.retries,
         )
 
 
@@ -43,9 +45,11 @@ def context_from_env(
     insecure = {r.strip() for r in env.get("CNB_INSECURE_REGISTRIES", "").split(",") if r.strip()}
     insecure.update(insecure_registries)
     ca = env.get("CNB_REGISTRY_CA")
+    retries = env.get("CNB_REGISTRY_RETRIES", "4")
     return PlatformContext(
         home=default_home(env),
         env=env,
         insecure_registries=frozenset(insecure),
         ca_file=Path(ca) if ca else None,
+        retries=int(retries) if retries.isdigit() and int(retries) > 0 else 4,
     )

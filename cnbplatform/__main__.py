@@ -1,0 +1,5 @@
+"""``python -m cnbplatform`` is ``cnb``."""
+
+from cnbplatform.cli.main import main
+
+main()
