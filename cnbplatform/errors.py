@@ -54,3 +54,14 @@ class UnauthorizedError(RegistryError):
 
 class DaemonError(CnbError):
     """The Docker engine could not be reached or refused a request."""
+
+
+class PhaseError(CnbError):
+    """A lifecycle phase failed; ``code`` is the spec's exit code (CNB-SPEC §1.3), ``action`` what was being done."""
+
+    def __init__(self, phase: str, code: int, action: str, reason: str = "") -> None:
+        message = f"{phase}: {action}" + (f": {reason}" if reason else "")
+        super().__init__(message, exit_code=code)
+        self.phase = phase
+        self.code = code
+        self.action = action

@@ -1,0 +1,81 @@
+"""What every phase shares: how it reports progress without printing (DESIGN.md §2: the lifecycle never prints,
+never exits, never reads the environment), and the spec's exit codes (CNB-SPEC §1.3)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Protocol
+
+# CNB-SPEC §1.3
+EXIT_PLATFORM_API = 11
+EXIT_BUILDPACK_API = 12
+EXIT_DETECT_FAIL = 20
+EXIT_DETECT_ERROR = 21
+EXIT_DETECT_OTHER = 22
+EXIT_ANALYZE = 32
+EXIT_RESTORE = 42
+EXIT_BUILDPACK_BUILD = 51
+EXIT_BUILD_OTHER = 52
+EXIT_EXPORT = 62
+EXIT_REBASE = 72
+EXIT_LAUNCH = 82
+
+
+class Reporter(Protocol):
+    """Receives what a phase has to say. Implementations must be thread-safe (detect runs concurrently)."""
+
+    def info(self, message: str) -> None: ...
+
+    def warn(self, message: str) -> None: ...
+
+    def debug(self, message: str) -> None: ...
+
+    def output(self, source: str, data: bytes) -> None:
+        """A chunk of a buildpack's stdout/stderr; *source* is e.g. ``example/node@1.0.0 build``."""
+        ...
+
+
+class NullReporter:
+    def info(self, message: str) -> None:
+        pass
+
+    def warn(self, message: str) -> None:
+        pass
+
+    def debug(self, message: str) -> None:
+        pass
+
+    def output(self, source: str, data: bytes) -> None:
+        pass
+
+
+@dataclass
+class RecordingReporter:
+    """Keeps everything it is told; for tests and for summaries."""
+
+    infos: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    debugs: list[str] = field(default_factory=list)
+    outputs: list[tuple[str, bytes]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def info(self, message: str) -> None:
+        with self._lock:
+            self.infos.append(message)
+
+    def warn(self, message: str) -> None:
+        with self._lock:
+            self.warnings.append(message)
+
+    def debug(self, message: str) -> None:
+        with self._lock:
+            self.debugs.append(message)
+
+    def output(self, source: str, data: bytes) -> None:
+        with self._lock:
+            self.outputs.append((source, data))
+
+    def text_of(self, source_prefix: str = "") -> str:
+        with self._lock:
+            return b"".join(d for s, d in self.outputs if s.startswith(source_prefix)).decode(errors="replace")
