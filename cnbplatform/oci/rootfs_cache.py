@@ -96,7 +96,8 @@ class RootfsCache:
                 unpack_layers(layers, tmp)
                 os.rename(tmp, final)
             except BaseException:
-                _rmtree(tmp)
+                with contextlib.suppress(OSError):  # what is left is cleaned by the next get
+                    _rmtree(tmp)
                 raise
             finally:
                 os.close(tmp_fd)

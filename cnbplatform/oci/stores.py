@@ -54,7 +54,7 @@ class Stores:
         if address.kind is StoreKind.DAEMON:
             from cnbplatform.oci.daemon import DaemonStore
 
-            return DaemonStore(environment=self.options.env), ref.familiar()
+            return DaemonStore(environment=self.options.env, spool_dir=self.options.home / "tmp"), ref.familiar()
         return self.remote(ref), ref.identifier
 
     def remote(self, ref: Reference) -> ImageStore:

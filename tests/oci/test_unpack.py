@@ -126,6 +126,8 @@ def _outside(tmp_path: Path, root: Path) -> dict[str, tuple[int, int, int]]:
             dirnames.clear()
             continue
         for name in dirnames + filenames:
+            if Path(dirpath, name) == root:
+                continue
             st = os.lstat(os.path.join(dirpath, name))
             found[os.path.join(dirpath, name)] = (st.st_mode, st.st_size, st.st_nlink)
     return found
@@ -181,6 +183,14 @@ def test_file_over_symlink_replaces_the_link_not_its_target(arena: tuple[Path, P
     assert sorted(p.name for p in sentinel.iterdir()) == ["secret"]
     assert not (root / "link").is_symlink() and (root / "link").read_bytes() == b"new"
     assert not (root / "dirlink").is_symlink() and (root / "dirlink" / "x").is_file()
+
+
+def test_hard_link_to_a_symlink_links_the_symlink_itself(arena: tuple[Path, Path]) -> None:
+    root, sentinel = arena
+    apply(root, make_tar(sym("abs", str(sentinel / "secret")), hard("copy", "abs")))
+    assert os.readlink(root / "copy") == str(sentinel / "secret")
+    assert os.lstat(root / "copy").st_ino == os.lstat(root / "abs").st_ino
+    assert (sentinel / "secret").stat().st_nlink == 1
 
 
 def test_in_root_symlink_parent_is_refused_too(tmp_path: Path) -> None:
@@ -457,7 +467,7 @@ def test_unpacked_busybox_rootfs_runs_in_bwrap(tmp_path: Path) -> None:
     applets = subprocess.run(["/bin/busybox", "--list"], capture_output=True, text=True, check=True).stdout.split()
     base = make_tar(d("."), d("bin"), f("bin/busybox", busybox, 0o755), d("proc"), d("dev"), d("tmp", 0o1777))
     links = make_tar(*[sym(f"bin/{a}", "/bin/busybox") for a in applets if a != "busybox"], f("etc/motd", b"hi"))
-    cleanup = make_tar(f("etc/.wh.motd"), hard("bin/bb", "bin/busybox"))
+    cleanup = make_tar(f("etc/.wh.motd"), hard("usr/bin/busybox", "bin/busybox"))
     layers: list[LayerSource] = [(f"layer {i}", opener(t)) for i, t in enumerate([base, links, cleanup])]
     root = RootfsCache(tmp_path / "cache").get("c" * 64, layers)
     assert os.readlink(root / "bin" / "sh") == "/bin/busybox"
@@ -466,6 +476,6 @@ def test_unpacked_busybox_rootfs_runs_in_bwrap(tmp_path: Path) -> None:
     sandbox = [bwrap, "--bind", str(root), "/", "--proc", "/proc", "--dev", "/dev", "--unshare-all"]
     out = subprocess.run([*sandbox, "/bin/busybox", "echo", "hi"], capture_output=True, text=True, check=True)
     assert out.stdout == "hi\n"
-    script = "ls /etc; test -e /etc/motd || echo no-motd; /bin/bb echo via-hardlink"
+    script = "ls /etc; test -e /etc/motd || echo no-motd; /usr/bin/busybox echo via-hardlink"
     out = subprocess.run([*sandbox, "/bin/sh", "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout == "no-motd\nvia-hardlink\n"
