@@ -14,6 +14,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 
 import httpx
@@ -45,8 +46,9 @@ def parse_challenges(values: Sequence[str]) -> list[Challenge]:
             scheme, _, rest = part.strip().partition(" ")
             if not scheme:
                 continue
-            params = {m.group(1).lower(): (m.group(2) or m.group(3) or "").replace('\\"', '"')
-                      for m in _PARAM.finditer(rest)}
+            params = {
+                m.group(1).lower(): (m.group(2) or m.group(3) or "").replace('\\"', '"') for m in _PARAM.finditer(rest)
+            }
             found.append(Challenge(scheme.lower(), params))
     return found
 
@@ -196,7 +198,7 @@ class Authenticator:
                 headers["Authorization"] = credential.basic_header()
             request = self._build("GET", realm, params=params, headers=headers)
         self.token_fetches += 1
-        with self._send(request) as response:
+        with closing(self._send(request)) as response:
             if response.status_code == 200:
                 return self._read_token(response, realm)
             if response.status_code in RETRY_STATUS or response.status_code >= 500:

@@ -9,6 +9,7 @@ the OCI Distribution Spec "Error Codes" section describes (``{"errors": [{"code"
 from __future__ import annotations
 
 import email.utils
+import io
 import ipaddress
 import json
 import logging
@@ -18,6 +19,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import TypeVar
 
@@ -31,6 +33,7 @@ T = TypeVar("T")
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 10.0
 MAX_REDIRECTS = 5
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 ERROR_BODY_LIMIT = 64 * 1024
 _DOCKER_HUB_API = "registry-1.docker.io"
 _SENSITIVE_PARAM = re.compile(r"sig|token|key|secret|password|credential|auth|code", re.IGNORECASE)
@@ -94,7 +97,7 @@ def redact_url(url: httpx.URL | str) -> str:
         parsed = parsed.copy_with(username=None, password=None)
     if not parsed.query:
         return str(parsed)
-    params = [(k, "***" if _SENSITIVE_PARAM.search(k) else v) for k, v in parsed.params.multi_items()]
+    params = [(k, "redacted" if _SENSITIVE_PARAM.search(k) else v) for k, v in parsed.params.multi_items()]
     return str(parsed.copy_with(params=params))
 
 
@@ -148,7 +151,7 @@ def describe(exc: BaseException) -> str:
         return "write timed out"
     if isinstance(exc, httpx.PoolTimeout):
         return "timed out waiting for a free connection"
-    if any(isinstance(e, ssl.SSLError) for e in chain):
+    if any(isinstance(e, ssl.SSLError) or "[SSL" in str(e) for e in chain):
         return f"TLS handshake failed ({one_line(str(exc))})"
     if isinstance(exc, httpx.RemoteProtocolError):
         return f"connection closed by the server ({one_line(str(exc))})"
@@ -189,11 +192,16 @@ def read_limited(response: httpx.Response, limit: int) -> bytes:
         raise Failure(f"response of {declared} bytes is larger than the {limit} bytes allowed")
     parts: list[bytes] = []
     total = 0
-    for chunk in response.iter_bytes():
-        total += len(chunk)
-        if total > limit:
-            raise Failure(f"response is larger than the {limit} bytes allowed")
-        parts.append(chunk)
+    try:
+        for chunk in response.iter_bytes():
+            total += len(chunk)
+            if total > limit:
+                raise Failure(f"response is larger than the {limit} bytes allowed")
+            parts.append(chunk)
+    except httpx.TransportError as exc:
+        raise transport_failure(exc) from exc
+    except httpx.DecodingError as exc:
+        raise Failure(f"the response body does not decode ({one_line(str(exc))})") from exc
     return b"".join(parts)
 
 
@@ -254,6 +262,33 @@ def with_retries(action: str, attempt: Callable[[], T], *, retries: int, backoff
     raise RegistryError(f"{action}: {last.reason} after {attempts} attempts") from last
 
 
+class ResponseReader(io.RawIOBase):
+    """A readable stream over a streamed httpx response body, raw bytes (no content decoding)."""
+
+    def __init__(self, response: httpx.Response, action: str) -> None:
+        super().__init__()
+        # A response whose body is already in memory (mock transports) cannot be streamed again.
+        self._chunks = iter([response.content]) if response.is_stream_consumed else response.iter_raw()
+        self._pending = b""
+        self._action = action
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._pending:
+            try:
+                self._pending = next(self._chunks)
+            except StopIteration:
+                return 0
+            except httpx.HTTPError as exc:
+                raise RegistryError(f"{self._action}: connection lost while reading ({one_line(str(exc))})") from exc
+        n = min(len(buffer), len(self._pending))
+        memoryview(buffer)[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+
 class Endpoint:
     """The registry's base URL (scheme chosen once, lazily) and the httpx clients that talk to it.
 
@@ -282,9 +317,13 @@ class Endpoint:
             "event_hooks": {"request": [_log_request], "response": [_log_response]},
             "follow_redirects": False,
             "transport": transport,
+            "trust_env": False,  # nothing is read from the environment below the platform layer
         }
-        self._registry = httpx.Client(verify=ssl_context(ca_file, verify=not lax), **options)  # type: ignore[arg-type]
-        self._other = httpx.Client(verify=ssl_context(ca_file, verify=True), **options)  # type: ignore[arg-type]
+        # An injected transport brings its own TLS; building SSL contexts would only cost time.
+        registry_tls = ssl_context(ca_file, verify=not lax) if transport is None else True
+        other_tls = ssl_context(ca_file, verify=True) if transport is None else True
+        self._registry = httpx.Client(verify=registry_tls, **options)  # type: ignore[arg-type]
+        self._other = httpx.Client(verify=other_tls, **options)  # type: ignore[arg-type]
         self._base: str | None = None
         self._lock = threading.Lock()
 
@@ -295,9 +334,35 @@ class Endpoint:
     def build(self, method: str, url: str | httpx.URL, **kwargs: object) -> httpx.Request:
         return self._registry.build_request(method, url, **kwargs)  # type: ignore[arg-type]
 
-    def send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
-        """Send one request; transport errors become :class:`Failure` (retryable where it makes sense)."""
-        client = self._registry if request.url.netloc.decode() == self.host else self._other
+    def _is_registry(self, url: httpx.URL) -> bool:
+        default = 443 if url.scheme == "https" else 80
+        own = httpx.URL(f"{url.scheme}://{self.host}/")
+        return (url.host, url.port or default) == (own.host, own.port or default)
+
+    def send(self, request: httpx.Request, *, stream: bool = False, follow: bool = False) -> httpx.Response:
+        """Send a request, following redirects when *follow* (``Authorization`` stays on its origin).
+
+        Transport errors become :class:`Failure`, retryable where that makes sense.
+        """
+        for _ in range(MAX_REDIRECTS):
+            response = self._send_one(request, stream=stream or follow)
+            if not follow or response.status_code not in _REDIRECTS or "location" not in response.headers:
+                return response
+            target = response.url.join(response.headers["location"])
+            response.close()
+            if target.scheme not in ("http", "https"):
+                raise Failure(f"redirected to an unsupported URL scheme {target.scheme!r}")
+            method = "GET" if response.status_code == 303 or request.method not in ("GET", "HEAD") else request.method
+            headers = dict(request.headers)
+            for name in ("host", "content-length", "content-type"):
+                headers.pop(name, None)
+            if (target.scheme, target.host, target.port) != (request.url.scheme, request.url.host, request.url.port):
+                headers.pop("authorization", None)
+            request = self.build(method, target, headers=headers)
+        raise Failure(f"more than {MAX_REDIRECTS} redirects")
+
+    def _send_one(self, request: httpx.Request, *, stream: bool) -> httpx.Response:
+        client = self._registry if self._is_registry(request.url) else self._other
         try:
             return client.send(request, stream=stream)
         except httpx.TransportError as exc:
@@ -323,7 +388,7 @@ class Endpoint:
                     raise
                 errors.append(failure)
                 continue
-            with response:
+            with closing(response):
                 if scheme == "http" and response.status_code == 400:
                     body = read_limited(response, ERROR_BODY_LIMIT)
                     if b"HTTPS server" in body:
