@@ -51,7 +51,7 @@ class LocalStore:
         self.layout.gc()
 
     def list(self) -> Sequence[StoredRef]:
-        out = []
+        out: list[StoredRef] = []
         if not (self.layout.root / "index.json").exists():
             return out
         for item in self.layout.list():

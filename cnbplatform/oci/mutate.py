@@ -11,9 +11,9 @@ from dataclasses import replace
 
 from cnbplatform.errors import CnbError
 from cnbplatform.oci import mediatypes as mt
+from cnbplatform.oci.digest import sha256_bytes
 from cnbplatform.oci.image import Image, Layer
 from cnbplatform.oci.model import ContainerConfig, Descriptor, History, ImageConfig, Manifest
-from cnbplatform.oci.digest import sha256_bytes
 
 
 class BuiltImage:

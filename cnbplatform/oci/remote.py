@@ -105,7 +105,7 @@ class RemoteStore:
         if self.client.blob_size(self.repository, desc.digest) is not None:
             progress.finish(desc.digest, "exists")
             return "existing", 0
-        if isinstance(item, ConfigBlob):
+        if isinstance(item, ConfigBlob | ManifestBlob):
             data = item.data
             self.client.upload_blob(self.repository, desc.digest, desc.size, lambda: io.BytesIO(data))
             return "written", desc.size

@@ -15,6 +15,7 @@ from cnbplatform.oci.address import ImageAddress, StoreKind
 from cnbplatform.oci.layout import LayoutStore
 from cnbplatform.oci.local import LocalStore
 from cnbplatform.oci.reference import Reference
+from cnbplatform.oci.registry import RegistryClient, resolve_credential
 from cnbplatform.oci.store import ImageStore
 
 
@@ -32,7 +33,7 @@ class StoreOptions:
 class Stores:
     def __init__(self, options: StoreOptions) -> None:
         self.options = options
-        self._clients: dict[str, object] = {}
+        self._clients: dict[str, RegistryClient] = {}
 
     def __enter__(self) -> Stores:
         return self
@@ -62,9 +63,7 @@ class Stores:
 
         return RemoteStore(self.client(ref.registry), ref.registry, ref.repository, parallel=self.options.parallel)
 
-    def client(self, registry: str):  # type: ignore[no-untyped-def]
-        from cnbplatform.oci.registry import RegistryClient, resolve_credential
-
+    def client(self, registry: str) -> RegistryClient:
         if registry not in self._clients:
             self._clients[registry] = RegistryClient(
                 registry if registry != "docker.io" else "registry-1.docker.io",
@@ -88,5 +87,5 @@ class Stores:
 
     def close(self) -> None:
         for client in self._clients.values():
-            client.close()  # type: ignore[attr-defined]
+            client.close()
         self._clients.clear()
