@@ -62,7 +62,7 @@ class TransferProgress:
 
     def start(self, key: str, description: str, total: int) -> None:
         if self.enabled and key not in self._tasks:
-            self._tasks[key] = self._bars.add_task(description, total=total, status="")
+            self._tasks[key] = self._bars.add_task(description, total=max(total, 1), status="")
 
     def advance(self, key: str, amount: int) -> None:
         if self.enabled and key in self._tasks:
@@ -72,16 +72,10 @@ class TransferProgress:
         if not self.enabled:
             return
         if key not in self._tasks:
-            self._tasks[key] = self._bars.add_task(f"blob {key[7:19]}", total=1, status="")
+            self.start(key, f"blob {key[7:19]}", 1)
         task = self._tasks[key]
-        total = self._bars.tasks[self._tasks_index(task)].total or 1
+        total = next((t.total for t in self._bars.tasks if t.id == task), None) or 1
         self._bars.update(task, completed=total, status=status)
-
-    def _tasks_index(self, task: TaskID) -> int:
-        for i, t in enumerate(self._bars.tasks):
-            if t.id == task:
-                return i
-        return 0
 
 
 def render_error(exc: BaseException) -> None:
@@ -89,7 +83,9 @@ def render_error(exc: BaseException) -> None:
     message = exc.message if isinstance(exc, CnbError) else f"{type(exc).__name__}: {exc}"
     err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
     if OPTIONS.verbose:
+        seen = {id(exc)}
         cause = exc.__cause__ or exc.__context__
-        while cause is not None:
+        while cause is not None and id(cause) not in seen:
+            seen.add(id(cause))
             err_console.print(f"  caused by: {type(cause).__name__}: {cause}", markup=False)
             cause = cause.__cause__ or cause.__context__
