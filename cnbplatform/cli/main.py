@@ -8,6 +8,7 @@ import typer
 
 from cnbplatform import __version__
 from cnbplatform.cli import image
+from cnbplatform.cli.run import run
 from cnbplatform.cli.output import OPTIONS, render_error, setup_logging
 from cnbplatform.errors import CnbError
 
@@ -19,6 +20,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(image.app, name="image")
+app.command("run")(run)
 
 
 def _version(value: bool) -> None:

@@ -16,10 +16,14 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import BinaryIO
 
 from cnbplatform.errors import CnbError, UsageError
-from cnbplatform.oci.digest import fsync_dir
+from cnbplatform.oci.compress import open_uncompressed
+from cnbplatform.oci.digest import fsync_dir, hex_part, verified_reader
+from cnbplatform.oci.image import Image, Layer
 from cnbplatform.oci.unpack import LayerSource, unpack_layers
 
 __all__ = ["RootfsCache"]
@@ -139,3 +143,23 @@ class RootfsCache:
             if fd is None:
                 raise CnbError(f"unpacking rootfs: cannot lock temporary directory {tmp}")
             return tmp, fd
+
+
+def image_layer_sources(image: Image) -> list[LayerSource]:
+    """The layers of *image* as unpacker sources: decompressed, and verified against digest and diffID."""
+
+    def opener(layer: Layer) -> Callable[[], AbstractContextManager[BinaryIO]]:
+        @contextlib.contextmanager
+        def open_layer() -> Iterator[BinaryIO]:
+            with layer.open() as compressed:
+                plain = open_uncompressed(compressed, layer.descriptor.media_type)
+                yield verified_reader(plain, layer.diff_id, None, "layer content (diffID)")
+
+        return open_layer
+
+    return [(f"layer {layer.descriptor.digest}", opener(layer)) for layer in image.layers()]
+
+
+def rootfs_for(image: Image, cache_dir: Path) -> Path:
+    """The unpacked root filesystem of *image*, unpacked once per manifest digest (DESIGN.md §3 decision 2)."""
+    return RootfsCache(cache_dir).get(hex_part(image.descriptor.digest), image_layer_sources(image))
