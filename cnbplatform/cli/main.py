@@ -8,8 +8,8 @@ import typer
 
 from cnbplatform import __version__
 from cnbplatform.cli import image
-from cnbplatform.cli.run import run
 from cnbplatform.cli.output import OPTIONS, render_error, setup_logging
+from cnbplatform.cli.run import run
 from cnbplatform.errors import CnbError
 
 app = typer.Typer(
