@@ -7,7 +7,7 @@ import sys
 import typer
 
 from cnbplatform import __version__
-from cnbplatform.cli import image
+from cnbplatform.cli import base, image
 from cnbplatform.cli.output import OPTIONS, render_error, setup_logging
 from cnbplatform.cli.run import run
 from cnbplatform.errors import CnbError
@@ -20,6 +20,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(image.app, name="image")
+app.add_typer(base.app, name="base")
 app.command("run")(run)
 
 

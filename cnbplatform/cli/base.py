@@ -1,0 +1,28 @@
+"""``cnb base``: build and run images from a recipe in ``builders/``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cnbplatform.cli.output import OPTIONS, out_console
+from cnbplatform.platform.base import create_base_images
+from cnbplatform.platform.context import context_from_env
+
+app = typer.Typer(help="Base (build and run) images.", no_args_is_help=True)
+
+
+@app.command("create")
+def create(
+    config: Path = typer.Option(..., "--config", help="The recipe, e.g. builders/tiny/base.toml."),
+    build_image: str = typer.Option(..., "--build-image", help="Where to write the build image (any store)."),
+    run_image: str = typer.Option(..., "--run-image", help="Where to write the run image (any store)."),
+    insecure_registry: list[str] = typer.Option([], "--insecure-registry", help="Registry host over plain HTTP."),
+) -> None:
+    """Create a build image and a run image from a base recipe."""
+    ctx = context_from_env(insecure_registries=insecure_registry)
+    outcome = create_base_images(ctx, config, build_image, run_image)
+    if not OPTIONS.quiet:
+        out_console.print(f"build image {build_image} {outcome.build.digest}")
+        out_console.print(f"run image   {run_image} {outcome.run.digest}")
