@@ -130,9 +130,22 @@ class LayoutStore:
         raise NotFoundError(f"image {ref!r} not found in {self.description}")
 
     def read(self, ref: str | None) -> Artifact:
+        if ref is not None and "@" in ref:
+            return self._read_by_digest(ref.rsplit("@", 1)[1], ref)
         desc = self.resolve(ref)
         raw = read_small_blob(self.source, desc, "manifest")
         return artifact_from_raw(self.source, raw, desc)
+
+    def _read_by_digest(self, digest: str, ref: str) -> Artifact:
+        """``name@sha256:…``: any manifest in the layout with that digest (a tagged one or an index child)."""
+        if not is_digest(digest):
+            raise UsageError(f"invalid digest in {ref!r}")
+        path = self.root / "blobs" / digest.replace(":", "/", 1)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raise NotFoundError(f"image {ref!r} not found in {self.description}") from None
+        return artifact_from_raw(self.source, raw, Descriptor("", digest, len(raw)))
 
     def list(self) -> Sequence[StoredRef]:
         return [StoredRef(d.annotations.get(REF_NAME, ""), d) for d in self._entries()]
