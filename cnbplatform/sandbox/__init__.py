@@ -1,0 +1,66 @@
+"""Sandboxes that run one buildpack executable in the build image (DESIGN.md section 3, decision 1).
+
+``bwrap`` is the default on Linux, ``docker`` runs each step as an exec in one container per build, and
+``host`` (explicit opt-in) runs on this machine with sandbox paths rewritten to host paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from cnbplatform.errors import UsageError
+from cnbplatform.sandbox.base import (
+    DEFAULT_OUTPUT_LIMIT,
+    Mount,
+    OutputCallback,
+    RunRequest,
+    RunResult,
+    Sandbox,
+)
+from cnbplatform.sandbox.bwrap import BwrapSandbox, check_bwrap
+from cnbplatform.sandbox.docker import DockerSandbox
+from cnbplatform.sandbox.host import HostSandbox
+
+SandboxKind = Literal["bwrap", "docker", "host"]
+KINDS: tuple[str, ...] = ("bwrap", "docker", "host")
+
+__all__ = [
+    "DEFAULT_OUTPUT_LIMIT",
+    "KINDS",
+    "BwrapSandbox",
+    "DockerSandbox",
+    "HostSandbox",
+    "Mount",
+    "OutputCallback",
+    "RunRequest",
+    "RunResult",
+    "Sandbox",
+    "SandboxKind",
+    "check_bwrap",
+    "make_sandbox",
+]
+
+
+def make_sandbox(
+    kind: str,
+    *,
+    rootfs: Path | None = None,
+    image: str | None = None,
+    docker_env: Mapping[str, str] | None = None,
+) -> Sandbox:
+    """The sandbox named *kind*: ``bwrap`` needs *rootfs* (the unpacked build image), ``docker`` needs *image*
+    (reference or image ID in the engine that *docker_env*'s ``DOCKER_HOST`` etc. point at), ``host`` needs
+    neither."""
+    if kind == "bwrap":
+        if rootfs is None:
+            raise UsageError("sandbox bwrap needs the unpacked build image (rootfs)")
+        return BwrapSandbox(rootfs)
+    if kind == "docker":
+        if image is None:
+            raise UsageError("sandbox docker needs the build image")
+        return DockerSandbox(image, environment=docker_env)
+    if kind == "host":
+        return HostSandbox()
+    raise UsageError(f"unknown sandbox {kind!r}: choose one of {', '.join(KINDS)}")

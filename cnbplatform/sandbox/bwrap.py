@@ -1,0 +1,186 @@
+"""Run a buildpack executable inside the unpacked build image with bubblewrap (DESIGN.md section 3, decision 1).
+
+The sandbox sees the build image's root read-only, a private ``/proc`` (own PID namespace), a minimal
+``/dev``, a fresh tmpfs ``/tmp`` and the request's bind mounts (``/layers``, ``/workspace``, ``/platform``,
+``/cnb/buildpacks``: CNB-SPEC section 1.1). Nothing else of the host is visible: all namespaces are unshared
+(the network too unless the request allows it), every capability is dropped, the environment is cleared
+and set to exactly the request's (CNB-SPEC section 3.9; bwrap adds ``PWD``), and the process runs as the
+request's ``CNB_USER_ID:CNB_GROUP_ID`` in its own session. Setting up the sandbox (a mount that cannot be
+made, a missing executable) raises CnbError instead of passing for the buildpack's own exit code.
+
+The root is a tmpfs on which each top-level entry of the rootfs is bind-mounted read-only, and which is
+itself remounted read-only at the end. So mount targets need not exist in the image (bwrap creates the
+mount points on the tmpfs) and neither do ``/proc``, ``/dev`` or ``/tmp``; a directory of the image that
+must hold a missing mount point is rebuilt the same way, one level down.
+
+With the network, the host's ``/etc/resolv.conf`` is bound read-only over the image's, as Docker does, so
+that names resolve. When the image has no such regular file, its ``/etc`` is rebuilt entry by entry to hold
+the mount point (about 40 ms more per run for a Debian ``/etc``).
+
+Ownership: the user namespace maps only the request's uid (and gid) to the user who runs bwrap. Files the
+buildpack writes into a read-write mount therefore belong, on the host, to that user (root when cnb runs
+as root), not to ``CNB_USER_ID``; the exporter normalises layer ownership anyway (DESIGN.md decision 4).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from cnbplatform.errors import CnbError, NotFoundError
+from cnbplatform.sandbox.base import Mount, RunRequest, RunResult, mounts_by_depth, run_process, validate_request
+
+_PROVIDED = frozenset({"/proc", "/dev", "/tmp"})  # the sandbox makes its own; the image's are not used
+RESOLV_CONF = "/etc/resolv.conf"
+HOST_RESOLV_CONF = Path(RESOLV_CONF)
+_BWRAP_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin"}  # bwrap itself; the sandbox gets --clearenv
+
+
+@functools.cache
+def check_bwrap(bwrap: str | None = None) -> str:
+    """The path of a bwrap that can create a sandbox here; checked once per process."""
+    path = shutil.which(bwrap or "bwrap")
+    if path is None:
+        raise CnbError("bwrap not found: install bubblewrap or use --sandbox host")
+    probe = [path, "--unshare-all", "--unshare-user", "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"]
+    try:
+        done = subprocess.run([*probe, path, "--version"], capture_output=True, timeout=30, env=_BWRAP_ENV)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise CnbError(f"bwrap could not be started ({path}): {exc}") from exc
+    if done.returncode != 0:
+        reason = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or [f"exit {done.returncode}"]
+        raise CnbError(
+            f"bwrap cannot create a sandbox here: {reason[0]} "
+            "(are unprivileged user namespaces disabled?); use --sandbox docker or --sandbox host"
+        )
+    return path
+
+
+class BwrapSandbox:
+    """A bubblewrap sandbox over an unpacked build image at *rootfs* (never written to)."""
+
+    def __init__(self, rootfs: Path, *, bwrap: str | None = None, resolv_conf: Path | None = HOST_RESOLV_CONF) -> None:
+        self.rootfs = Path(rootfs).resolve()
+        if not self.rootfs.is_dir():
+            raise NotFoundError(f"sandbox: build image root {self.rootfs} is not a directory")
+        self.bwrap = check_bwrap(bwrap)
+        self.resolv_conf = resolv_conf
+
+    def run(self, request: RunRequest) -> RunResult:
+        """Run the request in a fresh sandbox; raise CnbError when bwrap cannot set it up."""
+        validate_request(request)
+        status_read, status_write = os.pipe()
+        with open(status_read, "rb", buffering=0) as status:
+            try:
+                argv = self.command(request, status_fd=status_write)
+                result = run_process(argv, env=_BWRAP_ENV, cwd="/", request=request, pass_fds=(status_write,))
+            finally:
+                os.close(status_write)
+            ran = _child_ran(status.fileno())
+        if not ran and not result.timed_out:
+            reason = _bwrap_reason(result.stderr) or f"exit {result.exit_code}"
+            raise CnbError(f"sandbox: bwrap could not run {request.argv[0]}: {reason}")
+        return result
+
+    def close(self) -> None:
+        """Nothing to release: every run has its own short-lived namespaces."""
+
+    def command(self, request: RunRequest, *, status_fd: int | None = None) -> list[str]:
+        """The bwrap command line for *request* (exposed for tests and ``--verbose`` output)."""
+        args = [self.bwrap]
+        if status_fd is not None:
+            args += ["--json-status-fd", str(status_fd)]
+        args += ["--unshare-all", "--unshare-user"]
+        if request.network:
+            args.append("--share-net")
+        args += ["--uid", str(request.uid), "--gid", str(request.gid), "--cap-drop", "ALL"]
+        args += ["--die-with-parent", "--new-session"]
+        mounts = mounts_by_depth([*request.mounts, *self._dns(request)])
+        targets = [m.target for m in mounts]
+        args += _rebuild(self.rootfs, "/", targets)
+        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        for mount in mounts:
+            args += ["--ro-bind" if mount.read_only else "--bind", str(mount.source), mount.target]
+        args += ["--remount-ro", "/", "--clearenv"]
+        for name, value in request.env.items():
+            args += ["--setenv", name, value]
+        args += ["--chdir", request.cwd, "--", *request.argv]
+        return args
+
+    def _dns(self, request: RunRequest) -> list[Mount]:
+        """The host's resolver configuration, read-only, when the request has the network (as Docker does)."""
+        if not request.network or self.resolv_conf is None or not self.resolv_conf.is_file():
+            return []
+        if any(m.target == RESOLV_CONF for m in request.mounts):
+            return []
+        return [Mount(self.resolv_conf.resolve(), RESOLV_CONF, read_only=True)]
+
+
+def _below(path: str, target: str) -> str | None:
+    """*target* relative to *path* when it lies strictly below it, else None."""
+    prefix = path.rstrip("/") + "/"
+    return target[len(prefix) :] if target.startswith(prefix) else None
+
+
+def _must_rebuild(host_dir: Path, path: str, targets: Sequence[str]) -> bool:
+    """Whether some target below *path* needs a directory or mount point the image does not have there."""
+    for target in targets:
+        rel = _below(path, target)
+        if rel is None:
+            continue
+        parts = rel.split("/")
+        current = host_dir
+        for index, part in enumerate(parts):
+            current = current / part
+            last = index == len(parts) - 1
+            if current.is_symlink() or not current.exists() or (not last and not current.is_dir()):
+                return True
+    return False
+
+
+def _rebuild(host_dir: Path, path: str, targets: Sequence[str]) -> list[str]:
+    """bwrap arguments recreating *host_dir* at *path* read-only, leaving room for the mount targets."""
+    args = [] if path == "/" else ["--dir", path]
+    try:
+        entries = sorted(os.scandir(host_dir), key=lambda e: e.name)
+    except OSError as exc:
+        raise CnbError(f"sandbox: cannot read build image directory {host_dir}: {exc.strerror}") from exc
+    for entry in entries:
+        inside = f"{path.rstrip('/')}/{entry.name}"
+        if inside in targets or (path == "/" and inside in _PROVIDED):
+            continue
+        if entry.is_symlink():
+            args += ["--symlink", os.readlink(entry.path), inside]
+        elif entry.is_dir(follow_symlinks=False) and _must_rebuild(Path(entry.path), inside, targets):
+            args += _rebuild(Path(entry.path), inside, targets)
+        else:
+            args += ["--ro-bind", entry.path, inside]
+    return args
+
+
+def _child_ran(status_fd: int) -> bool:
+    """Whether bwrap reported the command's exit (``--json-status-fd``): false when set-up or exec failed."""
+    os.set_blocking(status_fd, False)
+    data = b""
+    try:
+        while chunk := os.read(status_fd, 65536):
+            data += chunk
+    except BlockingIOError:
+        pass
+    for line in data.decode(errors="replace").splitlines():
+        try:
+            if "exit-code" in json.loads(line):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def _bwrap_reason(stderr: bytes) -> str:
+    lines = [line for line in stderr.decode(errors="replace").splitlines() if line.startswith("bwrap:")]
+    return lines[-1].removeprefix("bwrap:").strip() if lines else ""
