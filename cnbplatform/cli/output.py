@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -89,3 +92,46 @@ def render_error(exc: BaseException) -> None:
             seen.add(id(cause))
             err_console.print(f"  caused by: {type(cause).__name__}: {cause}", markup=False)
             cause = cause.__cause__ or cause.__context__
+
+
+class ConsoleReporter:
+    """A lifecycle Reporter for the terminal: buildpack output to stdout as it comes, messages to stderr."""
+
+    def __init__(self, level: str = "info", prefix_output: bool = False) -> None:
+        self.level = level
+        self.prefix_output = prefix_output
+        self._lock = threading.Lock()
+        self._at_line_start: dict[str, bool] = {}
+
+    def info(self, message: str) -> None:
+        if self.level != "warn" and self.level != "error":
+            with self._lock:
+                err_console.print(message, markup=False, highlight=False)
+
+    def warn(self, message: str) -> None:
+        if self.level != "error":
+            with self._lock:
+                err_console.print(f"[yellow]warning:[/] {message}", highlight=False)
+
+    def debug(self, message: str) -> None:
+        if self.level == "debug" or OPTIONS.verbose:
+            with self._lock:
+                err_console.print(message, markup=False, highlight=False, style="dim")
+
+    def output(self, source: str, data: bytes) -> None:
+        with self._lock:
+            if self.prefix_output:
+                out = bytearray()
+                for line in data.splitlines(keepends=True):
+                    if self._at_line_start.get(source, True):
+                        out += f"[{source}] ".encode()
+                    out += line
+                    self._at_line_start[source] = line.endswith(b"\n")
+                data = bytes(out)
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+
+
+@contextlib.contextmanager
+def reporter_for(level: str | None, *, prefix_output: bool = False) -> Iterator[ConsoleReporter]:
+    yield ConsoleReporter((level or "info").lower(), prefix_output)

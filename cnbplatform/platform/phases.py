@@ -1,0 +1,292 @@
+"""Run lifecycle phases from resolved settings: open stores, pick the sandbox, read and write the spec's files.
+
+``cnb lifecycle <phase>`` calls one method; ``cnb lifecycle create`` (and later ``cnb build``) calls them in the
+Platform ≥0.7 order analyze → detect → restore → build → export (CNB-SPEC §1).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import TracebackType
+
+from cnbplatform.errors import CnbError, NotFoundError, PhaseError, UsageError
+from cnbplatform.files.analyzed import Analyzed
+from cnbplatform.files.apis import check_platform_api
+from cnbplatform.files.group import GroupFile
+from cnbplatform.files.order import Order
+from cnbplatform.files.plan import Plan
+from cnbplatform.files.run_toml import RunConfig
+from cnbplatform.files.system import SystemConfig
+from cnbplatform.lifecycle.analyze import AnalyzeInputs, analyze, select_run_image
+from cnbplatform.lifecycle.build import BuildInputs, BuildResult, build
+from cnbplatform.lifecycle.cache import Cache
+from cnbplatform.lifecycle.cache_dir import DirCache
+from cnbplatform.lifecycle.cache_image import ImageCache
+from cnbplatform.lifecycle.common import EXIT_ANALYZE, Reporter
+from cnbplatform.lifecycle.context import Dirs, Execution, SandboxPaths, filter_base_env
+from cnbplatform.lifecycle.detect import DetectInputs, DetectResult, detect
+from cnbplatform.lifecycle.restore import RestoreInputs, restore
+from cnbplatform.oci.address import ImageAddress, StoreKind, parse_address
+from cnbplatform.oci.image import Image, as_image, is_index, resolve_platform
+from cnbplatform.oci.layercache import LayerCache
+from cnbplatform.oci.rootfs_cache import rootfs_for
+from cnbplatform.oci.store import ImageStore
+from cnbplatform.oci.stores import Stores
+from cnbplatform.platform.context import PlatformContext
+from cnbplatform.platform.lifecycle_settings import LifecycleSettings
+from cnbplatform.platform.run import host_os_arch
+from cnbplatform.sandbox import BwrapSandbox, HostSandbox, Sandbox
+
+
+def image_identifier(address: ImageAddress, digest: str) -> str:
+    """An address that reads back exactly this image (recorded in analyzed.toml and labels)."""
+    if address.kind is StoreKind.LAYOUT:
+        return f"oci:{address.path}:{address.tag or ''}@{digest}"
+    assert address.reference is not None
+    if address.kind is StoreKind.LOCAL:
+        return f"local:{address.reference.name}@{digest}"
+    if address.kind is StoreKind.DAEMON:
+        return f"docker-daemon:{address.reference.familiar()}"
+    return f"{address.reference.name}@{digest}"
+
+
+@dataclass
+class OpenedImage:
+    address: ImageAddress
+    image: Image
+    identifier: str
+
+
+class Phases:
+    """One command's worth of phases sharing stores, caches and a sandbox."""
+
+    def __init__(self, ctx: PlatformContext, settings: LifecycleSettings, reporter: Reporter) -> None:
+        self.ctx = ctx
+        self.settings = settings
+        self.reporter = reporter
+        self.stores = Stores(ctx.store_options())
+        self.layer_cache = LayerCache(ctx.home / "layer-cache")
+        self.blobs_dir = ctx.home / "blobs"
+        self._execution: Execution | None = None
+        self._sandbox: Sandbox | None = None
+
+    def __enter__(self) -> Phases:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self._sandbox is not None:
+            self._sandbox.close()
+        self.stores.close()
+
+    # -- inputs ------------------------------------------------------------------------------------------
+
+    def platform_api(self) -> str:
+        """CNB-SPEC §1.2: checked before any other input; unset or unsupported exits 11."""
+        check_platform_api(self.settings.platform_api)
+        assert self.settings.platform_api is not None
+        return self.settings.platform_api
+
+    def output_address(self) -> ImageAddress:
+        if not self.settings.images:
+            raise UsageError("an output image is required")
+        return self.address(self.settings.images[0])
+
+    def address(self, text: str) -> ImageAddress:
+        if self.settings.daemon and not text.startswith(("docker-daemon:", "oci:", "local:")):
+            text = f"docker-daemon:{text}"
+        return parse_address(text)
+
+    def open_image(self, text: str, *, missing_ok: bool = False) -> OpenedImage | None:
+        address = self.address(text)
+        store, ref = self.stores.open(address)
+        try:
+            artifact = store.read(ref)
+        except NotFoundError:
+            if missing_ok:
+                return None
+            raise
+        if is_index(artifact):
+            artifact = resolve_platform(artifact, host_os_arch())
+        image = as_image(artifact)
+        return OpenedImage(address, image, image_identifier(address, image.descriptor.digest))
+
+    def destination(self, text: str) -> tuple[ImageStore, str | None]:
+        return self.stores.open(self.address(text))
+
+    def uid_gid(self, image_env: dict[str, str] | None = None) -> tuple[int, int]:
+        env = image_env or {}
+        uid = self.settings.uid if self.settings.uid is not None else _int(env.get("CNB_USER_ID"))
+        gid = self.settings.gid if self.settings.gid is not None else _int(env.get("CNB_GROUP_ID"))
+        return (os.getuid() if uid is None else uid), (os.getgid() if gid is None else gid)
+
+    def dirs(self) -> Dirs:
+        s = self.settings
+        return Dirs(
+            layers=s.layers, app=s.app, platform=s.platform, buildpacks=s.buildpacks, build_config=s.build_config
+        )
+
+    def execution(self) -> Execution:
+        """The sandbox buildpacks run in: the host itself (inside a build container) or bwrap over the build image."""
+        if self._execution is not None:
+            return self._execution
+        s = self.settings
+        dirs = self.dirs()
+        if s.sandbox == "host":
+            self._sandbox = HostSandbox()
+            uid, gid = self.uid_gid(dict(self.ctx.env))
+            base_env = filter_base_env(self.ctx.env)
+            paths = SandboxPaths.same_as(dirs)
+        elif s.sandbox == "bwrap":
+            if not s.build_image:
+                raise UsageError("--sandbox bwrap needs --build-image (the image buildpacks run in)")
+            opened = self.open_image(s.build_image)
+            assert opened is not None
+            rootfs = rootfs_for(opened.image, self.ctx.home / "rootfs")
+            image_env = opened.image.config.config.env_dict()
+            self._sandbox = BwrapSandbox(rootfs)
+            uid, gid = self.uid_gid(image_env)
+            base_env = filter_base_env(image_env)
+            paths = SandboxPaths()
+        else:
+            raise UsageError("--sandbox docker is available with cnb build; use host or bwrap here")
+        self._execution = Execution(
+            sandbox=self._sandbox,
+            dirs=dirs,
+            paths=paths,
+            uid=uid,
+            gid=gid,
+            network=s.network,
+            timeout=s.detect_timeout,
+            base_env=base_env,
+        )
+        return self._execution
+
+    def cache(self) -> Cache | None:
+        s = self.settings
+        if s.cache_image:
+            store, ref = self.stores.open(self.address(s.cache_image))
+            return ImageCache(
+                store, ref or "latest", self.layer_cache, blobs_dir=self.blobs_dir, reporter=self.reporter
+            )
+        if s.cache_dir:
+            return DirCache(s.cache_dir, self.layer_cache, reporter=self.reporter)
+        return None
+
+    # -- phases ------------------------------------------------------------------------------------------
+
+    def analyze(self) -> Analyzed:
+        api = self.platform_api()
+        s = self.settings
+        output = self.output_address()
+        previous = self.open_image(s.previous_image or s.images[0], missing_ok=True)
+        run = self._run_image(output)
+        return analyze(
+            AnalyzeInputs(
+                previous_image=previous.image if previous else None,
+                previous_reference=previous.identifier if previous else "",
+                run_image=run.image,
+                run_image_name=run.address.text,
+                run_image_reference=run.identifier,
+                layers_dir=s.layers,
+                analyzed_path=s.analyzed,
+                skip_layers=s.skip_layers,
+                platform_api=api,
+            ),
+            self.reporter,
+        )
+
+    def _run_image(self, output: ImageAddress) -> OpenedImage:
+        s = self.settings
+        if s.run_image:
+            opened = self.open_image(s.run_image)
+            assert opened is not None
+            return opened
+        config = RunConfig.load(s.run)
+        candidates = [(entry.image, tuple(entry.mirrors)) for entry in config.images]
+        registry = output.reference.registry if output.reference else ""
+
+        def readable(name: str) -> bool:
+            try:
+                return self.open_image(name, missing_ok=True) is not None
+            except CnbError:
+                return False
+
+        chosen = select_run_image(candidates, registry, readable)
+        opened = self.open_image(chosen)
+        if opened is None:
+            raise PhaseError("analyze", EXIT_ANALYZE, f"read run image {chosen}", "not found")
+        return opened
+
+    def detect(self) -> DetectResult:
+        api = self.platform_api()
+        s = self.settings
+        analyzed = Analyzed.load(s.analyzed) if s.analyzed.exists() else None
+        execution = replace(self.execution(), timeout=s.detect_timeout)
+        return detect(
+            DetectInputs(
+                execution=execution,
+                order=Order.load(s.order),
+                system=SystemConfig.load(s.system) if s.system.exists() else None,
+                run_target=analyzed.run_image.target if analyzed and analyzed.run_image else None,
+                platform_api=api,
+                exec_env=s.exec_env,
+                group_path=s.group,
+                plan_path=s.plan,
+            ),
+            self.reporter,
+        )
+
+    def restore(self) -> None:
+        api = self.platform_api()
+        s = self.settings
+        cache = self.cache()
+        if cache is None:
+            self.reporter.warn("No cached data will be used, no cache specified.")
+        own = s.sandbox != "bwrap" and os.getuid() == 0
+        uid, gid = self.uid_gid(dict(self.ctx.env))
+        restore(
+            RestoreInputs(
+                group=GroupFile.load(s.group),
+                analyzed=Analyzed.load(s.analyzed) if s.analyzed.exists() else Analyzed(),
+                cache=cache,
+                layers_dir=s.layers,
+                skip_layers=s.skip_layers,
+                uid=uid if own else None,
+                gid=gid if own else None,
+                platform_api=api,
+            ),
+            self.reporter,
+        )
+
+    def build(self) -> BuildResult:
+        api = self.platform_api()
+        s = self.settings
+        analyzed = Analyzed.load(s.analyzed) if s.analyzed.exists() else None
+        execution = replace(self.execution(), timeout=s.build_timeout)
+        return build(
+            BuildInputs(
+                execution=execution,
+                group=GroupFile.load(s.group),
+                plan=Plan.load(s.plan),
+                analyzed_target=analyzed.run_image.target if analyzed and analyzed.run_image else None,
+                platform_api=api,
+                exec_env=s.exec_env,
+            ),
+            self.reporter,
+        )
+
+
+def _int(value: str | None) -> int | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise UsageError(f"expected a numeric user/group id, got {value!r}") from None
+
+
+def ensure_dirs(paths: list[Path]) -> None:
+    for path in paths:
+        path.mkdir(parents=True, exist_ok=True)
