@@ -3,12 +3,14 @@
 DESIGN.md section 3 decision 4: layers are compressed with gzip from ``isal`` (igzip, level 1); stdlib
 ``zlib`` level 1 is the fallback when ``isal`` is not importable. CNB-SPEC.md section 16 item 42
 (identical inputs give identical images) needs the compressed bytes to be a pure function of the
-uncompressed bytes, so the encoder
+uncompressed bytes, so the encoding is fixed:
 
-* writes its own fixed gzip header (no file name, mtime 0, XFL 0, OS byte 255 "unknown") and trailer,
-* feeds the deflater in fixed :data:`FEED_CHUNK` pieces whatever sizes the caller passes (igzip's
-  output depends on how its input is split across calls),
-* pins level, window and memory level.
+* one gzip member with a fixed header (no file name, mtime 0, XFL 0, OS byte 255 "unknown");
+* the input is cut into :data:`FEED_CHUNK` blocks; each block is deflated on its own (level 1, 32 KiB
+  window, memory level 8), primed with the previous 32 KiB of input as dictionary, and ended with a
+  sync flush; an empty final block and the CRC-32/size trailer close the stream (the scheme pigz
+  uses). Blocks therefore compress independently: several threads may deflate a stream's blocks at
+  once and the result does not depend on how many did, or how the caller split its writes.
 
 The output is identical for identical input with the same deflater (isal, or zlib); the two deflaters
 produce different (equally valid) bytes, which is why :data:`COMPRESSOR` names the one in use.
@@ -16,25 +18,26 @@ produce different (equally valid) bytes, which is why :data:`COMPRESSOR` names t
 
 from __future__ import annotations
 
+import gzip
 import importlib
 import io
 import struct
 import zlib
-from typing import Any, BinaryIO, Final, Literal
+from typing import Any, BinaryIO, Final, Literal, cast
 
 from cnbplatform.errors import CnbError, UsageError
 
-try:  # pragma: no branch - depends on the environment
-    from isal import igzip as _igzip
-    from isal import isal_zlib as _isal_zlib
-
+_igzip: Any
+_isal_zlib: Any
+try:
+    _igzip = importlib.import_module("isal.igzip")
+    _isal_zlib = importlib.import_module("isal.isal_zlib")
     HAVE_ISAL = True
-except ImportError:  # pragma: no cover - exercised by monkeypatching in tests
-    _igzip = None
-    _isal_zlib = None
+except ImportError:  # pragma: no cover - isal is a dependency; tests monkeypatch this case
+    _igzip = _isal_zlib = None
     HAVE_ISAL = False
 
-#: Size of every piece handed to the deflater (the last piece of a stream may be shorter).
+#: Size of every block deflated on its own (the last block of a stream may be shorter).
 FEED_CHUNK: Final = 1024 * 1024
 
 MEDIA_TYPE_TAR: Final = "application/vnd.oci.image.layer.v1.tar"
@@ -45,7 +48,10 @@ DOCKER_LAYER_GZIP: Final = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 Compression = Literal["gzip", "zstd", "none"]
 
 # gzip member header (RFC 1952 section 2.3): magic, CM=deflate, FLG=0, MTIME=0, XFL=0, OS=255.
-_GZIP_HEADER: Final = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+GZIP_HEADER: Final = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+#: An empty deflate block with the "final" bit set (fixed Huffman codes, end-of-block only).
+FINAL_BLOCK: Final = b"\x03\x00"
+DICTIONARY_SIZE: Final = 32 * 1024
 _GZIP_MAGIC: Final = b"\x1f\x8b"
 _ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
 _LEVEL: Final = 1
@@ -70,32 +76,51 @@ def _want_isal(use_isal: bool | None) -> bool:
 COMPRESSOR: Final = compressor_name()
 
 
-class GzipEncoder:
-    """A deterministic, streaming gzip encoder (one member, RFC 1952).
+def deflate_block(data: bytes | bytearray | memoryview, dictionary: bytes = b"", *, isal: bool) -> bytes:
+    """Raw deflate of one block, primed with *dictionary* (the previous 32 KiB), ending in a sync flush.
 
-    Not thread-safe: one encoder per stream. Different encoders may run in different threads at once;
-    isal and zlib release the GIL while they compress.
+    A pure function (thread-safe; isal and zlib release the GIL while they work).
+    """
+    module: Any = _isal_zlib if isal else zlib
+    if dictionary:
+        deflater = module.compressobj(
+            _LEVEL, module.DEFLATED, _RAW_DEFLATE_WBITS, _MEM_LEVEL, module.Z_DEFAULT_STRATEGY, dictionary
+        )
+    else:
+        deflater = module.compressobj(_LEVEL, module.DEFLATED, _RAW_DEFLATE_WBITS, _MEM_LEVEL)
+    out: bytes = deflater.compress(data) + deflater.flush(module.Z_SYNC_FLUSH)
+    return out
+
+
+def crc32(data: bytes | bytearray | memoryview, value: int = 0, *, isal: bool) -> int:
+    result: int = (_isal_zlib.crc32 if isal else zlib.crc32)(data, value)
+    return result
+
+
+def gzip_trailer(crc: int, size: int) -> bytes:
+    """The end of the member: an empty final deflate block, then CRC-32 and size modulo 2**32."""
+    return FINAL_BLOCK + struct.pack("<II", crc & 0xFFFFFFFF, size & 0xFFFFFFFF)
+
+
+class GzipEncoder:
+    """A deterministic, streaming gzip encoder (one member, RFC 1952) that compresses in the calling
+    thread. Not thread-safe: one encoder per stream; different encoders may run in different threads.
     """
 
     def __init__(self, *, use_isal: bool | None = None) -> None:
-        self._isal = _want_isal(use_isal)
-        if self._isal:
-            assert _isal_zlib is not None
-            self._deflater: Any = _isal_zlib.compressobj(_LEVEL, _isal_zlib.DEFLATED, _RAW_DEFLATE_WBITS, _MEM_LEVEL)
-            self._crc32: Any = _isal_zlib.crc32
-        else:
-            self._deflater = zlib.compressobj(_LEVEL, zlib.DEFLATED, _RAW_DEFLATE_WBITS, _MEM_LEVEL)
-            self._crc32 = zlib.crc32
+        self.isal = _want_isal(use_isal)
         self._crc = 0
         self._size = 0
+        self._dictionary = b""
         self._pending = bytearray()
         self._started = False
         self._finished = False
 
-    def _feed(self, piece: bytes | bytearray | memoryview) -> bytes:
-        self._crc = self._crc32(piece, self._crc)
-        self._size += len(piece)
-        out: bytes = self._deflater.compress(piece)
+    def _block(self, block: bytes | bytearray | memoryview) -> bytes:
+        self._crc = crc32(block, self._crc, isal=self.isal)
+        self._size += len(block)
+        out = deflate_block(block, self._dictionary, isal=self.isal)
+        self._dictionary = bytes(block[-DICTIONARY_SIZE:])
         return out
 
     def compress(self, data: bytes | bytearray | memoryview) -> bytes:
@@ -105,42 +130,34 @@ class GzipEncoder:
         out: list[bytes] = []
         if not self._started:
             self._started = True
-            out.append(_GZIP_HEADER)
+            out.append(GZIP_HEADER)
         view = memoryview(data).cast("B")
-        if not self._pending and len(view) == FEED_CHUNK:
-            out.append(self._feed(view))  # the tar writer's fast path: exactly one piece, no copy
-            return b"".join(out)
         start = 0
         if self._pending:
             take = min(FEED_CHUNK - len(self._pending), len(view))
             self._pending += view[:take]
             start = take
             if len(self._pending) == FEED_CHUNK:
-                out.append(self._feed(self._pending))
+                out.append(self._block(self._pending))
                 self._pending = bytearray()
         while len(view) - start >= FEED_CHUNK:
-            out.append(self._feed(view[start : start + FEED_CHUNK]))
+            out.append(self._block(view[start : start + FEED_CHUNK]))
             start += FEED_CHUNK
         if start < len(view):
             self._pending += view[start:]
         return b"".join(out)
 
     def finish(self) -> bytes:
-        """Flush the deflater and return the remaining bytes and the gzip trailer."""
+        """The remaining compressed bytes and the gzip trailer."""
         if self._finished:
             raise CnbError("gzip encoder finished twice")
         out = [self.compress(b"")]
         if self._pending:
-            out.append(self._feed(self._pending))
+            out.append(self._block(self._pending))
             self._pending = bytearray()
-        out.append(self._deflater.flush())
-        out.append(struct.pack("<II", self._crc & 0xFFFFFFFF, self._size & 0xFFFFFFFF))
+        out.append(gzip_trailer(self._crc, self._size))
         self._finished = True
         return b"".join(out)
-
-    @property
-    def uncompressed_size(self) -> int:
-        return self._size + len(self._pending)
 
 
 def gzip_bytes(data: bytes, *, use_isal: bool | None = None) -> bytes:
@@ -161,8 +178,7 @@ def compression_for(media_type: str) -> Compression:
     raise UsageError(f"unsupported layer media type {media_type!r}: expected a tar, tar+gzip or tar+zstd layer")
 
 
-def _sniff(stream: io.BufferedReader) -> Compression:
-    head = stream.peek(4)[:4]
+def _sniff(head: bytes) -> Compression:
     if head.startswith(_GZIP_MAGIC):
         return "gzip"
     if head.startswith(_ZSTD_MAGIC):
@@ -177,34 +193,39 @@ def open_uncompressed(stream: BinaryIO, media_type: str | None) -> BinaryIO:
     compression actually used is taken from the stream's magic bytes, because Docker has long written
     uncompressed tars under gzip media types; the caller checks the diffID of what it reads anyway.
     gzip is decoded with igzip when available (else stdlib ``gzip``); zstd needs the optional
-    ``zstandard`` package.
+    ``zstandard`` package. Closing the returned reader closes *stream*.
     """
     if media_type is not None:
         compression_for(media_type)
-    buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(_RawAdapter(stream))
-    kind = _sniff(buffered)
+    head = b""
+    while len(head) < len(_ZSTD_MAGIC):
+        more = stream.read(len(_ZSTD_MAGIC) - len(head))
+        if not more:
+            break
+        head += more
+    buffered = io.BufferedReader(_PrefixedRaw(head, stream), buffer_size=FEED_CHUNK)
+    kind = _sniff(head)
     if kind == "none":
         return buffered
     if kind == "gzip":
         if _igzip is not None:
-            return _igzip.IGzipFile(fileobj=buffered, mode="rb")  # type: ignore[no-any-return]
-        import gzip
-
-        return gzip.GzipFile(fileobj=buffered, mode="rb")
+            return cast(BinaryIO, _igzip.IGzipFile(fileobj=buffered, mode="rb"))
+        return cast(BinaryIO, gzip.GzipFile(fileobj=buffered, mode="rb"))
     try:
         zstandard = importlib.import_module("zstandard")
     except ImportError as exc:
         raise CnbError(
             "cannot read a zstd-compressed layer: the optional 'zstandard' package is not installed"
         ) from exc
-    return zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True)  # type: ignore[no-any-return]
+    return cast(BinaryIO, zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True))
 
 
-class _RawAdapter(io.RawIOBase):
-    """Lets io.BufferedReader wrap any object with a ``read`` method (for peeking at magic bytes)."""
+class _PrefixedRaw(io.RawIOBase):
+    """A raw stream that returns *head* (bytes already read for sniffing), then the rest of *stream*."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
         super().__init__()
+        self._head = head
         self._stream = stream
 
     def readable(self) -> bool:
@@ -212,6 +233,11 @@ class _RawAdapter(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
+        if self._head:
+            n = min(len(self._head), len(view))
+            view[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
         data = self._stream.read(len(view))
         view[: len(data)] = data
         return len(data)

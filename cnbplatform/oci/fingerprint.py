@@ -4,9 +4,9 @@ DESIGN.md section 3 decision 4: an unchanged layer is never tarred, hashed or co
 cheap "unchanged" test is a fingerprint of the tree's metadata, computed with ``os.scandir``/``lstat``
 only (no file is opened). It is trusted the way git trusts its index:
 
-* every entry contributes (relative path, type, size, mode, mtime_ns, ctime_ns, inode, link target);
-  ctime is included because tools that copy or extract files can set an old mtime on new content,
-  but nothing can set ctime;
+* every entry contributes (relative path, type, size, mode, mtime_ns, ctime_ns, inode, link target,
+  device, link count, host path); ctime is included because tools that copy or extract files can set
+  an old mtime on new content, but nothing can set ctime;
 * racy guard: a file or symlink whose mtime or ctime is not older than the scan's start time minus
   :data:`RACY_MARGIN_NS` could still be changed within the same timestamp granularity without its
   metadata changing, so such a fingerprint is marked *unstable* and must not be used to skip work.
@@ -19,12 +19,14 @@ times and inodes; it tells whether a changed fingerprint may still hold the same
 from __future__ import annotations
 
 import hashlib
+import operator
 import os
+import pickle
 import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, NamedTuple
+from typing import Final
 
 from cnbplatform.errors import CnbError
 
@@ -36,25 +38,17 @@ FILE: Final = "f"
 SYMLINK: Final = "l"
 
 
-class ScanEntry(NamedTuple):
-    """One entry of a scanned tree. ``rel`` is POSIX-style relative to the root; ``""`` is the root."""
-
-    rel: str
-    kind: str  # DIR, FILE or SYMLINK
-    mode: int  # permission bits with setuid/setgid/sticky
-    size: int
-    mtime_ns: int
-    ctime_ns: int
-    ino: int
-    dev: int
-    nlink: int
-    target: str  # symlink target, else ""
-    path: str  # host path
+#: One entry of a scanned tree, a plain tuple (cheap to build and to hash):
+#: (rel, kind, mode, size, mtime_ns, ctime_ns, ino, target, dev, nlink, path) where ``rel`` is the
+#: POSIX-style path relative to the root (``""`` for the root), ``kind`` is DIR/FILE/SYMLINK, ``mode``
+#: holds the permission bits with setuid/setgid/sticky, ``size`` is 0 unless a file, ``target`` is a
+#: symlink's target (else ``""``) and ``path`` the host path.
+ScanEntry = tuple[str, str, int, int, int, int, int, str, int, int, str]
 
 
 @dataclass(frozen=True)
 class TreeScan:
-    """A tree's entries in archive order (depth first, names sorted by their bytes), root first."""
+    """A tree's entries, root first, parents before children, siblings in name order."""
 
     root: Path
     entries: tuple[ScanEntry, ...]
@@ -64,118 +58,113 @@ class TreeScan:
 
 @dataclass(frozen=True)
 class TreeFingerprint:
-    """sha256 of a tree's metadata (``digest``), of its content-relevant metadata (``shape``)."""
+    """sha256 of a tree's metadata, and whether it may be trusted (``stable``)."""
 
     digest: str
-    shape: str
     stable: bool
     entries: int
     total_size: int
     racy: tuple[str, ...]  # a few of the entries that made it unstable
 
 
-def _sort_key(entry: os.DirEntry[str]) -> bytes:
-    return entry.name.encode("utf-8", "surrogateescape")
-
-
-def _entry(rel: str, path: str, st: os.stat_result) -> ScanEntry | None:
-    fmt = stat.S_IFMT(st.st_mode)
-    if fmt == stat.S_IFREG:
-        kind, size, target = FILE, st.st_size, ""
-    elif fmt == stat.S_IFDIR:
-        kind, size, target = DIR, 0, ""
-    elif fmt == stat.S_IFLNK:
-        kind, size, target = SYMLINK, 0, os.readlink(path)
-    else:
-        return None
-    return ScanEntry(
-        rel,
-        kind,
-        stat.S_IMODE(st.st_mode),
-        size,
-        st.st_mtime_ns,
-        st.st_ctime_ns,
-        st.st_ino,
-        st.st_dev,
-        st.st_nlink,
-        target,
-        path,
-    )
+_IFMT: Final = 0o170000
+_IFREG: Final = stat.S_IFREG
+_IFDIR: Final = stat.S_IFDIR
+_IFLNK: Final = stat.S_IFLNK
+_name = operator.attrgetter("name")
 
 
 def scan_tree(root: Path) -> TreeScan:
-    """Walk *root* (not following symlinks below it) and return its entries in archive order."""
+    """Walk *root* (not following symlinks below it) and return its entries (no file is opened).
+
+    Siblings are visited in name order, so the result is the same on every machine; the tar writer
+    sorts the final archive itself.
+    """
     started = time.time_ns()
     root_str = os.fspath(root)
     try:
-        root_stat = os.stat(root_str)
+        st = os.stat(root_str)
     except OSError as exc:
         raise CnbError(f"cannot scan layer source {root}: {exc.strerror}") from exc
-    if not stat.S_ISDIR(root_stat.st_mode):
+    if not stat.S_ISDIR(st.st_mode):
         raise CnbError(f"cannot scan layer source {root}: not a directory")
-    first = _entry("", root_str, root_stat)
-    assert first is not None
-    entries: list[ScanEntry] = [first]
+    entries: list[ScanEntry] = [
+        ("", DIR, st.st_mode & 0o7777, 0, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, "", st.st_dev, st.st_nlink,
+         root_str)
+    ]  # fmt: skip
+    append = entries.append
     skipped: list[str] = []
-    # Depth-first, pre-order: children are pushed reversed so the smallest name is popped first.
-    stack: list[ScanEntry] = []
-    _push_children(first, stack, skipped)
-    while stack:
-        item = stack.pop()
-        entries.append(item)
-        if item.kind == DIR:
-            _push_children(item, stack, skipped)
-    return TreeScan(root, tuple(entries), tuple(skipped), started)
-
-
-def _push_children(parent: ScanEntry, stack: list[ScanEntry], skipped: list[str]) -> None:
-    try:
-        with os.scandir(parent.path) as it:
-            children = sorted(it, key=_sort_key, reverse=True)
-    except OSError as exc:
-        raise CnbError(f"cannot scan layer source directory {parent.path}: {exc.strerror}") from exc
-    base = parent.rel + "/" if parent.rel else ""
-    for child in children:
-        rel = base + child.name
+    pending: list[tuple[str, str]] = [(root_str, "")]
+    while pending:
+        directory, base = pending.pop()
         try:
-            item = _entry(rel, child.path, child.stat(follow_symlinks=False))
-        except FileNotFoundError:
-            continue  # removed while we looked: it is not part of the tree
+            with os.scandir(directory) as it:
+                children = sorted(it, key=_name)
         except OSError as exc:
-            raise CnbError(f"cannot stat layer source file {child.path}: {exc.strerror}") from exc
-        if item is None:
-            skipped.append(rel)
-        else:
-            stack.append(item)
+            raise CnbError(f"cannot scan layer source directory {directory}: {exc.strerror}") from exc
+        subdirs: list[tuple[str, str]] = []
+        for child in children:
+            try:
+                st = child.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # removed while we looked: it is not part of the tree
+            except OSError as exc:
+                raise CnbError(f"cannot stat layer source file {child.path}: {exc.strerror}") from exc
+            rel = base + child.name
+            mode = st.st_mode
+            fmt = mode & _IFMT
+            if fmt == _IFREG:
+                kind, size, target = FILE, st.st_size, ""
+            elif fmt == _IFDIR:
+                kind, size, target = DIR, 0, ""
+                subdirs.append((child.path, rel + "/"))
+            elif fmt == _IFLNK:
+                kind, size, target = SYMLINK, 0, os.readlink(child.path)
+            else:
+                skipped.append(rel)
+                continue
+            append((rel, kind, mode & 0o7777, size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, target, st.st_dev,
+                    st.st_nlink, child.path))  # fmt: skip
+        subdirs.reverse()
+        pending += subdirs
+    return TreeScan(root, tuple(entries), tuple(skipped), started)
 
 
 def fingerprint_scan(scan: TreeScan, *, margin_ns: int = RACY_MARGIN_NS) -> TreeFingerprint:
     """Fingerprint of a scan (see the module docstring for what goes in and when it is unstable)."""
     limit = scan.started_ns - margin_ns
-    full: list[str] = []
-    shape: list[str] = []
-    racy: list[str] = []
-    first_of_inode: dict[tuple[int, int], str] = {}
-    total = 0
-    for e in scan.entries:
-        full.append(
-            f"{e.rel}\0{e.kind}\0{e.size}\0{e.mode:o}\0{e.mtime_ns}\0{e.ctime_ns}\0{e.ino}\0{e.target}\n"
-        )
-        link = ""
-        if e.kind == FILE and e.nlink > 1:
-            link = first_of_inode.setdefault((e.dev, e.ino), e.rel)
-        shape.append(f"{e.rel}\0{e.kind}\0{e.size}\0{e.mode:o}\0{e.target}\0{link}\n")
-        total += e.size
-        if e.kind != DIR and (e.mtime_ns >= limit or e.ctime_ns >= limit) and len(racy) < 8:
-            racy.append(e.rel or ".")
+    entries = scan.entries
+    racy = [e[0] or "." for e in entries if (e[4] >= limit or e[5] >= limit) and e[1] != DIR]
+    # A pickle without memo depends on the values only; it is streamed into the hash.
+    hasher = hashlib.sha256()
+    pickler = pickle.Pickler(_HashWriter(hasher), protocol=5)
+    pickler.fast = True
+    pickler.dump(entries)
     return TreeFingerprint(
-        digest=_sha256_lines(full),
-        shape=_sha256_lines(shape),
+        digest="sha256:" + hasher.hexdigest(),
         stable=not racy,
-        entries=len(scan.entries),
-        total_size=total,
-        racy=tuple(racy),
+        entries=len(entries),
+        total_size=sum(e[3] for e in entries),
+        racy=tuple(racy[:8]),
     )
+
+
+class _HashWriter:
+    __slots__ = ("write",)
+
+    def __init__(self, hasher: hashlib._Hash) -> None:
+        self.write = hasher.update
+
+
+def shape_digest(scan: TreeScan) -> str:
+    """sha256 of what decides the tar apart from file contents: paths, types, sizes, modes, link
+    targets and hard-link groups (no times, no inode numbers)."""
+    first_of_inode: dict[tuple[int, int], str] = {}
+    shape: list[tuple[str, str, int, int, str, str]] = []
+    for rel, kind, mode, size, _, _, ino, target, dev, nlink, _ in scan.entries:
+        link = first_of_inode.setdefault((dev, ino), rel) if kind == FILE and nlink > 1 else ""
+        shape.append((rel, kind, size, mode, target, link))
+    return "sha256:" + hashlib.sha256(repr(shape).encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def fingerprint_tree(root: Path, *, margin_ns: int = RACY_MARGIN_NS) -> TreeFingerprint:
@@ -193,7 +182,3 @@ def stat_line(path: Path, *, now_ns: int, margin_ns: int = RACY_MARGIN_NS) -> tu
     line = f"{st.st_mode:o}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}\0{target}"
     limit = now_ns - margin_ns
     return line, st.st_mtime_ns < limit and st.st_ctime_ns < limit
-
-
-def _sha256_lines(lines: list[str]) -> str:
-    return "sha256:" + hashlib.sha256("".join(lines).encode("utf-8", "surrogateescape")).hexdigest()
