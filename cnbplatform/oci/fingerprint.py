@@ -5,7 +5,8 @@ cheap "unchanged" test is a fingerprint of the tree's metadata, computed with ``
 only (no file is opened). It is trusted the way git trusts its index:
 
 * every entry contributes (relative path, type, size, mode, mtime_ns, ctime_ns, inode, link target,
-  device, link count, host path); ctime is included because tools that copy or extract files can set
+  device, link count; not the host path, nor the root directory's own ctime, so a tree renamed into place
+  keeps its fingerprint); ctime is included because tools that copy or extract files can set
   an old mtime on new content, but nothing can set ctime;
 * racy guard: a file or symlink whose mtime or ctime is not older than the scan's start time minus
   :data:`RACY_MARGIN_NS` could still be changed within the same timestamp granularity without its
@@ -139,7 +140,10 @@ def fingerprint_scan(scan: TreeScan, *, margin_ns: int = RACY_MARGIN_NS) -> Tree
     hasher = hashlib.sha256()
     pickler = pickle.Pickler(_HashWriter(hasher), protocol=5)
     pickler.fast = True
-    pickler.dump(entries)
+    # Leave out host paths and the root directory's ctime: a tree moved into place with a rename (a layer
+    # restored from the cache) keeps every inode, mtime and child ctime, and must fingerprint the same.
+    root = entries[0]
+    pickler.dump([(*root[:5], 0, *root[6:10]), *(e[:10] for e in entries[1:])])
     return TreeFingerprint(
         digest="sha256:" + hasher.hexdigest(),
         stable=not racy,

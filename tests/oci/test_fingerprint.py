@@ -142,3 +142,21 @@ def test_missing_root_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(CnbError, match="not a directory"):
         scan_tree(tmp_path / "file")
+
+
+def test_a_tree_renamed_into_place_keeps_its_fingerprint(tmp_path: Path) -> None:
+    """A cached layer restored with a rename (lifecycle/cache_trees) must be a fingerprint hit at export."""
+    src = tmp_path / "cache" / "tree"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "f").write_bytes(b"x" * 100)
+    os.utime(src / "sub" / "f", ns=(10**18, 10**18))
+    os.utime(src / "sub", ns=(10**18, 10**18))
+    before = fingerprint_tree(src)
+    moved = tmp_path / "layers" / "bp" / "layer"
+    moved.parent.mkdir(parents=True)
+    os.rename(src, moved)
+    after = fingerprint_tree(moved)
+    assert after.digest == before.digest
+    (moved / "sub" / "f").write_bytes(b"y" * 100)
+    os.utime(moved / "sub" / "f", ns=(10**18, 10**18))
+    assert fingerprint_tree(moved).digest != before.digest
