@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 
 from cnbplatform.cli.output import OPTIONS, out_console
-from cnbplatform.platform.base import create_base_images
 from cnbplatform.platform.context import context_from_env
 
 app = typer.Typer(help="Base (build and run) images.", no_args_is_help=True)
@@ -21,6 +20,8 @@ def create(
     insecure_registry: list[str] = typer.Option([], "--insecure-registry", help="Registry host over plain HTTP."),
 ) -> None:
     """Create a build image and a run image from a base recipe."""
+    from cnbplatform.platform.base import create_base_images
+
     ctx = context_from_env(insecure_registries=insecure_registry)
     outcome = create_base_images(ctx, config, build_image, run_image)
     if not OPTIONS.quiet:

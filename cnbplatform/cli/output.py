@@ -9,9 +9,9 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
 
 from cnbplatform.errors import CnbError
 
@@ -43,16 +43,20 @@ class TransferProgress:
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled and err_console.is_terminal
-        self._bars = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TextColumn("{task.fields[status]}"),
-            console=err_console,
-            transient=False,
-        )
-        self._tasks: dict[str, TaskID] = {}
+        self._tasks: dict[str, Any] = {}
+        self._bars: Any = None
+        if self.enabled:  # rich.progress is only imported when bars will be drawn
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+            self._bars = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TextColumn("{task.fields[status]}"),
+                console=err_console,
+                transient=False,
+            )
 
     def __enter__(self) -> TransferProgress:
         if self.enabled:

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from cnbplatform.cli.output import out_console
 from cnbplatform.oci.store import StoredRef
@@ -36,6 +35,8 @@ def print_listing(refs: Sequence[StoredRef], as_json: bool) -> None:
         ]
         typer.echo(json.dumps(rows, indent=2))
         return
+    from rich.table import Table
+
     table = Table(box=None, pad_edge=False)
     table.add_column("NAME")
     table.add_column("DIGEST")

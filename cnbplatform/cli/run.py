@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 
 from cnbplatform.platform.context import context_from_env
-from cnbplatform.platform.run import RunOptions, run_image
 
 
 def run(
@@ -27,6 +26,8 @@ def run(
         if not sep or not key:
             raise typer.BadParameter(f"--env {item!r}: expected KEY=VALUE")
         extra[key] = value
+    from cnbplatform.platform.run import RunOptions, run_image
+
     ctx = context_from_env(insecure_registries=insecure_registry)
     code = run_image(
         ctx, RunOptions(image=image, process=process, args=args or (), env=extra, network=network == "host")

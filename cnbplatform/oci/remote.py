@@ -78,6 +78,10 @@ class RemoteStore:
     def write(self, artifact: Artifact, ref: str | None, progress: Progress | None = None) -> WriteResult:
         progress = progress or NullProgress()
         result = WriteResult(descriptor=artifact.descriptor)
+        if ref is not None and self._already_tagged(ref, artifact.descriptor.digest):
+            # DESIGN.md §3 decision 5: a re-push of an unchanged image costs one metadata comparison.
+            result.existing.append(artifact.descriptor.digest)
+            return result
         items = dedupe(list(walk(artifact)))
         blobs = [i for i in items if not isinstance(i, ManifestBlob)]
         lock = threading.Lock()
@@ -99,6 +103,14 @@ class RemoteStore:
         top = manifests[-1]
         self.client.put_manifest(self.repository, ref or top.descriptor.digest, top.data, top.descriptor.media_type)
         return result
+
+    def _already_tagged(self, ref: str, digest: str) -> bool:
+        """True when *ref* already names a manifest with *digest* (a registry keeps the blobs a manifest needs)."""
+        try:
+            head = self.client.head_manifest(self.repository, ref, mt.ACCEPT_ALL)
+        except CnbError:
+            return False
+        return head is not None and head[1] == digest
 
     def _push_blob(self, item: BlobItem, progress: Progress) -> tuple[str, int]:
         desc = item.descriptor

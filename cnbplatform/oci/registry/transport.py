@@ -81,6 +81,12 @@ def is_loopback(hostport: str) -> bool:
 
 def ssl_context(ca_file: Path | None, *, verify: bool) -> ssl.SSLContext:
     """System trust store (plus *ca_file*), or no verification at all for an insecure registry."""
+    if not verify:
+        # No trust store to load (that alone costs ~20 ms): nothing is verified.
+        lax = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        lax.check_hostname = False
+        lax.verify_mode = ssl.CERT_NONE
+        return lax
     context = ssl.create_default_context()
     if ca_file is not None:
         context.load_verify_locations(cafile=str(ca_file))
@@ -321,15 +327,28 @@ class Endpoint:
         }
         # An injected transport brings its own TLS; building SSL contexts would only cost time.
         registry_tls = ssl_context(ca_file, verify=not lax) if transport is None else True
-        other_tls = ssl_context(ca_file, verify=True) if transport is None else True
         self._registry = httpx.Client(verify=registry_tls, **options)  # type: ignore[arg-type]
-        self._other = httpx.Client(verify=other_tls, **options)  # type: ignore[arg-type]
+        # Other hosts (token realms, storage redirects) are rare for a local registry: made on first use.
+        self._other_options = options
+        self._other_tls: tuple[Path | None, bool] = (ca_file, transport is None)
+        self._other_client: httpx.Client | None = None
+        self._other_lock = threading.Lock()
         self._base: str | None = None
         self._lock = threading.Lock()
 
+    @property
+    def _other(self) -> httpx.Client:
+        with self._other_lock:
+            if self._other_client is None:
+                ca_file, build_tls = self._other_tls
+                tls = ssl_context(ca_file, verify=True) if build_tls else True
+                self._other_client = httpx.Client(verify=tls, **self._other_options)  # type: ignore[arg-type]
+            return self._other_client
+
     def close(self) -> None:
         self._registry.close()
-        self._other.close()
+        if self._other_client is not None:
+            self._other_client.close()
 
     def build(self, method: str, url: str | httpx.URL, **kwargs: object) -> httpx.Request:
         return self._registry.build_request(method, url, **kwargs)  # type: ignore[arg-type]
