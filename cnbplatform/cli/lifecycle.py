@@ -7,10 +7,10 @@ import typer
 
 from cnbplatform.cli.output import reporter_for
 from cnbplatform.platform.context import context_from_env
-from cnbplatform.platform.lifecycle_run import PHASES, run_phase
 
-app = typer.Typer(help="Run lifecycle phases one by one (analyze, detect, restore, build, export, create).",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Run lifecycle phases one by one (analyze, detect, restore, build, export, create).", no_args_is_help=True
+)
 
 HELP = {
     "analyze": "Read the previous image and the run image; write analyzed.toml.",
@@ -19,6 +19,7 @@ HELP = {
     "build": "Run bin/build of each buildpack in the group; write metadata.toml.",
     "export": "Assemble the app image on the run image, write it to every tag, and write the cache.",
     "create": "analyze, detect, restore, build and export in one go.",
+    "launch": "The launcher's logic on this machine: run a process of the app in --layers/--app.",
 }
 
 
@@ -71,13 +72,16 @@ def _make(phase: str):  # type: ignore[no-untyped-def]
             "build_image": build_image, "detect_timeout": detect_timeout, "build_timeout": build_timeout,
             "network": network, "log_level": log_level,
         }  # fmt: skip
+        from cnbplatform.platform.lifecycle_run import run_phase
+
         ctx = context_from_env(insecure_registries=insecure_registry)
         with reporter_for(log_level) as reporter:
-            run_phase(ctx, phase, flags, tuple(images or ()), tuple(tag), reporter)
+            code = run_phase(ctx, phase, flags, tuple(images or ()), tuple(tag), reporter)
+        raise typer.Exit(code)
 
     command.__doc__ = HELP[phase]
     return command
 
 
-for _phase in PHASES:
+for _phase in HELP:
     app.command(_phase, help=HELP[_phase])(_make(_phase))

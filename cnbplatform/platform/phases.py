@@ -121,6 +121,14 @@ class Phases:
         gid = self.settings.gid if self.settings.gid is not None else _int(env.get("CNB_GROUP_ID"))
         return (os.getuid() if uid is None else uid), (os.getgid() if gid is None else gid)
 
+    def export_ids(self) -> tuple[int, int]:
+        """Owner of layer and app files in the image: flags/env, else the build image's CNB_USER_ID/GROUP_ID."""
+        if self.settings.sandbox == "bwrap" and self.settings.build_image:
+            opened = self.open_image(self.settings.build_image)
+            assert opened is not None
+            return self.uid_gid(opened.image.config.config.env_dict())
+        return self.uid_gid(dict(self.ctx.env))
+
     def dirs(self) -> Dirs:
         s = self.settings
         return Dirs(

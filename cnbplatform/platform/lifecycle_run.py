@@ -1,0 +1,134 @@
+"""``cnb lifecycle <phase>``: resolve settings, run one phase (or all of them for ``create``), report timings."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+from cnbplatform.errors import PhaseError, UsageError
+from cnbplatform.files.analyzed import Analyzed
+from cnbplatform.files.group import GroupFile
+from cnbplatform.files.report import ProjectMetadata
+from cnbplatform.files.run_toml import RunConfig
+from cnbplatform.launcher.pyrun import launch
+from cnbplatform.lifecycle.common import Reporter
+from cnbplatform.lifecycle.export import ExportInputs, ExportResult, export
+from cnbplatform.platform.context import PlatformContext
+from cnbplatform.platform.lifecycle_settings import LifecycleSettings, resolve_settings
+from cnbplatform.platform.phases import Phases
+
+PHASES = ("analyze", "detect", "restore", "build", "export", "create", "launch")
+_WITH_IMAGES = {"analyze", "export", "create", "launch"}
+
+
+def source_date_epoch(env: Mapping[str, str], reporter: Reporter) -> int | None:
+    """``SOURCE_DATE_EPOCH`` (CNB-SPEC §2.5, Platform ≥0.9); an invalid value is ignored with a warning."""
+    value = env.get("SOURCE_DATE_EPOCH", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return int(value)
+    reporter.warn(f"ignoring SOURCE_DATE_EPOCH={value!r}: not a whole number of seconds")
+    return None
+
+
+def run_export(phases: Phases, reporter: Reporter) -> ExportResult:
+    s = phases.settings
+    api = phases.platform_api()
+    if not s.images:
+        raise UsageError("export needs at least one output image")
+    analyzed = Analyzed.load(s.analyzed)
+    if not analyzed.run_image or not analyzed.run_image.reference:
+        raise PhaseError("export", 62, f"read {s.analyzed}", "no run-image reference (run analyze first)")
+    run = phases.open_image(analyzed.run_image.reference)
+    assert run is not None
+    previous = None
+    if analyzed.previous_image and analyzed.previous_image.reference:
+        opened = phases.open_image(analyzed.previous_image.reference, missing_ok=True)
+        previous = opened.image if opened else None
+    destinations = [phases.destination(name) for name in (*s.images, *s.tags)]
+    uid, gid = phases.export_ids()
+    launcher = s.launcher if s.launcher.is_file() else None
+    return export(
+        ExportInputs(
+            layers_dir=s.layers,
+            app_dir=s.app,
+            group=GroupFile.load(s.group),
+            analyzed=analyzed,
+            run_image=run.image,
+            destinations=[(store, ref or "latest") for store, ref in destinations],
+            blobs_dir=phases.blobs_dir,
+            layer_cache=phases.layer_cache,
+            uid=uid,
+            gid=gid,
+            previous_image=previous,
+            platform_api=api,
+            default_process=s.process_type,
+            project_metadata=ProjectMetadata.load(s.project_metadata, missing_ok=True),
+            run_config=RunConfig.load(s.run) if s.run.is_file() else None,
+            launcher_file=launcher,
+            source_date_epoch=source_date_epoch(phases.ctx.env, reporter),
+            cache=phases.cache(),
+            exec_env=s.exec_env,
+            report_path=s.report,
+            report_tags=[*s.images, *s.tags],
+            parallel=2 if s.parallel else 1,
+        ),
+        reporter,
+    )
+
+
+def run_create(phases: Phases, reporter: Reporter) -> ExportResult:
+    timings: dict[str, float] = {}
+    for name, step in (
+        ("analyze", phases.analyze),
+        ("detect", phases.detect),
+        ("restore", phases.restore),
+        ("build", phases.build),
+    ):
+        started = time.perf_counter()
+        reporter.info(f"===> {name.upper()}")
+        step()
+        timings[name] = time.perf_counter() - started
+    reporter.info("===> EXPORT")
+    started = time.perf_counter()
+    result = run_export(phases, reporter)
+    timings["export"] = time.perf_counter() - started
+    summary = ", ".join(f"{k} {v:.2f}s" for k, v in timings.items())
+    reporter.info(f"image {result.descriptor.digest} ({len(result.added)} layers added, {len(result.reused)} reused)")
+    reporter.info(f"timings: {summary}")
+    return result
+
+
+def run_launch(settings: LifecycleSettings, env: Mapping[str, str]) -> int:
+    argv0 = f"/cnb/process/{settings.process_type}" if settings.process_type else "/cnb/lifecycle/launcher"
+    launch_env = {k: v for k, v in env.items() if k not in ("CNB_PROCESS_TYPE",)}
+    return launch([argv0, *settings.images], launch_env, settings.layers, settings.app)
+
+
+def run_phase(
+    ctx: PlatformContext,
+    phase: str,
+    flags: Mapping[str, object],
+    images: tuple[str, ...],
+    tags: tuple[str, ...],
+    reporter: Reporter,
+) -> int:
+    """Run *phase*; returns the exit code (0, or the launched process's code for ``launch``)."""
+    if phase not in PHASES:
+        raise UsageError(f"unknown phase {phase!r}")
+    if images and phase not in _WITH_IMAGES:
+        raise PhaseError(phase, 3, "parse arguments", f"{phase} takes no positional arguments, got {len(images)}")
+    settings = resolve_settings(flags, ctx.env, images=images, tags=tags)
+    if phase == "launch":
+        return run_launch(settings, ctx.env)
+    if phase in ("analyze", "export", "create") and not images:
+        raise PhaseError(phase, 3, "parse arguments", "an output image is required")
+    with Phases(ctx, settings, reporter) as phases:
+        if phase == "create":
+            run_create(phases, reporter)
+        elif phase == "export":
+            run_export(phases, reporter)
+        else:
+            getattr(phases, phase)()
+    return 0
