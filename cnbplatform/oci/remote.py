@@ -80,7 +80,7 @@ class RemoteStore:
         result = WriteResult(descriptor=artifact.descriptor)
         if ref is not None and self._already_tagged(ref, artifact.descriptor.digest):
             # DESIGN.md §3 decision 5: a re-push of an unchanged image costs one metadata comparison.
-            result.existing.append(artifact.descriptor.digest)
+            result.existing += [item.descriptor.digest for item in dedupe(list(walk(artifact)))]
             return result
         items = dedupe(list(walk(artifact)))
         blobs = [i for i in items if not isinstance(i, ManifestBlob)]
