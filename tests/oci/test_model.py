@@ -40,9 +40,7 @@ def test_reads_docker_v2_schema2_manifest() -> None:
 
 
 def test_writes_oci_and_round_trips() -> None:
-    m = Manifest(
-        mt.OCI_MANIFEST, Descriptor(mt.OCI_CONFIG, D1, 5), (Descriptor(mt.OCI_LAYER_GZIP, D2, 7),), {"a": "b"}
-    )
+    m = Manifest(mt.OCI_MANIFEST, Descriptor(mt.OCI_CONFIG, D1, 5), (Descriptor(mt.OCI_LAYER_GZIP, D2, 7),), {"a": "b"})
     again = Manifest.parse(m.to_bytes())
     assert again == m and again.annotations == {"a": "b"}
     assert json.loads(m.to_bytes())["mediaType"] == mt.OCI_MANIFEST
@@ -102,9 +100,9 @@ def test_config_keeps_unknown_keys_and_fields() -> None:
     assert again["config"]["Healthcheck"] == {"Test": ["x"]}
     assert again["history"] == [{"created_by": "me", "empty_layer": True}]
     # canonical form: same content, same bytes, same digest
-    assert hashlib.sha256(ImageConfig.parse(cfg.to_bytes()).to_bytes()).digest() == hashlib.sha256(
-        cfg.to_bytes()
-    ).digest()
+    assert (
+        hashlib.sha256(ImageConfig.parse(cfg.to_bytes()).to_bytes()).digest() == hashlib.sha256(cfg.to_bytes()).digest()
+    )
 
 
 def test_config_with_bad_diff_ids_is_refused() -> None:
