@@ -26,7 +26,7 @@ Insecure = typer.Option([], "--insecure-registry", help="Registry host to reach 
 def copy(
     source: str = typer.Argument(..., help=ADDRESS_HELP),
     destination: str = typer.Argument(..., help=ADDRESS_HELP),
-    platform: str | None = typer.Option(None, "--platform", help="os/arch[/variant] to pick from an index."),
+    platform: str | None = typer.Option(None, "--platform", help="os/arch or os/arch/variant to pick from an index."),
     insecure_registry: list[str] = Insecure,
 ) -> None:
     """Copy an image (or a whole index) from SOURCE to DESTINATION."""
@@ -55,7 +55,7 @@ def ls(
 @app.command("inspect")
 def inspect(
     image: str = typer.Argument(..., help=ADDRESS_HELP),
-    platform: str | None = typer.Option(None, "--platform", help="os/arch[/variant] to pick from an index."),
+    platform: str | None = typer.Option(None, "--platform", help="os/arch or os/arch/variant to pick from an index."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     insecure_registry: list[str] = Insecure,
 ) -> None:

@@ -12,11 +12,12 @@ from types import TracebackType
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from cnbplatform.errors import CnbError
 
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-out_console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+out_console = Console(highlight=False, soft_wrap=True, markup=False)
 
 
 @dataclass
@@ -88,7 +89,7 @@ class TransferProgress:
 def render_error(exc: BaseException) -> None:
     """One line for the user; with -v, the chain of causes as well."""
     message = exc.message if isinstance(exc, CnbError) else f"{type(exc).__name__}: {exc}"
-    err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
     if OPTIONS.verbose:
         seen = {id(exc)}
         cause = exc.__cause__ or exc.__context__
@@ -115,7 +116,7 @@ class ConsoleReporter:
     def warn(self, message: str) -> None:
         if self.level != "error":
             with self._lock:
-                err_console.print(f"[yellow]warning:[/] {message}", highlight=False)
+                err_console.print(f"[yellow]warning:[/] {escape(message)}", markup=True, highlight=False)
 
     def debug(self, message: str) -> None:
         if self.level == "debug" or OPTIONS.verbose:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from cnbplatform.cli.output import out_console
 from cnbplatform.oci.store import StoredRef
@@ -78,7 +79,7 @@ def image_details_json(details: ImageDetails) -> dict[str, Any]:
 
 
 def print_image_details(details: ImageDetails) -> None:
-    out_console.print(f"[bold]{details.address}[/]  {details.descriptor.digest}")
+    out_console.print(f"[bold]{escape(str(details.address))}[/]  {details.descriptor.digest}", markup=True)
     if details.index is not None:
         out_console.print(f"index with {len(details.index)} manifests:")
         for d in details.index:

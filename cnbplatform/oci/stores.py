@@ -10,13 +10,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from cnbplatform.oci.address import ImageAddress, StoreKind
 from cnbplatform.oci.layout import LayoutStore
 from cnbplatform.oci.local import LocalStore
 from cnbplatform.oci.reference import Reference
-from cnbplatform.oci.registry import RegistryClient, resolve_credential
 from cnbplatform.oci.store import ImageStore
+
+if TYPE_CHECKING:  # httpx and the registry client load only when a registry is used (start-up time)
+    from cnbplatform.oci.registry import RegistryClient
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ class Stores:
         return RemoteStore(self.client(ref.registry), ref.registry, ref.repository, parallel=self.options.parallel)
 
     def client(self, registry: str) -> RegistryClient:
+        from cnbplatform.oci.registry import RegistryClient, resolve_credential
+
         if registry not in self._clients:
             self._clients[registry] = RegistryClient(
                 registry if registry != "docker.io" else "registry-1.docker.io",

@@ -250,8 +250,6 @@ class Phases:
         api = self.platform_api()
         s = self.settings
         cache = self.cache()
-        if cache is None:
-            self.reporter.warn("No cached data will be used, no cache specified.")
         own = s.sandbox != "bwrap" and os.getuid() == 0
         uid, gid = self.uid_gid(dict(self.ctx.env))
         restore(
