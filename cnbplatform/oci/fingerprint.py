@@ -25,14 +25,18 @@ import os
 import pickle
 import stat
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from cnbplatform.errors import CnbError
 
-#: How close to the scan a timestamp may be before the entry counts as racy (2 s: FAT/SMB granularity).
-RACY_MARGIN_NS: Final = 2_000_000_000
+#: How close to the scan a timestamp may be before the entry counts as racy, on filesystems that keep
+#: sub-second timestamps (ext4, xfs, btrfs, tmpfs, overlayfs: the kernel clock ticks every 1-10 ms).
+RACY_MARGIN_NS: Final = 100_000_000
+#: ... and on filesystems whose timestamps are whole seconds (FAT, SMB, some network filesystems).
+COARSE_RACY_MARGIN_NS: Final = 2_000_000_000
 
 DIR: Final = "d"
 FILE: Final = "f"
@@ -133,8 +137,10 @@ def scan_tree(root: Path) -> TreeScan:
 
 def fingerprint_scan(scan: TreeScan, *, margin_ns: int = RACY_MARGIN_NS) -> TreeFingerprint:
     """Fingerprint of a scan (see the module docstring for what goes in and when it is unstable)."""
-    limit = scan.started_ns - margin_ns
     entries = scan.entries
+    if margin_ns < COARSE_RACY_MARGIN_NS and _coarse_timestamps(entries):
+        margin_ns = COARSE_RACY_MARGIN_NS
+    limit = scan.started_ns - margin_ns
     racy = [e[0] or "." for e in entries if (e[4] >= limit or e[5] >= limit) and e[1] != DIR]
     # A pickle without memo depends on the values only; it is streamed into the hash.
     hasher = hashlib.sha256()
@@ -151,6 +157,12 @@ def fingerprint_scan(scan: TreeScan, *, margin_ns: int = RACY_MARGIN_NS) -> Tree
         total_size=sum(e[3] for e in entries),
         racy=tuple(racy[:8]),
     )
+
+
+def _coarse_timestamps(entries: Sequence[ScanEntry]) -> bool:
+    """Whether the filesystem keeps whole-second timestamps (every sampled mtime and ctime is a whole second)."""
+    sample = entries[:64]
+    return all(e[4] % 1_000_000_000 == 0 and e[5] % 1_000_000_000 == 0 for e in sample)
 
 
 class _HashWriter:

@@ -160,3 +160,15 @@ def test_a_tree_renamed_into_place_keeps_its_fingerprint(tmp_path: Path) -> None
     (moved / "sub" / "f").write_bytes(b"y" * 100)
     os.utime(moved / "sub" / "f", ns=(10**18, 10**18))
     assert fingerprint_tree(moved).digest != before.digest
+
+
+def test_whole_second_filesystems_get_the_coarse_margin() -> None:
+    """On FAT/SMB-like timestamps (whole seconds) a change within 2 s could keep the same mtime: stay unstable."""
+    second = 1_000_000_000
+    entry = ("a", fp.FILE, 0o644, 1, 100 * second, 100 * second, 1, "", 1, 1, "/x/a")
+    fine = ("a", fp.FILE, 0o644, 1, 100 * second + 7, 100 * second + 9, 1, "", 1, 1, "/x/a")
+    assert fp._coarse_timestamps([entry])
+    assert not fp._coarse_timestamps([fine])
+    started = 101 * second + 500_000_000  # 1.5 s after the file's timestamps
+    assert not fingerprint_scan(fp.TreeScan(Path("/x"), (entry,), (), started)).stable
+    assert fingerprint_scan(fp.TreeScan(Path("/x"), (fine,), (), started)).stable
