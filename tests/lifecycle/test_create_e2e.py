@@ -277,3 +277,44 @@ def test_hostile_buildpack_cannot_reach_the_host(tmp_path: Path, cnb: Cnb, bases
         assert not leak.exists() or "top secret" not in leak.read_text()
     finally:
         secret.unlink()
+
+
+def test_phases_one_by_one_with_cnb_variables(tmp_path: Path, cnb: Cnb, bases: Path) -> None:
+    """A CI system driving analyze, detect, restore, build, export as separate steps, configured by CNB_* only."""
+    home_with_bases(cnb, bases)
+    project = make_project(tmp_path / "project")
+    layers = project.root / "layers"
+    layers.mkdir()
+    (project.root / "platform").mkdir()
+    layout = tmp_path / "out"
+    env = {
+        "CNB_PLATFORM_API": "0.15",
+        "CNB_LAYERS_DIR": str(layers),
+        "CNB_APP_DIR": str(project.app),
+        "CNB_PLATFORM_DIR": str(project.root / "platform"),
+        "CNB_BUILDPACKS_DIR": str(project.buildpacks),
+        "CNB_ORDER_PATH": str(project.order),
+        "CNB_RUN_IMAGE": "tiny-run",
+        "CNB_CACHE_DIR": str(project.root / "cache"),
+        "CNB_SANDBOX": "bwrap",
+        "CNB_BUILD_IMAGE": "tiny-build",
+    }
+    cnb("lifecycle", "analyze", f"oci:{layout}:app", extra_env=env)
+    assert (layers / "analyzed.toml").is_file()
+    cnb("lifecycle", "detect", extra_env=env)
+    group = (layers / "group.toml").read_text()
+    assert group.index("test/cache") < group.index("test/launch") < group.index("test/sbom")
+    cnb("lifecycle", "restore", extra_env=env)
+    cnb("lifecycle", "build", extra_env=env)
+    assert (layers / "config" / "metadata.toml").is_file()
+    cnb("lifecycle", "export", f"oci:{layout}:app", extra_env=env)
+    assert skopeo_inspect(f"oci:{layout}:app", "--config")["config"]["Entrypoint"] == ["/cnb/process/web"]
+    report = (layers / "report.toml").read_text()
+    assert "app" in report
+    # a positional argument where the phase takes none is a usage error (exit 3), unset API is exit 11
+    assert cnb("lifecycle", "detect", "extra", extra_env=env, check=False).returncode == 3
+    no_api = {**env, "CNB_PLATFORM_API": ""}
+    done = cnb("lifecycle", "detect", extra_env=no_api, check=False)
+    assert done.returncode == 11 and "CNB_PLATFORM_API" in done.stderr
+    bad_api = {**env, "CNB_PLATFORM_API": "0.3"}
+    assert cnb("lifecycle", "build", extra_env=bad_api, check=False).returncode == 11
