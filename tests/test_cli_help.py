@@ -18,6 +18,8 @@ COMMANDS = [
     ["image", "rm"],
     ["image", "tag"],
     ["run"],
+    ["inspect"],
+    ["config"],
     ["base"],
     ["base", "create"],
     ["lifecycle"],

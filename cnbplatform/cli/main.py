@@ -7,7 +7,7 @@ import sys
 import typer
 
 from cnbplatform import __version__
-from cnbplatform.cli import base, image, lifecycle
+from cnbplatform.cli import base, config, image, inspect_cmd, lifecycle
 from cnbplatform.cli.output import OPTIONS, render_error, setup_logging
 from cnbplatform.cli.run import run
 from cnbplatform.errors import CnbError
@@ -22,6 +22,8 @@ app = typer.Typer(
 app.add_typer(image.app, name="image")
 app.add_typer(base.app, name="base")
 app.add_typer(lifecycle.app, name="lifecycle")
+app.add_typer(config.app, name="config")
+app.command("inspect")(inspect_cmd.inspect)
 app.command("run")(run)
 
 

@@ -20,6 +20,11 @@ def default_home(env: Mapping[str, str]) -> Path:
     return Path(data) / "cnb"
 
 
+def home_from_env() -> Path:
+    """``$CNB_HOME`` (or the XDG default) of this process."""
+    return default_home(os.environ)
+
+
 @dataclass(frozen=True)
 class PlatformContext:
     home: Path
@@ -44,10 +49,14 @@ def context_from_env(
     env = dict(os.environ if env is None else env)
     insecure = {r.strip() for r in env.get("CNB_INSECURE_REGISTRIES", "").split(",") if r.strip()}
     insecure.update(insecure_registries)
+    home = default_home(env)
+    from cnbplatform.platform.config import load_config
+
+    insecure.update(load_config(home).insecure_registries)
     ca = env.get("CNB_REGISTRY_CA")
     retries = env.get("CNB_REGISTRY_RETRIES", "4")
     return PlatformContext(
-        home=default_home(env),
+        home=home,
         env=env,
         insecure_registries=frozenset(insecure),
         ca_file=Path(ca) if ca else None,

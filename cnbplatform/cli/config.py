@@ -1,0 +1,84 @@
+"""``cnb config``: default builder, trusted builders, registry mirrors and insecure registries."""
+
+from __future__ import annotations
+
+import typer
+
+from cnbplatform.cli.output import out_console
+from cnbplatform.platform.config import load_config, save_config
+from cnbplatform.platform.context import home_from_env as _home
+
+app = typer.Typer(help="Settings kept in $CNB_HOME/config.toml.", no_args_is_help=True)
+
+
+@app.command("default-builder")
+def default_builder(
+    name: str | None = typer.Argument(None, help="Builder to use when --builder is not given."),
+) -> None:
+    """Show or set the default builder."""
+    config = load_config(_home())
+    if name is None:
+        out_console.print(config.default_builder or "(none)")
+        return
+    config.default_builder = name
+    save_config(_home(), config)
+    out_console.print(f"default builder: {name}")
+
+
+@app.command("trusted-builders")
+def trusted_builders(
+    action: str = typer.Argument("list", help="list, add or remove"), name: str | None = typer.Argument(None)
+) -> None:
+    """List, add or remove trusted builders."""
+    _edit_list("trusted_builders", action, name)
+
+
+@app.command("insecure-registries")
+def insecure_registries(
+    action: str = typer.Argument("list", help="list, add or remove"), name: str | None = typer.Argument(None)
+) -> None:
+    """Registries reached over plain HTTP (or TLS without verification)."""
+    _edit_list("insecure_registries", action, name)
+
+
+@app.command("registry-mirrors")
+def registry_mirrors(
+    action: str = typer.Argument("list", help="list, add or remove"),
+    registry: str | None = typer.Argument(None, help="Registry host (e.g. docker.io)."),
+    mirror: str | None = typer.Argument(None, help="Mirror host (add only)."),
+) -> None:
+    """Mirrors to use for a registry."""
+    config = load_config(_home())
+    if action == "list":
+        for key, value in sorted(config.registry_mirrors.items()):
+            out_console.print(f"{key} -> {value}")
+        return
+    if registry is None or (action == "add" and mirror is None):
+        raise typer.BadParameter("give the registry (and the mirror to add)")
+    if action == "add":
+        assert mirror is not None
+        config.registry_mirrors[registry] = mirror
+    elif action == "remove":
+        config.registry_mirrors.pop(registry, None)
+    else:
+        raise typer.BadParameter("action must be list, add or remove")
+    save_config(_home(), config)
+
+
+def _edit_list(field: str, action: str, name: str | None) -> None:
+    config = load_config(_home())
+    values: list[str] = getattr(config, field)
+    if action == "list":
+        for value in sorted(values):
+            out_console.print(value)
+        return
+    if name is None:
+        raise typer.BadParameter("give a name")
+    if action == "add":
+        values.append(name)
+    elif action == "remove":
+        if name in values:
+            values.remove(name)
+    else:
+        raise typer.BadParameter("action must be list, add or remove")
+    save_config(_home(), config)
