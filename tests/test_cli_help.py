@@ -19,11 +19,12 @@ COMMANDS = [
     ["image", "tag"],
     ["run"],
     ["inspect"],
+    ["rebase"],
     ["config"],
     ["base"],
     ["base", "create"],
     ["lifecycle"],
-    *[["lifecycle", phase] for phase in ("analyze", "detect", "restore", "build", "export", "create", "launch")],
+    *[["lifecycle", phase] for phase in ("analyze", "detect", "restore", "build", "export", "create", "launch", "rebase")],
 ]
 
 

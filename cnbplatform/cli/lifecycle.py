@@ -9,7 +9,8 @@ from cnbplatform.cli.output import reporter_for
 from cnbplatform.platform.context import context_from_env
 
 app = typer.Typer(
-    help="Run lifecycle phases one by one (analyze, detect, restore, build, export, create).", no_args_is_help=True
+    help="Run lifecycle phases one by one (analyze, detect, restore, build, export, create, rebase).",
+    no_args_is_help=True,
 )
 
 HELP = {
@@ -19,13 +20,14 @@ HELP = {
     "build": "Run bin/build of each buildpack in the group; write metadata.toml.",
     "export": "Assemble the app image on the run image, write it to every tag, and write the cache.",
     "create": "analyze, detect, restore, build and export in one go.",
+    "rebase": "Put the app image on a new run image (from --run-image or its label) and save every tag.",
     "launch": "The launcher's logic on this machine: run a process of the app in --layers/--app.",
 }
 
 
 def _make(phase: str):  # type: ignore[no-untyped-def]
     def command(
-        images: list[str] = typer.Argument(None, help="Output image and extra tags (analyze, export, create)."),
+        images: list[str] = typer.Argument(None, help="Output image and extra tags (analyze, export, create, rebase)."),
         platform_api: str | None = typer.Option(None, "--platform-api", help="CNB_PLATFORM_API"),
         layers: str | None = typer.Option(None, "--layers", help="CNB_LAYERS_DIR (default /layers)"),
         app_dir: str | None = typer.Option(None, "--app", help="CNB_APP_DIR (default /workspace)"),
@@ -59,6 +61,7 @@ def _make(phase: str):  # type: ignore[no-untyped-def]
         build_timeout: float | None = typer.Option(None, "--build-timeout", help="Seconds per bin/build"),
         network: bool | None = typer.Option(None, "--network/--no-network", help="Network for buildpacks"),
         log_level: str | None = typer.Option(None, "--log-level", help="CNB_LOG_LEVEL"),
+        force: bool | None = typer.Option(None, "--force", help="CNB_FORCE_REBASE: rebase despite failed checks"),
         insecure_registry: list[str] = typer.Option([], "--insecure-registry", help="CNB_INSECURE_REGISTRIES"),
     ) -> None:
         flags = {
@@ -70,7 +73,7 @@ def _make(phase: str):  # type: ignore[no-untyped-def]
             "skip_layers": skip_layers, "skip_restore": skip_restore, "process_type": process_type,
             "launcher": launcher, "daemon": daemon, "parallel": parallel, "sandbox": sandbox,
             "build_image": build_image, "detect_timeout": detect_timeout, "build_timeout": build_timeout,
-            "network": network, "log_level": log_level,
+            "network": network, "log_level": log_level, "force": force,
         }  # fmt: skip
         from cnbplatform.platform.lifecycle_run import run_phase
 

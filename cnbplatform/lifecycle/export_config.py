@@ -161,10 +161,11 @@ def entrypoint_for(process: ProcessEntry | None) -> tuple[str, ...]:
 
 def run_image_for_export(run_config: RunConfig | None, analyzed: Analyzed, metadata: BuildMetadata) -> RunImageRef:
     """``runImage.image``/``mirrors`` of the label (§5.2): the run.toml entry naming the run image, else (when
-    extensions switched it) just the analyzed name, else the first entry; nothing without run.toml images."""
-    if run_config is None or not run_config.images:
-        return RunImageRef()
+    extensions switched it) just the analyzed name, else the first entry; without run.toml images, the run image
+    as the platform named it (so a rebase can find it again)."""
     name = analyzed.run_image.image if analyzed.run_image else ""
+    if run_config is None or not run_config.images:
+        return RunImageRef(name) if name else RunImageRef()
     entry = run_config.find(name) if name else None
     if entry is not None:
         return RunImageRef(entry.image, entry.mirrors)

@@ -66,3 +66,17 @@ def _named(kind: StoreKind, text: str, name: str) -> ImageAddress:
         return ImageAddress(kind, text, tag=name)
     ref = parse_reference(name)
     return ImageAddress(kind, text, reference=ref, tag=str(ref))
+
+
+def pinned_address(address: ImageAddress, digest: str) -> str:
+    """An address that reads back exactly the image with *digest* that *address* named (recorded in analyzed.toml
+    and labels): ``oci:DIR:TAG@sha256:…``, ``local:NAME@sha256:…``, ``registry/repo@sha256:…``; the Docker engine
+    keeps the name (its image IDs are not manifest digests)."""
+    if address.kind is StoreKind.LAYOUT:
+        return f"oci:{address.path}:{address.tag or ''}@{digest}"
+    assert address.reference is not None
+    if address.kind is StoreKind.LOCAL:
+        return f"local:{address.reference.name}@{digest}"
+    if address.kind is StoreKind.DAEMON:
+        return f"docker-daemon:{address.reference.familiar()}"
+    return f"{address.reference.name}@{digest}"

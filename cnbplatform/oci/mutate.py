@@ -90,3 +90,106 @@ def with_config(image: Image, config: ContainerConfig | None = None, **fields: o
     if fields:
         new = replace(new, **fields)  # type: ignore[arg-type]
     return BuiltImage(new, image.layers(), annotations=image.manifest.annotations)
+
+
+# -- rebase (DESIGN.md §3 decision 6; CNB-SPEC.md §8 step 4) -------------------------------------------------
+
+#: imgutil's NormalizedDateTime: the ``created`` of a rebased image unless the caller gives another (§6.2).
+NORMALIZED_CREATED = "1980-01-01T00:00:01Z"
+BASE_DIGEST_ANNOTATION = "org.opencontainers.image.base.digest"
+_DOCKER_LAYER_TYPES = frozenset(
+    {mt.DOCKER_LAYER_GZIP, mt.DOCKER_LAYER_FOREIGN, "application/vnd.docker.image.rootfs.diff.tar"}
+)
+
+
+class RebaseError(CnbError):
+    """The app image does not sit on the base it claims to sit on."""
+
+
+def base_layer_count(app: Image, old_base_top_diff_id: str, old_base_diff_ids: Sequence[str] | None = None) -> int:
+    """How many of *app*'s layers belong to its old base: up to and including *old_base_top_diff_id*.
+
+    With *old_base_diff_ids* (the old base's own layers, when it is still readable) the whole prefix is checked;
+    without, the first layer with the top diffID ends the base (a base comes before everything built on it).
+    """
+    diff_ids = list(app.config.diff_ids)
+    if not old_base_top_diff_id:
+        raise RebaseError("the app image does not record the top layer of its run image")
+    if old_base_diff_ids is not None:
+        prefix = list(old_base_diff_ids)
+        if not prefix or prefix[-1] != old_base_top_diff_id:
+            raise RebaseError(f"the old base's top layer is not {old_base_top_diff_id}")
+        if diff_ids[: len(prefix)] != prefix:
+            raise RebaseError("the app image's first layers are not the layers of the run image it names")
+        return len(prefix)
+    try:
+        return diff_ids.index(old_base_top_diff_id) + 1
+    except ValueError:
+        raise RebaseError(
+            f"the app image has no layer {old_base_top_diff_id} (the top layer of the run image it was built on)"
+        ) from None
+
+
+def _history_above(app: Image, base_count: int) -> tuple[History, ...]:
+    """The app's history entries for its layers above the base (empty-layer entries among them kept; those
+    right after the base's top belong to the base and go with it)."""
+    layers = len(app.manifest.layers)
+    history = app.config.history
+    if sum(1 for h in history if not h.empty_layer) != layers:
+        return tuple(History() for _ in range(layers - base_count))
+    out: list[History] = []
+    seen = 0
+    for entry in history:
+        if seen < base_count:
+            seen += 0 if entry.empty_layer else 1
+            continue
+        if not out and entry.empty_layer:
+            continue
+        out.append(entry)
+    return tuple(out)
+
+
+def _manifest_type(app: Image, layers: Sequence[Layer]) -> str:
+    """Keep a Docker manifest only when every layer has a Docker media type; otherwise OCI."""
+    if app.manifest.media_type == mt.DOCKER_MANIFEST and all(
+        layer.descriptor.media_type in _DOCKER_LAYER_TYPES for layer in layers
+    ):
+        return mt.DOCKER_MANIFEST
+    return mt.OCI_MANIFEST
+
+
+def rebase(
+    app: Image,
+    old_base_top_diff_id: str,
+    new_base: Image,
+    *,
+    old_base_diff_ids: Sequence[str] | None = None,
+    created: str = NORMALIZED_CREATED,
+    config: ContainerConfig | None = None,
+) -> BuiltImage:
+    """*app* with its old base (its layers up to and including *old_base_top_diff_id*) replaced by *new_base*.
+
+    The layers above the old base are kept as they are (the same Layer objects: on a registry their blobs stay
+    where they are), the container config is the app's (or *config*), ``os``/``architecture``/``variant``/
+    ``os.version`` come from the new base, the history is the new base's followed by the app's entries for the
+    kept layers, and ``created`` is normalised (or *created*). Raises :class:`RebaseError` when the old base is
+    not a prefix of the app's layers (CNB-SPEC.md §8 step 4).
+    """
+    count = base_layer_count(app, old_base_top_diff_id, old_base_diff_ids)
+    kept = list(app.layers())[count:]
+    layers = [*new_base.layers(), *kept]
+    base = new_base.config
+    new_config = replace(
+        app.config,
+        architecture=base.architecture,
+        os=base.os,
+        variant=base.variant,
+        os_version=base.os_version,
+        created=created,
+        history=_history_for(new_base) + _history_above(app, count),
+        config=config if config is not None else app.config.config,
+    )
+    annotations = dict(app.manifest.annotations)
+    if BASE_DIGEST_ANNOTATION in annotations:
+        annotations[BASE_DIGEST_ANNOTATION] = new_base.descriptor.digest
+    return BuiltImage(new_config, layers, annotations=annotations, media_type=_manifest_type(app, layers))

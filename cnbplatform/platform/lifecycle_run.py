@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from pathlib import Path
 
 from cnbplatform.errors import PhaseError, UsageError
 from cnbplatform.files.analyzed import Analyzed
+from cnbplatform.files.apis import check_platform_api
 from cnbplatform.files.group import GroupFile
 from cnbplatform.files.report import ProjectMetadata
 from cnbplatform.files.run_toml import RunConfig
 from cnbplatform.launcher.pyrun import launch
 from cnbplatform.lifecycle.common import Reporter
 from cnbplatform.lifecycle.export import ExportInputs, ExportResult, export
+from cnbplatform.lifecycle.export_config import created_time
 from cnbplatform.platform.context import PlatformContext
 from cnbplatform.platform.lifecycle_settings import LifecycleSettings, resolve_settings
 from cnbplatform.platform.phases import Phases
+from cnbplatform.platform.rebase import RebaseRequest, run_rebase
 
-PHASES = ("analyze", "detect", "restore", "build", "export", "create", "launch")
-_WITH_IMAGES = {"analyze", "export", "create", "launch"}
+PHASES = ("analyze", "detect", "restore", "build", "export", "create", "rebase", "launch")
+_WITH_IMAGES = {"analyze", "export", "create", "rebase", "launch"}
 
 
 def source_date_epoch(env: Mapping[str, str], reporter: Reporter) -> int | None:
@@ -100,6 +104,31 @@ def run_create(phases: Phases, reporter: Reporter) -> ExportResult:
     return result
 
 
+def run_rebase_phase(
+    ctx: PlatformContext, settings: LifecycleSettings, reporter: Reporter, explicit_report: bool
+) -> None:
+    """``rebaser <image>…`` (CNB-SPEC §2.7): every positional image and ``--tag`` receives the rebased image."""
+    check_platform_api(settings.platform_api)
+    assert settings.platform_api is not None
+    report: Path | None = settings.report
+    if not explicit_report and not settings.report.parent.is_dir():
+        reporter.debug(f"not writing {settings.report}: {settings.report.parent} does not exist")
+        report = None
+    request = RebaseRequest(
+        image=settings.images[0],
+        tags=(*settings.images[1:], *settings.tags),
+        run_image=settings.run_image,
+        previous_image=settings.previous_image,
+        daemon=settings.daemon,
+        force=settings.force,
+        report_path=report,
+        created=created_time(source_date_epoch(ctx.env, reporter)),
+        platform_api=settings.platform_api,
+        auto=True,
+    )
+    run_rebase(ctx, request, reporter)
+
+
 def run_launch(settings: LifecycleSettings, env: Mapping[str, str]) -> int:
     argv0 = f"/cnb/process/{settings.process_type}" if settings.process_type else "/cnb/lifecycle/launcher"
     launch_env = {k: v for k, v in env.items() if k not in ("CNB_PROCESS_TYPE",)}
@@ -122,8 +151,11 @@ def run_phase(
     settings = resolve_settings(flags, ctx.env, images=images, tags=tags)
     if phase == "launch":
         return run_launch(settings, ctx.env)
-    if phase in ("analyze", "export", "create") and not images:
+    if phase in ("analyze", "export", "create", "rebase") and not images:
         raise PhaseError(phase, 3, "parse arguments", "an output image is required")
+    if phase == "rebase":
+        run_rebase_phase(ctx, settings, reporter, bool(flags.get("report") or ctx.env.get("CNB_REPORT_PATH")))
+        return 0
     with Phases(ctx, settings, reporter) as phases:
         if phase == "create":
             run_create(phases, reporter)

@@ -45,6 +45,7 @@ SETTINGS: dict[str, tuple[str | None, str | None]] = {
     "detect_timeout": ("CNB_DETECT_TIMEOUT", "600"),
     "build_timeout": ("CNB_BUILD_TIMEOUT", None),
     "network": ("CNB_NETWORK", "true"),
+    "force": ("CNB_FORCE_REBASE", "false"),
 }
 
 
@@ -110,6 +111,7 @@ class LifecycleSettings:
     build_timeout: float | None = None
     network: bool = True
     log_level: str = "info"
+    force: bool = False
     tags: tuple[str, ...] = ()
     images: tuple[str, ...] = field(default_factory=tuple)
 
@@ -172,6 +174,7 @@ def resolve_settings(
         build_timeout=_float("build_timeout", raw["build_timeout"]),
         network=_bool("network", raw["network"] or "true"),
         log_level=raw["log_level"] or "info",
+        force=_bool("force", raw["force"] or "false"),
         tags=tags,
         images=images,
     )

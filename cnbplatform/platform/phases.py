@@ -28,7 +28,7 @@ from cnbplatform.lifecycle.common import EXIT_ANALYZE, Reporter
 from cnbplatform.lifecycle.context import Dirs, Execution, SandboxPaths, filter_base_env
 from cnbplatform.lifecycle.detect import DetectInputs, DetectResult, detect
 from cnbplatform.lifecycle.restore import RestoreInputs, restore
-from cnbplatform.oci.address import ImageAddress, StoreKind, parse_address
+from cnbplatform.oci.address import ImageAddress, parse_address, pinned_address
 from cnbplatform.oci.image import Image, as_image, is_index, resolve_platform
 from cnbplatform.oci.layercache import LayerCache
 from cnbplatform.oci.rootfs_cache import rootfs_for
@@ -37,19 +37,7 @@ from cnbplatform.oci.stores import Stores
 from cnbplatform.platform.context import PlatformContext
 from cnbplatform.platform.lifecycle_settings import LifecycleSettings
 from cnbplatform.platform.run import host_os_arch
-from cnbplatform.sandbox import BwrapSandbox, HostSandbox, Sandbox
-
-
-def image_identifier(address: ImageAddress, digest: str) -> str:
-    """An address that reads back exactly this image (recorded in analyzed.toml and labels)."""
-    if address.kind is StoreKind.LAYOUT:
-        return f"oci:{address.path}:{address.tag or ''}@{digest}"
-    assert address.reference is not None
-    if address.kind is StoreKind.LOCAL:
-        return f"local:{address.reference.name}@{digest}"
-    if address.kind is StoreKind.DAEMON:
-        return f"docker-daemon:{address.reference.familiar()}"
-    return f"{address.reference.name}@{digest}"
+from cnbplatform.sandbox import BwrapSandbox, HostSandbox, Mount, Sandbox
 
 
 @dataclass
@@ -62,10 +50,18 @@ class OpenedImage:
 class Phases:
     """One command's worth of phases sharing stores, caches and a sandbox."""
 
-    def __init__(self, ctx: PlatformContext, settings: LifecycleSettings, reporter: Reporter) -> None:
+    def __init__(
+        self,
+        ctx: PlatformContext,
+        settings: LifecycleSettings,
+        reporter: Reporter,
+        *,
+        extra_mounts: tuple[Mount, ...] = (),
+    ) -> None:
         self.ctx = ctx
         self.settings = settings
         self.reporter = reporter
+        self.extra_mounts = extra_mounts
         self.stores = Stores(ctx.store_options())
         self.layer_cache = LayerCache(ctx.home / "layer-cache")
         self.blobs_dir = ctx.home / "blobs"
@@ -110,7 +106,7 @@ class Phases:
         if is_index(artifact):
             artifact = resolve_platform(artifact, host_os_arch())
         image = as_image(artifact)
-        return OpenedImage(address, image, image_identifier(address, image.descriptor.digest))
+        return OpenedImage(address, image, pinned_address(address, image.descriptor.digest))
 
     def destination(self, text: str) -> tuple[ImageStore, str | None]:
         return self.stores.open(self.address(text))
@@ -158,7 +154,15 @@ class Phases:
             base_env = filter_base_env(image_env)
             paths = SandboxPaths()
         else:
-            raise UsageError("--sandbox docker is available with cnb build; use host or bwrap here")
+            if not s.build_image:
+                raise UsageError("--sandbox docker needs --build-image (the image buildpacks run in)")
+            opened = self.open_image(s.build_image)
+            assert opened is not None
+            image_env = opened.image.config.config.env_dict()
+            self._sandbox = self._docker_sandbox(opened.image)
+            uid, gid = self.uid_gid(image_env)
+            base_env = filter_base_env(image_env)
+            paths = SandboxPaths()
         self._execution = Execution(
             sandbox=self._sandbox,
             dirs=dirs,
@@ -168,8 +172,20 @@ class Phases:
             network=s.network,
             timeout=s.detect_timeout,
             base_env=base_env,
+            extra_mounts=self.extra_mounts,
         )
         return self._execution
+
+    def _docker_sandbox(self, image: Image) -> Sandbox:
+        """One container of the build image per build (the image is loaded into the engine first)."""
+        from cnbplatform.oci.daemon import DaemonStore
+        from cnbplatform.sandbox import DockerSandbox
+
+        name = f"cnb-build-image:{image.descriptor.digest[7:19]}"
+        DaemonStore(environment=self.ctx.env, spool_dir=self.ctx.home / "tmp").write(image, name)
+        for path in (self.settings.layers, self.settings.app):
+            _chown_tree(path, *self.uid_gid(image.config.config.env_dict()))
+        return DockerSandbox(name, environment=self.ctx.env)
 
     def cache(self) -> Cache | None:
         s = self.settings
@@ -291,6 +307,16 @@ def _int(value: str | None) -> int | None:
         return int(value)
     except ValueError:
         raise UsageError(f"expected a numeric user/group id, got {value!r}") from None
+
+
+def _chown_tree(root: Path, uid: int, gid: int) -> None:
+    """The Docker sandbox uses real uids: the CNB user must own the dirs buildpacks write (as root only)."""
+    if os.getuid() != 0:
+        return
+    for dirpath, dirnames, filenames in os.walk(root):
+        os.lchown(dirpath, uid, gid)
+        for name in (*dirnames, *filenames):
+            os.lchown(os.path.join(dirpath, name), uid, gid)
 
 
 def ensure_dirs(paths: list[Path]) -> None:
