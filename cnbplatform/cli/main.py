@@ -7,7 +7,7 @@ import sys
 import typer
 
 from cnbplatform import __version__
-from cnbplatform.cli import base, config, image, inspect_cmd, lifecycle, rebase
+from cnbplatform.cli import base, build, builder, config, image, inspect_cmd, lifecycle, rebase
 from cnbplatform.cli.output import OPTIONS, render_error, setup_logging
 from cnbplatform.cli.run import run
 from cnbplatform.errors import CnbError
@@ -22,7 +22,10 @@ app = typer.Typer(
 app.add_typer(image.app, name="image")
 app.add_typer(base.app, name="base")
 app.add_typer(lifecycle.app, name="lifecycle")
+app.command("build")(build.build)
 app.add_typer(config.app, name="config")
+app.add_typer(builder.builder_app, name="builder")
+app.add_typer(builder.buildpack_app, name="buildpack")
 app.command("rebase")(rebase.rebase)
 app.command("inspect")(inspect_cmd.inspect)
 app.command("run")(run)

@@ -1,0 +1,58 @@
+"""``cnb build IMAGE --builder B [--path DIR]``: source to image with buildpacks, no daemon (pack's flags)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cnbplatform.cli.output import OPTIONS, out_console, reporter_for
+from cnbplatform.platform.context import context_from_env
+
+
+def build(
+    image: str = typer.Argument(..., help="Image to write: a local name, or a registry reference with --publish."),
+    builder: str | None = typer.Option(None, "--builder", "-B", help="Builder image, or a dir with builder.toml."),
+    path: Path = typer.Option(Path("."), "--path", "-p", help="The app directory."),
+    publish: bool = typer.Option(False, "--publish", help="Write the image to its registry."),
+    daemon: bool = typer.Option(False, "--daemon", help="Write the image to the Docker engine (DOCKER_HOST)."),
+    tag: list[str] = typer.Option([], "--tag", "-t", help="More names for the image."),
+    run_image: str | None = typer.Option(None, "--run-image", help="Run image instead of the builder's."),
+    env: list[str] = typer.Option([], "--env", "-e", help="Build-time env: KEY=VALUE, or KEY from this shell."),
+    env_file: list[Path] = typer.Option([], "--env-file", help="File of KEY=VALUE lines."),
+    buildpack: list[str] = typer.Option([], "--buildpack", "-b", help="Buildpack dir, id@version, .cnb, image."),
+    descriptor: Path | None = typer.Option(None, "--descriptor", "-d", help="project.toml (default: <path>)."),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Directory cache (default per image)."),
+    cache_image: str | None = typer.Option(None, "--cache-image", help="Cache kept as an image."),
+    clear_cache: bool = typer.Option(False, "--clear-cache", help="Start without cached layers."),
+    previous_image: str | None = typer.Option(None, "--previous-image", help="Reuse layers of this image."),
+    default_process: str | None = typer.Option(None, "--default-process", help="Process type to start by default."),
+    sbom_output_dir: Path | None = typer.Option(None, "--sbom-output-dir", help="Copy the SBOMs here."),
+    report_output_dir: Path | None = typer.Option(None, "--report-output-dir", help="Copy report.toml here."),
+    creation_time: str | None = typer.Option(None, "--creation-time", help="now, or seconds since the epoch."),
+    pull_policy: str = typer.Option("if-not-present", "--pull-policy", help="always, if-not-present or never."),
+    network: str = typer.Option("host", "--network", help="Network for buildpacks: host or none."),
+    volume: list[str] = typer.Option([], "--volume", help="HOST:/path[:ro] mounted for buildpacks."),
+    insecure_registry: list[str] = typer.Option([], "--insecure-registry", help="Registry over plain HTTP."),
+    sandbox: str = typer.Option("bwrap", "--sandbox", help="bwrap (default), docker or host."),
+    detect_timeout: float = typer.Option(600.0, "--detect-timeout", help="Seconds one bin/detect may take."),
+) -> None:
+    """Build IMAGE from the app in --path with the buildpacks of --builder."""
+    from cnbplatform.platform.build import BuildRequest, run_build
+
+    ctx = context_from_env(insecure_registries=insecure_registry)
+    request = BuildRequest(
+        image=image, builder=builder, path=path, publish=publish, daemon=daemon, tags=tuple(tag),
+        run_image=run_image, env=tuple(env), env_files=tuple(env_file), buildpacks=tuple(buildpack),
+        descriptor=descriptor, cache_dir=cache_dir, cache_image=cache_image, clear_cache=clear_cache,
+        previous_image=previous_image, default_process=default_process, sbom_output_dir=sbom_output_dir,
+        report_output_dir=report_output_dir, creation_time=creation_time, pull_policy=pull_policy,
+        network=network, volumes=tuple(volume), sandbox=sandbox, detect_timeout=detect_timeout,
+    )  # fmt: skip
+    with reporter_for("info", prefix_output=True) as reporter:
+        outcome = run_build(ctx, request, reporter)
+    if not OPTIONS.quiet:
+        out_console.print(
+            f"Successfully built {outcome.image} {outcome.digest} ({outcome.added} layers added, "
+            f"{outcome.reused} reused, {outcome.size / 1e6:.2f} MB new) in {outcome.seconds:.2f}s"
+        )

@@ -1,0 +1,315 @@
+"""``cnb build``: analyze → detect → restore → build → export with a builder, buildpacks sandboxed in the
+builder's build image (DESIGN.md §1, §3 decision 1). Flags follow pack's where pack has one."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from cnbplatform.errors import UsageError
+from cnbplatform.files.order import Order
+from cnbplatform.files.project_toml import ProjectDescriptor
+from cnbplatform.lifecycle.common import Reporter
+from cnbplatform.lifecycle.export import ExportResult
+from cnbplatform.oci.address import parse_address
+from cnbplatform.oci.rootfs_cache import rootfs_for
+from cnbplatform.platform.build_builder import BuilderRef, resolve_builder
+from cnbplatform.platform.build_workspace import (
+    Workspace,
+    add_buildpack_dir,
+    copy_app,
+    link_tree,
+    parse_env,
+    resolve_in,
+    write_inline_buildpack,
+    write_order,
+    write_platform_env,
+)
+from cnbplatform.platform.context import PlatformContext
+from cnbplatform.platform.lifecycle_run import run_export
+from cnbplatform.platform.lifecycle_settings import resolve_settings
+from cnbplatform.platform.phases import Phases
+from cnbplatform.sandbox import Mount
+
+PLATFORM_API = "0.15"
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    image: str
+    builder: str | None = None
+    path: Path = Path(".")
+    publish: bool = False
+    daemon: bool = False
+    tags: tuple[str, ...] = ()
+    run_image: str | None = None
+    env: tuple[str, ...] = ()
+    env_files: tuple[Path, ...] = ()
+    buildpacks: tuple[str, ...] = ()
+    descriptor: Path | None = None
+    cache_dir: Path | None = None
+    cache_image: str | None = None
+    clear_cache: bool = False
+    previous_image: str | None = None
+    default_process: str | None = None
+    sbom_output_dir: Path | None = None
+    report_output_dir: Path | None = None
+    creation_time: str | None = None
+    pull_policy: str = "if-not-present"
+    network: str = "host"
+    volumes: tuple[str, ...] = ()
+    sandbox: str = "bwrap"
+    detect_timeout: float | None = 600.0
+    build_timeout: float | None = None
+
+
+@dataclass
+class BuildOutcome:
+    image: str
+    digest: str
+    size: int
+    added: int
+    reused: int
+    seconds: float
+    phases: dict[str, float] = field(default_factory=dict)
+    export: ExportResult | None = None
+
+
+def destination(request: BuildRequest, name: str) -> str:
+    """Where the image goes: the local store by default, a registry with --publish, the engine with --daemon."""
+    if name.startswith(("oci:", "docker-daemon:", "local:", "docker://", "registry:")):
+        return name
+    if request.publish:
+        return f"docker://{name}"
+    if request.daemon:
+        return f"docker-daemon:{name}"
+    return f"local:{name}"
+
+
+def creation_epoch(value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    if value == "now":
+        return int(time.time())
+    if value.isdigit():
+        return int(value)
+    raise UsageError(f"--creation-time {value!r}: expected 'now' or seconds since the epoch")
+
+
+def parse_volume(spec: str) -> Mount:
+    parts = spec.split(":")
+    if len(parts) not in (2, 3) or not parts[0] or not parts[1].startswith("/"):
+        raise UsageError(f"--volume {spec!r}: expected HOST:/path/in/sandbox[:ro|:rw]")
+    if len(parts) == 3 and parts[2] not in ("ro", "rw"):
+        raise UsageError(f"--volume {spec!r}: the mode must be ro or rw")
+    source = Path(parts[0]).resolve()
+    if not source.exists():
+        raise UsageError(f"--volume {spec!r}: {source} does not exist")
+    return Mount(source, parts[1], read_only=len(parts) == 3 and parts[2] == "ro")
+
+
+def _order_groups(
+    ctx: PlatformContext, request: BuildRequest, project: ProjectDescriptor | None, ws: Workspace, builder_root: Path
+) -> list[list[tuple[str, str, bool]]] | None:
+    """The order to use when --buildpack or project.toml says so (one group); None keeps the builder's."""
+    group: list[tuple[str, str, bool]] = []
+    for ref in request.buildpacks:
+        group.append(_buildpack_flag(ctx, ref, ws))
+    if not group and project is not None and project.group:
+        for entry in project.group:
+            group.append(_project_ref(ctx, entry, ws, project))
+    pre = [_project_ref(ctx, e, ws, project) for e in (project.pre if project else ())]
+    post = [_project_ref(ctx, e, ws, project) for e in (project.post if project else ())]
+    if not group and not pre and not post:
+        return None
+    if group:
+        groups = [group]
+    else:
+        builder_order = Order.load(builder_root / "cnb" / "order.toml")
+        groups = [[(e.id, e.version, e.optional) for e in g.entries] for g in builder_order.groups]
+    return [[*pre, *g, *post] for g in groups]
+
+
+def _buildpack_flag(ctx: PlatformContext, ref: str, ws: Workspace) -> tuple[str, str, bool]:
+    """--buildpack: a directory, or id[@version] from the builder (pack's forms; urn:cnb:builder: too)."""
+    path = Path(ref)
+    if path.is_dir():
+        descriptor = add_buildpack_dir(ws.buildpacks, path)
+        return descriptor.id, descriptor.version, False
+    if ref.endswith((".cnb", ".tgz")) or ref.startswith(("docker://", "file://")):
+        from cnbplatform.platform.build_builder import add_packaged_buildpack
+
+        bp_id, version = add_packaged_buildpack(ctx, ref, ws.buildpacks)
+        return bp_id, version, False
+    bare = ref.removeprefix("urn:cnb:builder:").removeprefix("urn:cnb:registry:")
+    bp_id, _, version = bare.partition("@")
+    found = resolve_in(ws.buildpacks, bp_id, version)
+    return found[0], found[1], False
+
+
+def _project_ref(
+    ctx: PlatformContext, entry: object, ws: Workspace, project: ProjectDescriptor | None
+) -> tuple[str, str, bool]:
+    from cnbplatform.files.project_toml import GroupRef
+
+    assert isinstance(entry, GroupRef)
+    if entry.script is not None:
+        bp_id, version = write_inline_buildpack(ws.buildpacks, entry)
+        return bp_id, version, False
+    if entry.uri:
+        uri = entry.uri
+        base = project.path.parent if project and project.path else Path(".")
+        local = (base / uri.removeprefix("file://")) if not uri.startswith(("docker://", "urn:")) else None
+        if local is not None and local.is_dir():
+            descriptor = add_buildpack_dir(ws.buildpacks, local)
+            return descriptor.id, descriptor.version, False
+        return _buildpack_flag(ctx, uri, ws)
+    found = resolve_in(ws.buildpacks, entry.id, entry.version)
+    return found[0], found[1], False
+
+
+def run_build(ctx: PlatformContext, request: BuildRequest, reporter: Reporter) -> BuildOutcome:
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    if request.publish and request.daemon:
+        raise UsageError("--publish and --daemon exclude each other")
+    if request.network not in ("host", "none"):
+        raise UsageError("--network must be host or none")
+    if request.sandbox not in ("bwrap", "docker", "host"):
+        raise UsageError("--sandbox must be bwrap, docker or host")
+    output = destination(request, request.image)
+    parse_address(output)  # a bad reference fails here, before any work
+    project = _load_project(request)
+    builder_name = request.builder or (project.builder if project else "") or _default_builder(ctx)
+    if not builder_name:
+        raise UsageError("no builder: pass --builder, set one in project.toml, or `cnb config default-builder NAME`")
+
+    tick = time.perf_counter()
+    builder: BuilderRef = resolve_builder(ctx, builder_name, request.pull_policy, reporter)
+    builder_root = rootfs_for(builder.image, ctx.home / "rootfs")
+    timings["builder"] = time.perf_counter() - tick
+
+    ws = Workspace.for_image(ctx.home, output)
+    ws.reset()
+    copy_app(request.path.resolve(), ws.app, project)
+    link_tree(builder_root / "cnb" / "buildpacks", ws.buildpacks)
+    env = parse_env(request.env, request.env_files, ctx.env)
+    if project is not None:
+        env = {**{e.name: e.value for e in project.env}, **env}
+    write_platform_env(ws.platform, env)
+    groups = _order_groups(ctx, request, project, ws, builder_root)
+    if groups is None:
+        shutil.copyfile(builder_root / "cnb" / "order.toml", ws.order)
+    else:
+        write_order(ws.order, groups)
+
+    cache_dir = request.cache_dir or ctx.home / "cache" / ws.root.name
+    if request.clear_cache and cache_dir.exists() and request.cache_image is None:
+        shutil.rmtree(cache_dir)
+    flags: dict[str, object] = {
+        "platform_api": PLATFORM_API,
+        "layers": ws.layers,
+        "app": ws.app,
+        "platform": ws.platform,
+        "buildpacks": ws.buildpacks,
+        "build_config": builder_root / "cnb" / "build-config",
+        "order": ws.order,
+        "run": builder_root / "cnb" / "run.toml",
+        "system": builder_root / "cnb" / "system.toml",
+        "report": ws.layers / "report.toml",
+        "cache_dir": None if request.cache_image else cache_dir,
+        "cache_image": destination(request, request.cache_image) if request.cache_image else None,
+        "previous_image": destination(request, request.previous_image) if request.previous_image else None,
+        "run_image": destination(request, request.run_image) if request.run_image else None,
+        "skip_layers": request.clear_cache,
+        "process_type": request.default_process,
+        "sandbox": request.sandbox,
+        "build_image": builder.address,
+        "detect_timeout": request.detect_timeout,
+        "build_timeout": request.build_timeout,
+        "network": request.network == "host",
+    }
+    tags = tuple(destination(request, t) for t in request.tags)
+    settings = resolve_settings(flags, {}, images=(output,), tags=tags)
+    env_for_ctx = dict(ctx.env)
+    epoch = creation_epoch(request.creation_time)
+    if epoch is not None:
+        env_for_ctx["SOURCE_DATE_EPOCH"] = str(epoch)
+    run_ctx = replace(ctx, env=env_for_ctx)
+    mounts = tuple(parse_volume(v) for v in request.volumes)
+    result: ExportResult | None = None
+    with Phases(run_ctx, settings, reporter, extra_mounts=mounts) as phases:
+        for name, step in (
+            ("analyze", phases.analyze),
+            ("detect", phases.detect),
+            ("restore", phases.restore),
+            ("build", phases.build),
+        ):
+            tick = time.perf_counter()
+            step()
+            timings[name] = time.perf_counter() - tick
+            reporter.info(f"[{name}] done in {timings[name]:.2f}s")
+        tick = time.perf_counter()
+        result = run_export(phases, reporter)
+        timings["export"] = time.perf_counter() - tick
+        reporter.info(f"[export] done in {timings['export']:.2f}s")
+    _copy_outputs(request, ws)
+    size = _image_size(result)
+    return BuildOutcome(
+        image=request.image,
+        digest=result.descriptor.digest,
+        size=size,
+        added=len(result.added),
+        reused=len(result.reused),
+        seconds=time.perf_counter() - started,
+        phases=timings,
+        export=result,
+    )
+
+
+def _image_size(result: ExportResult) -> int:
+    for _, write in result.writes:
+        return write.bytes_written
+    return 0
+
+
+def _copy_outputs(request: BuildRequest, ws: Workspace) -> None:
+    if request.sbom_output_dir is not None:
+        source = ws.layers / "sbom"
+        if source.is_dir():
+            shutil.copytree(source, request.sbom_output_dir, dirs_exist_ok=True)
+    if request.report_output_dir is not None:
+        request.report_output_dir.mkdir(parents=True, exist_ok=True)
+        report = ws.layers / "report.toml"
+        if report.is_file():
+            shutil.copyfile(report, request.report_output_dir / "report.toml")
+
+
+def _load_project(request: BuildRequest) -> ProjectDescriptor | None:
+    path = request.descriptor or (request.path / "project.toml")
+    if request.descriptor is not None and not path.is_file():
+        raise UsageError(f"--descriptor {path}: no such file")
+    return ProjectDescriptor.load(path) if path.is_file() else None
+
+
+def _default_builder(ctx: PlatformContext) -> str:
+    from cnbplatform.platform.config import load_config
+
+    return load_config(ctx.home).default_builder
+
+
+def outcome_json(outcome: BuildOutcome) -> str:
+    return json.dumps(
+        {
+            "image": outcome.image,
+            "digest": outcome.digest,
+            "layersAdded": outcome.added,
+            "layersReused": outcome.reused,
+            "seconds": round(outcome.seconds, 3),
+            "phases": {k: round(v, 3) for k, v in outcome.phases.items()},
+        },
+        indent=2,
+    )

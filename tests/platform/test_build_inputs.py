@@ -1,0 +1,91 @@
+"""The inputs of ``cnb build``: app copy with include/exclude, env flags, volumes, destinations, config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cnbplatform.errors import UsageError
+from cnbplatform.files.project_toml import ProjectDescriptor
+from cnbplatform.platform.build import BuildRequest, creation_epoch, destination, parse_volume
+from cnbplatform.platform.build_workspace import copy_app, parse_env, write_platform_env
+from cnbplatform.platform.config import CnbConfig, load_config, save_config
+
+
+def make_app(root: Path) -> Path:
+    app = root / "app"
+    for rel in ("main.py", "static/logo.svg", "tests/test_x.py", "debug.log", ".git/HEAD"):
+        (app / rel).parent.mkdir(parents=True, exist_ok=True)
+        (app / rel).write_text(rel)
+    (app / "link").symlink_to("main.py")
+    (app / "main.py").chmod(0o755)
+    return app
+
+
+def files(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() or p.is_symlink()}
+
+
+def test_exclude_removes_files_before_the_build(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    project = tmp_path / "project.toml"
+    project.write_text('[_]\nschema-version = "0.2"\n[io.buildpacks]\nexclude = ["tests/", "*.log", ".git"]\n')
+    out = tmp_path / "out"
+    copy_app(app, out, ProjectDescriptor.load(project))
+    assert files(out) == {"main.py", "static/logo.svg", "link"}
+    assert (out / "link").is_symlink() and (out / "main.py").stat().st_mode & 0o777 == 0o755
+
+
+def test_include_keeps_only_matches(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    project = tmp_path / "project.toml"
+    project.write_text('[_]\nschema-version = "0.2"\n[io.buildpacks]\ninclude = ["*.py"]\n')
+    out = tmp_path / "out"
+    copy_app(app, out, ProjectDescriptor.load(project))
+    assert files(out) == {"main.py", "tests/test_x.py"}
+
+
+def test_without_descriptor_everything_is_copied(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    out = tmp_path / "out"
+    assert copy_app(app, out, None) == 6  # five files and a symlink
+    assert files(out) == files(app)
+
+
+def test_env_flags_and_files(tmp_path: Path) -> None:
+    env_file = tmp_path / "env"
+    env_file.write_text("# comment\nA=1\nB=from-file\n\nC=x=y\n")
+    env = parse_env(["B=from-flag", "HOME_VAR", "MISSING"], [env_file], {"HOME_VAR": "host"})
+    assert env == {"A": "1", "B": "from-flag", "C": "x=y", "HOME_VAR": "host"}
+    platform = tmp_path / "platform"
+    (platform / "env").mkdir(parents=True)
+    write_platform_env(platform, {"A": "exact\n bytes"})
+    assert (platform / "env" / "A").read_text() == "exact\n bytes"
+    with pytest.raises(UsageError):
+        write_platform_env(platform, {"BAD/NAME": "x"})
+    with pytest.raises(UsageError):
+        parse_env(["=x"], [], {})
+
+
+def test_destinations_and_flags(tmp_path: Path) -> None:
+    assert destination(BuildRequest(image="app"), "app") == "local:app"
+    assert destination(BuildRequest(image="r.io/a", publish=True), "r.io/a") == "docker://r.io/a"
+    assert destination(BuildRequest(image="a", daemon=True), "a") == "docker-daemon:a"
+    assert destination(BuildRequest(image="x"), "oci:/tmp/l:t") == "oci:/tmp/l:t"
+    assert creation_epoch("1700000000") == 1700000000 and creation_epoch(None) is None
+    assert creation_epoch("now") is not None
+    with pytest.raises(UsageError):
+        creation_epoch("yesterday")
+    mount = parse_volume(f"{tmp_path}:/data:ro")
+    assert mount.target == "/data" and mount.read_only
+    for bad in ("nocolon", f"{tmp_path}:relative", f"{tmp_path}:/x:rx", "/does/not/exist:/x"):
+        with pytest.raises(UsageError):
+            parse_volume(bad)
+
+
+def test_config_round_trip(tmp_path: Path) -> None:
+    assert load_config(tmp_path) == CnbConfig()
+    config = CnbConfig(default_builder="cnb/tiny", insecure_registries=["r:5000"], registry_mirrors={"docker.io": "m"})
+    save_config(tmp_path, config)
+    assert load_config(tmp_path) == config
