@@ -28,11 +28,18 @@ COMMANDS = [
     ["buildpack", "package"],
     ["buildpack", "new"],
     ["config", "default-builder"],
+    ["sbom"],
+    ["sbom", "download"],
+    ["sbom", "export"],
+    ["sbom", "diff"],
     ["config"],
     ["base"],
     ["base", "create"],
     ["lifecycle"],
-    *[["lifecycle", phase] for phase in ("analyze", "detect", "restore", "build", "export", "create", "launch", "rebase")],
+    *[
+        ["lifecycle", phase]
+        for phase in ("analyze", "detect", "restore", "build", "export", "create", "launch", "rebase")
+    ],
 ]
 
 

@@ -7,7 +7,7 @@ import sys
 import typer
 
 from cnbplatform import __version__
-from cnbplatform.cli import base, build, builder, config, image, inspect_cmd, lifecycle, rebase
+from cnbplatform.cli import base, build, builder, config, image, inspect_cmd, lifecycle, rebase, sbom
 from cnbplatform.cli.output import OPTIONS, render_error, setup_logging
 from cnbplatform.cli.run import run
 from cnbplatform.errors import CnbError
@@ -27,6 +27,7 @@ app.add_typer(config.app, name="config")
 app.add_typer(builder.builder_app, name="builder")
 app.add_typer(builder.buildpack_app, name="buildpack")
 app.command("rebase")(rebase.rebase)
+app.add_typer(sbom.app, name="sbom")
 app.command("inspect")(inspect_cmd.inspect)
 app.command("run")(run)
 

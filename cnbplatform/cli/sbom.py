@@ -1,0 +1,96 @@
+"""``cnb sbom``: download, export (CycloneDX, SPDX, HTML) and diff the SBOMs of images."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from cnbplatform.cli.output import OPTIONS, err_console, out_console
+from cnbplatform.platform.context import context_from_env
+
+app = typer.Typer(help="Software bills of materials of images.", no_args_is_help=True)
+
+IMAGE_HELP = "oci:DIR[:TAG], docker-daemon:REF, host/repo:tag (registry), docker://REF, local:NAME or NAME (local)"
+Remote = typer.Option(False, "--remote", help="Read a bare NAME from its registry instead of the local store.")
+Insecure = typer.Option([], "--insecure-registry", help="Registry host to reach over plain HTTP / unverified TLS.")
+
+
+@app.command("download")
+def download(
+    image: str = typer.Argument(..., help=IMAGE_HELP),
+    output_dir: Path = typer.Option(Path("."), "--output-dir", "-o", help="Where to write launch/<bp>/..."),
+    remote: bool = Remote,
+    insecure_registry: list[str] = Insecure,
+) -> None:
+    """Write the files of IMAGE's SBOM layer (launch/BP/LAYER/sbom.EXT); no other layer is pulled."""
+    from cnbplatform.platform.sbom import download_sbom
+
+    ctx = context_from_env(insecure_registries=insecure_registry)
+    outcome = download_sbom(ctx, image, output_dir, remote=remote)
+    if not OPTIONS.quiet:
+        for path in outcome.files:
+            out_console.print(str(path))
+        err_console.print(f"{len(outcome.files)} SBOM files of {outcome.image} {outcome.digest} in {output_dir}")
+
+
+@app.command("export")
+def export(
+    image: str = typer.Argument(..., help=IMAGE_HELP),
+    fmt: str = typer.Option("cyclonedx", "--format", "-f", help="cyclonedx (1.6 JSON), spdx (2.3 JSON) or html."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write to FILE instead of standard output."),
+    name: str | None = typer.Option(None, "--name", help="Image name to record (default: IMAGE as given)."),
+    serial: str = typer.Option("digest", "--serial", help="CycloneDX serial number: digest (UUID5) or random."),
+    timestamp: str = typer.Option("image", "--timestamp", help="Document time: image (its created time) or now."),
+    remote: bool = Remote,
+    insecure_registry: list[str] = Insecure,
+) -> None:
+    """Merge IMAGE's buildpack SBOMs, OS packages and build metadata into one document for an audit."""
+    from cnbplatform.errors import CnbError, UsageError
+    from cnbplatform.platform.sbom import export_sbom
+    from cnbplatform.sbom.export import FORMATS
+
+    if fmt not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if serial not in ("digest", "random") or timestamp not in ("image", "now"):
+        raise UsageError("--serial takes digest or random; --timestamp takes image or now")
+    ctx = context_from_env(insecure_registries=insecure_registry)
+    result = export_sbom(
+        ctx, image, fmt, remote=remote, name=name, random_serial=serial == "random", now=timestamp == "now"
+    )
+    for warning in result.inventory.warnings:
+        err_console.print(f"warning: {warning}")
+    data = result.text.encode("utf-8")
+    if output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        output.write_bytes(data)
+    except OSError as exc:
+        raise CnbError(f"writing the SBOM to {output}: {exc.strerror or exc}") from exc
+    if not OPTIONS.quiet:
+        err_console.print(f"wrote {fmt} SBOM of {image} ({len(result.inventory.components)} components) to {output}")
+
+
+@app.command("diff")
+def diff(
+    before: str = typer.Argument(..., help="The image before (e.g. before a rebase)."),
+    after: str = typer.Argument(..., help="The image after."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    remote: bool = Remote,
+    insecure_registry: list[str] = Insecure,
+) -> None:
+    """Components added, removed and changed between two images."""
+    from cnbplatform.platform.sbom import diff_sboms
+    from cnbplatform.sbom.diff import diff_json, diff_lines
+
+    ctx = context_from_env(insecure_registries=insecure_registry)
+    result = diff_sboms(ctx, before, after, remote=remote)
+    if as_json:
+        typer.echo(json.dumps(diff_json(result), indent=2))
+        return
+    for line in diff_lines(result):
+        out_console.print(line)
