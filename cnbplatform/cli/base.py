@@ -14,16 +14,22 @@ app = typer.Typer(help="Base (build and run) images.", no_args_is_help=True)
 
 @app.command("create")
 def create(
-    config: Path = typer.Option(..., "--config", help="The recipe, e.g. builders/tiny/base.toml."),
+    config: Path = typer.Option(..., "--config", help="The recipe, e.g. builders/bookworm/base.toml."),
     build_image: str = typer.Option(..., "--build-image", help="Where to write the build image (any store)."),
     run_image: str = typer.Option(..., "--run-image", help="Where to write the run image (any store)."),
+    extra_run_package: list[str] = typer.Option(
+        [], "--extra-run-package", help="Debian recipes: one more package for the run image (repeatable)."
+    ),
+    mirror: str | None = typer.Option(None, "--mirror", help="Debian recipes: the mirror to use instead."),
     insecure_registry: list[str] = typer.Option([], "--insecure-registry", help="Registry host over plain HTTP."),
 ) -> None:
     """Create a build image and a run image from a base recipe."""
     from cnbplatform.platform.base import create_base_images
 
     ctx = context_from_env(insecure_registries=insecure_registry)
-    outcome = create_base_images(ctx, config, build_image, run_image)
+    outcome = create_base_images(
+        ctx, config, build_image, run_image, extra_run_packages=extra_run_package, mirror=mirror
+    )
     if not OPTIONS.quiet:
         out_console.print(f"build image {build_image} {outcome.build.digest}")
         out_console.print(f"run image   {run_image} {outcome.run.digest}")

@@ -1,7 +1,8 @@
-"""``cnb base create``: build and run images from a recipe, written to any store."""
+"""``cnb base create``: build and run images from a recipe, written to any store (DESIGN.md §3 decision 8)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,9 @@ from cnbplatform.oci.layercache import LayerCache
 from cnbplatform.oci.model import Descriptor
 from cnbplatform.oci.stores import Stores
 from cnbplatform.platform.context import PlatformContext
+
+#: Variables passed on to mmdebstrap (and so to apt) for Debian recipes.
+TOOL_ENV = ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "TMPDIR")
 
 
 @dataclass(frozen=True)
@@ -24,12 +28,23 @@ def layer_cache(ctx: PlatformContext) -> tuple[LayerCache, Path]:
     return LayerCache(ctx.home / "layer-cache"), ctx.home / "blobs"
 
 
-def create_base_images(ctx: PlatformContext, config: Path, build_image: str, run_image: str) -> BaseOutcome:
-    recipe = BaseRecipe.load(config)
+def create_base_images(
+    ctx: PlatformContext,
+    config: Path,
+    build_image: str,
+    run_image: str,
+    *,
+    extra_run_packages: Sequence[str] = (),
+    mirror: str | None = None,
+) -> BaseOutcome:
+    """Build the recipe *config* (plus ``--extra-run-package``/``--mirror``) and write both images."""
+    recipe = BaseRecipe.load(config).with_overrides(extra_run_packages=extra_run_packages, mirror=mirror)
+    addresses = (parse_address(build_image), parse_address(run_image))  # bad addresses fail before any work
     cache, blobs = layer_cache(ctx)
-    images = create_base(recipe, cache, blobs)
+    tool_env = {name: ctx.env[name] for name in TOOL_ENV if ctx.env.get(name)}
+    images = create_base(recipe, cache, blobs, work_dir=ctx.home / "tmp", tool_env=tool_env)
     with Stores(ctx.store_options()) as stores:
-        for image, where in ((images.build, build_image), (images.run, run_image)):
-            store, ref = stores.open(parse_address(where))
+        for image, address in zip((images.build, images.run), addresses, strict=True):
+            store, ref = stores.open(address)
             store.write(image, ref)
     return BaseOutcome(images.build.descriptor, images.run.descriptor)
