@@ -289,7 +289,9 @@ def test_run_image_label_names_come_from_run_toml() -> None:
     assert run_image_for_export(config, analyzed, BuildMetadata()).image == "r/two:2"
     other = Analyzed(run_image=RunImageInfo(reference="y", image="else/where:1"))
     assert run_image_for_export(config, other, BuildMetadata()).mirrors == ("m/one:1",)
-    assert run_image_for_export(None, analyzed, BuildMetadata()).image == ""
+    # without run.toml the label names the run image as the platform chose it, so a rebase can find it again
+    assert run_image_for_export(None, analyzed, BuildMetadata()).image == "m/two:2"
+    assert run_image_for_export(None, Analyzed(), BuildMetadata()).image == ""
 
 
 # -- reused layers -----------------------------------------------------------------------------------------------
