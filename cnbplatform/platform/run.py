@@ -68,6 +68,18 @@ def resolve_user(user: str, rootfs: Path) -> tuple[int, int]:
     return uid, gid
 
 
+def home_of(uid: int, rootfs: Path) -> str:
+    """The user's home from the image's /etc/passwd, as Docker sets ``HOME`` (``/`` when unknown)."""
+    try:
+        for line in (rootfs / "etc" / "passwd").read_text(errors="replace").splitlines():
+            parts = line.split(":")
+            if len(parts) > 5 and parts[2] == str(uid) and parts[5]:
+                return parts[5]
+    except OSError:
+        pass
+    return "/"
+
+
 def open_image(ctx: PlatformContext, where: str) -> tuple[Image, Path]:
     """Read *where* (any store), pick the host's platform from an index, and unpack it (cached)."""
     address = parse_address(where)
@@ -98,6 +110,7 @@ def run_image(ctx: PlatformContext, options: RunOptions) -> int:
     env = cfg.env_dict()
     env.update(options.env or {})
     uid, gid = resolve_user(cfg.user, rootfs)
+    env.setdefault("HOME", home_of(uid, rootfs))
 
     def out(data: bytes) -> None:
         sys.stdout.buffer.write(data)

@@ -57,3 +57,8 @@ def test_bad_recipe_is_refused(tmp_path: Path, cnb: Cnb) -> None:
     recipe.write_text("[base\n")
     done = cnb("base", "create", "--config", str(recipe), "--build-image", "b", "--run-image", "r", check=False)
     assert done.returncode != 0 and "not valid TOML" in done.stderr
+
+
+def test_run_sets_home_from_the_image_user(tmp_path: Path, cnb: Cnb) -> None:
+    cnb("base", "create", "--config", str(RECIPE), "--build-image", "tiny-build", "--run-image", "tiny-run")
+    assert cnb("run", "tiny-run", "--", "sh", "-c", "echo $HOME").stdout.strip() == "/home/cnb"
