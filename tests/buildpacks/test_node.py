@@ -1,0 +1,225 @@
+"""cnb/node end to end (issue 4 item 4, item 7 "must show"): ``cnb lifecycle create --sandbox bwrap`` on bookworm.
+
+Packages come from an npm registry on 127.0.0.1 made by the test (left needs @demo/right; extra), with a
+package-lock.json naming them. The first build runs ``npm ci`` and serves a page through ``cnb run``; a rebuild
+after a one-line code edit reuses node_modules without npm (registry untouched) and changes only the app layer; a
+dependency removed from the lockfile installs with ``--no-network`` from the npm cache layer; a new one makes the
+offline attempt fail and npm use the registry. The node helper
+scripts are also unit-tested with the host's node.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.buildpacks.conftest import LanguageImages
+from tests.buildpacks.helpers import (
+    Project,
+    buildpack_layer_digest,
+    create,
+    fetch_page,
+    image_sbom,
+    layer_digests,
+    layer_of,
+    lifecycle_metadata,
+    make_project,
+)
+from tests.buildpacks.packages import NpmPackage, NpmRegistry
+from tests.conftest import REPO, Cnb
+
+LIB = REPO / "buildpacks" / "node" / "lib"
+SERVER = """\
+const http = require("http");
+const left = require("left");
+http.createServer((req, res) => res.end(`node test app: ${left}\\n`)).listen(Number(process.env.PORT || 8080));
+"""
+
+
+def package_json(dependencies: dict[str, str], **extra: object) -> str:
+    manifest = {"name": "node-test-app", "version": "1.0.0", "private": True, "scripts": {"start": "node server.js"},
+                "dependencies": dependencies, **extra}  # fmt: skip
+    return json.dumps(manifest, indent=2) + "\n"
+
+
+@pytest.fixture(scope="module")
+def registry_packages(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NpmRegistry, list[NpmPackage]]]:
+    server = NpmRegistry(tmp_path_factory.mktemp("npm-registry"))
+    server.start()
+    right = server.add("@demo/right", "2.0.0", license="(MIT OR Apache-2.0)", code='module.exports = "right 2.0.0";\n')
+    left = server.add("left", "1.0.0", dependencies={"@demo/right": "^2.0.0"},
+                      code='module.exports = "left 1.0.0 with " + require("@demo/right");\n')  # fmt: skip
+    extra = server.add("extra", "1.0.0", license="SEE LICENSE IN LICENSE.md")
+    newer = server.add("newer", "1.0.0", license="ISC")
+    yield server, [right, left, extra, newer]
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def first_build(
+    tmp_path_factory: pytest.TempPathFactory,
+    bp_cnb: Cnb,
+    languages: LanguageImages,
+    registry_packages: tuple[NpmRegistry, list[NpmPackage]],
+) -> tuple[Project, str]:
+    registry, packages = registry_packages
+    deps = {"left": "1.0.0", "extra": "1.0.0"}
+    packages = packages[:3]
+    project = make_project(
+        tmp_path_factory.mktemp("node-project"),
+        ["node", "procfile"],
+        {
+            "server.js": SERVER,
+            "package.json": package_json(deps),
+            "package-lock.json": registry.lockfile("node-test-app", deps, packages),
+        },
+        env={"npm_config_registry": registry.url + "/"},
+    )
+    done = create(bp_cnb, project, languages)
+    return project, done.stdout + done.stderr
+
+
+@pytest.mark.integration
+def test_first_build_installs_serves_and_lists_node_modules(first_build: tuple[Project, str], bp_cnb: Cnb) -> None:
+    project, output = first_build
+    assert "cnb/node: the npm cache layer is empty; using the registry" in output
+    assert "cnb/node: web process (scripts.start): /bin/sh -c node server.js" in output
+    (node,) = [bp for bp in lifecycle_metadata(project.layout)["buildpacks"] if bp["key"] == "cnb/node"]
+    assert set(node["layers"]) == {"modules"}  # the npm cache is cache-only
+    assert (project.app / "node_modules").readlink() == Path("/layers/cnb_node/modules/node_modules")
+
+    text = image_sbom(project.layout, "launch/cnb_node/modules/sbom.cdx.json")
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    assert JsonStrictValidator(SchemaVersion.V1_5).validate_str(text) is None
+    components = json.loads(text)["components"]
+    assert [(c["name"], c["version"], c["purl"], c.get("licenses")) for c in components] == [
+        ("@demo/right", "2.0.0", "pkg:npm/%40demo/right@2.0.0", [{"expression": "(MIT OR Apache-2.0)"}]),
+        ("extra", "1.0.0", "pkg:npm/extra@1.0.0", [{"license": {"name": "SEE LICENSE IN LICENSE.md"}}]),
+        ("left", "1.0.0", "pkg:npm/left@1.0.0", [{"license": {"id": "MIT"}}]),
+    ]
+
+    assert fetch_page(bp_cnb, project.output) == "node test app: left 1.0.0 with right 2.0.0\n"
+
+
+@pytest.mark.integration
+def test_rebuilds_reuse_node_modules_and_install_offline_from_the_cache(
+    first_build: tuple[Project, str],
+    bp_cnb: Cnb,
+    languages: LanguageImages,
+    registry_packages: tuple[NpmRegistry, list[NpmPackage]],
+) -> None:
+    project, _ = first_build
+    registry, packages = registry_packages
+    before = layer_digests(project.layout)
+    modules_before = buildpack_layer_digest(project.layout, "cnb/node", "modules")
+    asked = len(registry.requests)
+
+    (project.app / "server.js").write_text(SERVER.replace("node test app", "node test app v2"))
+    done = create(bp_cnb, project, languages)
+    output = done.stdout + done.stderr
+    assert "cnb/node: reusing node_modules (package-lock.json unchanged)" in output
+    assert "npm ci" not in output
+    assert len(registry.requests) == asked
+    after = layer_digests(project.layout)
+    app_layer = layer_of(project.layout, lifecycle_metadata(project.layout)["app"][0]["sha"])
+    assert [new for old, new in zip(before, after, strict=True) if old != new] == [app_layer]
+    assert buildpack_layer_digest(project.layout, "cnb/node", "modules") == modules_before
+
+    # one dependency less (package.json and lockfile): npm ci runs offline, from the cache layer
+    deps = {"left": "1.0.0"}
+    (project.app / "package.json").write_text(package_json(deps))
+    (project.app / "package-lock.json").write_text(registry.lockfile("node-test-app", deps, packages[:2]))
+    done = create(bp_cnb, project, languages, "--no-network")
+    output = done.stdout + done.stderr
+    assert "cnb/node: npm ci --offline: every package came from the cache layer" in output
+    assert len(registry.requests) == asked
+    names = [
+        c["name"] for c in json.loads(image_sbom(project.layout, "launch/cnb_node/modules/sbom.cdx.json"))["components"]
+    ]
+    assert names == ["@demo/right", "left"]
+
+    # a package the cache has never seen: the offline attempt fails, the registry is asked
+    deps = {"left": "1.0.0", "newer": "1.0.0"}
+    (project.app / "package.json").write_text(package_json(deps))
+    (project.app / "package-lock.json").write_text(
+        registry.lockfile("node-test-app", deps, [*packages[:2], packages[3]])
+    )
+    done = create(bp_cnb, project, languages)
+    assert "cnb/node: npm ci --offline could not finish" in done.stdout + done.stderr
+    assert any(path.endswith("newer-1.0.0.tgz") for path in registry.requests[asked:])
+
+
+def node(script: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["node", str(LIB / script), *args], capture_output=True, text=True, timeout=30, cwd=cwd,
+                          check=True)  # fmt: skip
+
+
+def test_fingerprint_follows_the_lockfile_and_dependencies_only(tmp_path: Path) -> None:
+    (tmp_path / "package.json").write_text(package_json({"left": "1.0.0"}))
+    (tmp_path / "package-lock.json").write_text('{"lockfileVersion": 3}\n')
+    first = node("fingerprint.js", str(tmp_path)).stdout.split()
+    assert first[0] == "package-lock.json"
+    (tmp_path / "package.json").write_text(package_json({"left": "1.0.0"}, description="scripts and text may change"))
+    assert node("fingerprint.js", str(tmp_path)).stdout.split() == first
+    (tmp_path / "package-lock.json").write_text('{"lockfileVersion": 3, "packages": {}}\n')
+    assert node("fingerprint.js", str(tmp_path)).stdout.split()[1] != first[1]
+    (tmp_path / "package-lock.json").unlink()
+    no_lock = node("fingerprint.js", str(tmp_path)).stdout.split()
+    assert no_lock[0] == "package.json"
+    (tmp_path / "package.json").write_text(package_json({"left": "2.0.0"}))
+    assert node("fingerprint.js", str(tmp_path)).stdout.split()[1] != no_lock[1]
+
+
+def test_sbom_walks_scoped_nested_and_legacy_packages(tmp_path: Path) -> None:
+    modules = tmp_path / "node_modules"
+    found = {
+        "a": {"name": "a", "version": "1.0.0", "license": "ISC"},
+        "@s/b": {"name": "@s/b", "version": "2.0.0", "license": {"type": "BSD"}},
+        "a/node_modules/c": {"name": "c", "version": "0.1.0", "licenses": [{"type": "MIT"}, {"type": "GPL-2.0"}]},
+        "d": {"name": "d", "version": "3.0.0", "license": "UNLICENSED"},
+        "e": {"name": "e", "version": "1.0.0-rc.1+build"},
+    }
+    for rel, manifest in found.items():
+        (modules / rel).mkdir(parents=True)
+        (modules / rel / "package.json").write_text(json.dumps(manifest))
+    (modules / ".bin").mkdir()
+    (modules / ".package-lock.json").write_text("{}")
+    doc = json.loads(node("sbom.js", str(modules), "9.9.9").stdout)
+    assert doc["metadata"]["tools"]["components"][0]["version"] == "9.9.9"
+    assert [(c["purl"], c.get("licenses")) for c in doc["components"]] == [
+        ("pkg:npm/%40s/b@2.0.0", [{"license": {"name": "BSD"}}]),
+        ("pkg:npm/a@1.0.0", [{"license": {"id": "ISC"}}]),
+        ("pkg:npm/c@0.1.0", [{"license": {"name": "MIT"}}, {"license": {"name": "GPL-2.0"}}]),
+        ("pkg:npm/d@3.0.0", [{"license": {"name": "UNLICENSED"}}]),
+        ("pkg:npm/e@1.0.0-rc.1%2Bbuild", None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("manifest", "files", "command"),
+    [
+        ({"scripts": {"start": 'node srv.js --port "$PORT"'}}, [], ["/bin/sh", "-c", 'node srv.js --port "$PORT"']),
+        ({}, ["server.js", "index.js"], ["node", "server.js"]),
+        ({"main": "lib/main.js"}, ["lib/main.js", "index.js"], ["node", "lib/main.js"]),
+        ({}, ["index.js"], ["node", "index.js"]),
+        ({}, [], None),
+    ],
+)
+def test_web_process(tmp_path: Path, manifest: dict[str, object], files: list[str], command: list[str] | None) -> None:
+    import tomllib
+
+    (tmp_path / "package.json").write_text(json.dumps({"name": "x", "version": "1.0.0", **manifest}))
+    for rel in files:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("")
+    launch = tomllib.loads(node("launch.js", str(tmp_path)).stdout)
+    if command is None:
+        assert launch == {}
+    else:
+        assert launch == {"processes": [{"type": "web", "command": command, "default": True}]}
