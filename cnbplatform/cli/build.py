@@ -36,6 +36,9 @@ def build(
     insecure_registry: list[str] = typer.Option([], "--insecure-registry", help="Registry over plain HTTP."),
     sandbox: str = typer.Option("bwrap", "--sandbox", help="bwrap (default), docker or host."),
     detect_timeout: float = typer.Option(600.0, "--detect-timeout", help="Seconds one bin/detect may take."),
+    host_ca_certs: Path | None = typer.Option(
+        None, "--host-ca-certs", help="CA bundle of this machine for buildpacks (TLS-intercepting proxies)."
+    ),
 ) -> None:
     """Build IMAGE from the app in --path with the buildpacks of --builder."""
     from cnbplatform.platform.build import BuildRequest, run_build
@@ -48,6 +51,7 @@ def build(
         previous_image=previous_image, default_process=default_process, sbom_output_dir=sbom_output_dir,
         report_output_dir=report_output_dir, creation_time=creation_time, pull_policy=pull_policy,
         network=network, volumes=tuple(volume), sandbox=sandbox, detect_timeout=detect_timeout,
+        host_ca_certs=host_ca_certs,
     )  # fmt: skip
     with reporter_for("info", prefix_output=True) as reporter:
         outcome = run_build(ctx, request, reporter)

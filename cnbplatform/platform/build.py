@@ -64,6 +64,7 @@ class BuildRequest:
     sandbox: str = "bwrap"
     detect_timeout: float | None = 600.0
     build_timeout: float | None = None
+    host_ca_certs: Path | None = None
 
 
 @dataclass
@@ -97,6 +98,19 @@ def creation_epoch(value: str | None) -> int | None:
     if value.isdigit():
         return int(value)
     raise UsageError(f"--creation-time {value!r}: expected 'now' or seconds since the epoch")
+
+
+HOST_CA_PATH = "/cnb/host-ca-certificates.crt"
+CA_ENV = ("SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "CURL_CA_BUNDLE")
+
+
+def host_ca_mount(bundle: Path) -> tuple[Mount, dict[str, str]]:
+    """This machine's CA bundle for buildpacks (behind a TLS-intercepting proxy the build image's CAs are not
+    enough): mounted read-only at HOST_CA_PATH and named by the variables pip, requests, node and curl read.
+    Nothing of it reaches the app image."""
+    if not bundle.is_file():
+        raise UsageError(f"--host-ca-certs {bundle}: no such file")
+    return Mount(bundle.resolve(), HOST_CA_PATH, read_only=True), {name: HOST_CA_PATH for name in CA_ENV}
 
 
 def parse_volume(spec: str) -> Mount:
@@ -199,6 +213,11 @@ def run_build(ctx: PlatformContext, request: BuildRequest, reporter: Reporter) -
     env = parse_env(request.env, request.env_files, ctx.env)
     if project is not None:
         env = {**{e.name: e.value for e in project.env}, **env}
+    ca_mounts: tuple[Mount, ...] = ()
+    if request.host_ca_certs is not None:
+        ca_mount, ca_env = host_ca_mount(request.host_ca_certs)
+        ca_mounts = (ca_mount,)
+        env = {**ca_env, **env}
     write_platform_env(ws.platform, env)
     groups = _order_groups(ctx, request, project, ws, builder_root)
     if groups is None:
@@ -239,7 +258,7 @@ def run_build(ctx: PlatformContext, request: BuildRequest, reporter: Reporter) -
     if epoch is not None:
         env_for_ctx["SOURCE_DATE_EPOCH"] = str(epoch)
     run_ctx = replace(ctx, env=env_for_ctx)
-    mounts = tuple(parse_volume(v) for v in request.volumes)
+    mounts = (*ca_mounts, *(parse_volume(v) for v in request.volumes))
     result: ExportResult | None = None
     with Phases(run_ctx, settings, reporter, extra_mounts=mounts) as phases:
         for name, step in (

@@ -89,3 +89,15 @@ def test_config_round_trip(tmp_path: Path) -> None:
     config = CnbConfig(default_builder="cnb/tiny", insecure_registries=["r:5000"], registry_mirrors={"docker.io": "m"})
     save_config(tmp_path, config)
     assert load_config(tmp_path) == config
+
+
+def test_host_ca_certs_mount_and_env(tmp_path: Path) -> None:
+    from cnbplatform.platform.build import HOST_CA_PATH, host_ca_mount
+
+    bundle = tmp_path / "ca.crt"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    mount, env = host_ca_mount(bundle)
+    assert mount.read_only and mount.target == HOST_CA_PATH and mount.source == bundle.resolve()
+    assert env["PIP_CERT"] == env["NODE_EXTRA_CA_CERTS"] == env["SSL_CERT_FILE"] == HOST_CA_PATH
+    with pytest.raises(UsageError):
+        host_ca_mount(tmp_path / "missing.crt")
