@@ -1,33 +1,59 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: install everything, make busybox build/run images, build examples/shell with
-# our procfile buildpack through the lifecycle (buildpacks sandboxed in the build image with bwrap, no Docker
-# daemon), run the resulting image, and show what it is made of. A second run reuses base images and caches.
+# The main job on a fresh Debian 12 machine: install everything, make the Debian bookworm base images (once),
+# build examples/python-flask with the bookworm builder (buildpacks sandboxed with bwrap, no Docker daemon),
+# run it, fetch its page, and print a one-line SBOM summary. A second run reuses base images and caches.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 CNB=.venv/bin/cnb
+PY=.venv/bin/python
 export CNB_HOME="${CNB_HOME:-$HOME/.local/share/cnb}"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 
-echo "== base images (builders/tiny)"
-$CNB -q base create --config builders/tiny/base.toml --build-image cnb-demo/tiny-build --run-image cnb-demo/tiny-run
+if $CNB -q image inspect cnb/bookworm-build >/dev/null 2>&1 && $CNB -q image inspect cnb/bookworm-run >/dev/null 2>&1; then
+  echo "== base images: reusing cnb/bookworm-build and cnb/bookworm-run (cnb base create refreshes them)"
+else
+  echo "== base images: Debian bookworm with mmdebstrap (a minute or two, once)"
+  $CNB base create --config builders/bookworm/base.toml --build-image cnb/bookworm-build --run-image cnb/bookworm-run
+fi
 
-echo "== build examples/shell"
-mkdir -p "$work/buildpacks/cnb_procfile" "$work/layers" "$work/platform"
-cp -r buildpacks/procfile "$work/buildpacks/cnb_procfile/0.1.0"
-cp -r examples/shell "$work/app"
-printf '[[order]]\n[[order.group]]\nid = "cnb/procfile"\nversion = "0.1.0"\n' > "$work/order.toml"
-CNB_PLATFORM_API=0.15 $CNB lifecycle create \
-  --app "$work/app" --layers "$work/layers" --platform "$work/platform" \
-  --buildpacks "$work/buildpacks" --order "$work/order.toml" \
-  --sandbox bwrap --build-image cnb-demo/tiny-build --run-image cnb-demo/tiny-run \
-  --cache-dir "$CNB_HOME/cache/cnb-demo-shell" \
-  cnb-demo/shell-app
+echo "== cnb build cnb-demo/flask --builder builders/bookworm --path examples/python-flask"
+ca_flags=()
+if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+  ca_flags=(--host-ca-certs /etc/ssl/certs/ca-certificates.crt)  # this machine's CAs, for pip behind a proxy
+fi
+$CNB build cnb-demo/flask --builder builders/bookworm --path examples/python-flask "${ca_flags[@]}"
 
-echo "== run it (no daemon)"
-$CNB run cnb-demo/shell-app
-$CNB run cnb-demo/shell-app --process greet -- world
+echo "== cnb run cnb-demo/flask"
+port=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+$CNB run cnb-demo/flask -e PORT="$port" > "${TMPDIR:-/tmp}/cnb-demo-flask.log" 2>&1 &
+app=$!
+trap 'kill "$app" 2>/dev/null || true; wait "$app" 2>/dev/null || true' EXIT
+$PY - "$port" <<'PY'
+import sys, time, urllib.request
+url = f"http://127.0.0.1:{sys.argv[1]}/"
+deadline = time.time() + 60
+while True:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            print(f"GET {url} -> {response.status}: {response.read().decode().strip()}")
+            break
+    except OSError:
+        if time.time() > deadline:
+            sys.exit(f"the app did not answer on {url}")
+        time.sleep(0.2)
+PY
 
-echo "== what it is"
-$CNB image inspect cnb-demo/shell-app | sed -n '1,6p'
+echo "== SBOM"
+$CNB sbom export cnb-demo/flask --format cyclonedx | $PY -c '
+import json, sys
+doc = json.load(sys.stdin)
+def walk(components):
+    for c in components:
+        yield c
+        yield from walk(c.get("components", []))
+purls = [c.get("purl", "") for c in walk(doc.get("components", []))]
+deb = sum(p.startswith("pkg:deb/") for p in purls)
+pypi = sum(p.startswith("pkg:pypi/") for p in purls)
+version = doc["specVersion"]
+print(f"SBOM: {len(purls)} components ({deb} Debian packages, {pypi} Python packages), CycloneDX {version}")
+'
