@@ -171,6 +171,13 @@ class LayersMetadata:
 
     def to_dict(self) -> dict[str, Any]:
         """The TOML form."""
+        return self.serialise(json_names=False)
+
+    def serialise(self, *, json_names: bool) -> dict[str, Any]:
+        """The TOML form, or with the label's JSON key names (§5.1 mapping: ``runImage``/``topLayer``/``data``)."""
+        run_key, top_key, data_key = (
+            ("runImage", "topLayer", "data") if json_names else ("run-image", "top-layer", "metadata")
+        )
         out: dict[str, Any] = {"app": [{"sha": sha} for sha in self.app]}
         for key, sha in (
             ("sbom", self.sbom),
@@ -180,12 +187,12 @@ class LayersMetadata:
         ):
             if sha is not None:
                 out[key] = {"sha": sha}
-        out["buildpacks"] = [b.to_dict("metadata") for b in self.buildpacks]
-        run: dict[str, Any] = {"top-layer": self.run_image.top_layer, "reference": self.run_image.reference}
+        out["buildpacks"] = [b.to_dict(data_key) for b in self.buildpacks]
+        run: dict[str, Any] = {top_key: self.run_image.top_layer, "reference": self.run_image.reference}
         run.update(RunImageRef(self.run_image.image, self.run_image.mirrors).to_dict())
-        out["run-image"] = run
+        out[run_key] = run
         if self.stack is not None:
-            out["stack"] = {"run-image": self.stack.to_dict()}
+            out["stack"] = {run_key: self.stack.to_dict()}
         return out
 
 

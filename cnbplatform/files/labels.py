@@ -107,22 +107,7 @@ class LifecycleMetadata(LayersMetadata):
         return LayersMetadata(**{f.name: getattr(self, f.name) for f in fields(LayersMetadata)})
 
     def to_json_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"app": [{"sha": sha} for sha in self.app]}
-        for key, sha in (
-            ("sbom", self.sbom),
-            ("config", self.config),
-            ("launcher", self.launcher),
-            ("process-types", self.process_types),
-        ):
-            if sha is not None:
-                out[key] = {"sha": sha}
-        out["buildpacks"] = [b.to_dict("data") for b in self.buildpacks]
-        run: dict[str, Any] = {"topLayer": self.run_image.top_layer, "reference": self.run_image.reference}
-        run.update(RunImageRef(self.run_image.image, self.run_image.mirrors).to_dict())
-        out["runImage"] = run
-        if self.stack is not None:
-            out["stack"] = {"runImage": self.stack.to_dict()}
-        return out
+        return self.serialise(json_names=True)
 
     def to_json(self) -> str:
         return canonical_json(self.to_json_dict())
