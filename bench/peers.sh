@@ -1,0 +1,391 @@
+#!/usr/bin/env bash
+# bench/peers.sh: cnb against BuildKit and `buildah bud` on examples/python-flask (issue 4). See bench/peers.md.
+#
+#   bash bench/peers.sh [--repeat N] [--workdir DIR] [--keep] [--no-buildah]
+#
+# All three build from the same base images (the builders/bookworm build and run images made by `cnb base
+# create`, loaded into the Docker engine and into buildah's storage), install from one local wheel directory with
+# the network off, and write to their own store (cnb: its local store; BuildKit: the engine; buildah: its storage).
+# Each round runs, per tool: cold build, no-op rebuild, one-line app change, one-requirement change (adds six), OS
+# update (the updated base images take over the same tags; cnb: rebase; Dockerfile: rebuild). Medians over the
+# rounds are printed with their ratio to BuildKit from the same run (DESIGN.md §5).
+#
+# Starts its own dockerd (no bridge, no iptables) and uses a private buildah storage and CNB_HOME, all under a temp
+# dir that is removed on exit, with everything it started. Network: PyPI once (pip download into the wheel dir),
+# the Debian mirror when base images must be made (cnb base create), apt when buildah is missing; nothing else.
+set -euo pipefail
+export LC_ALL=C
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+REPEAT=3
+PARENT=""
+KEEP=0
+USE_BUILDAH=1
+usage() { sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'; }
+while (($#)); do
+  case "$1" in
+    --repeat) REPEAT="${2:?--repeat needs a number}"; shift 2 ;;
+    --workdir) PARENT="${2:?--workdir needs a directory}"; shift 2 ;;
+    --keep) KEEP=1; shift ;;
+    --no-buildah) USE_BUILDAH=0; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "peers: unknown argument $1" >&2; usage >&2; exit 2 ;;
+  esac
+done
+[[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || { echo "peers: --repeat must be a positive integer" >&2; exit 2; }
+
+say() { printf '== %s\n' "$*" >&2; }
+die() { printf 'peers: error: %s\n' "$*" >&2; exit 1; }
+
+SETUP_LOG="$(mktemp /tmp/peers-setup.XXXXXX)"
+bash "$ROOT/scripts/setup.sh" > "$SETUP_LOG" 2>&1 || { cat "$SETUP_LOG" >&2; die "scripts/setup.sh failed (above)"; }
+rm -f "$SETUP_LOG"
+CNB="$ROOT/.venv/bin/cnb"
+DOCKER=/usr/bin/docker # Debian's docker.io client (20.10): BuildKit built in, no buildx plugin needed
+[[ -x "$DOCKER" ]] || die "$DOCKER is missing (apt-get install docker.io)"
+command -v python3 >/dev/null || die "python3 is needed for the report"
+
+if [[ -n "$PARENT" ]]; then
+  mkdir -p "$PARENT"
+  W="$(mktemp -d "$(cd "$PARENT" && pwd)/peers.XXXXXX")"
+else
+  W="$(mktemp -d /tmp/peers.XXXXXX)"
+fi
+# dockerd's exec root holds containerd sockets: keep it short (unix socket paths < 108 bytes).
+SHORT="$(mktemp -d /tmp/pk.XXXXXX)"
+DOCKERD_PID=""
+
+cleanup() {
+  local rc=$?
+  set +e
+  if [[ -n "$DOCKERD_PID" ]] && kill -0 "$DOCKERD_PID" 2>/dev/null; then
+    local children=()
+    mapfile -t children < <(pgrep -P "$DOCKERD_PID") # its containerd, stopped by dockerd itself unless it hangs
+    kill -TERM "$DOCKERD_PID"
+    for _ in $(seq 300); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$DOCKERD_PID" 2>/dev/null; then
+      kill -KILL "$DOCKERD_PID" "${children[@]}" 2>/dev/null
+    fi
+    wait "$DOCKERD_PID" 2>/dev/null
+  fi
+  # Mounts left by dockerd (netns) and by buildah's overlay storage, deepest first.
+  awk -v a="$W/" -v b="$SHORT/" 'index($2, a) == 1 || index($2, b) == 1 {print $2}' /proc/self/mounts |
+    sort -r | while read -r point; do umount -l "$point" 2>/dev/null; done
+  rm -rf "$SHORT"
+  if ((KEEP)); then
+    echo "peers: kept $W" >&2
+  else
+    rm -rf "$W"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+LOGS="$W/logs"
+RESULTS="$W/results.tsv"
+mkdir -p "$LOGS" "$W/failed"
+: > "$RESULTS"
+declare -A BROKEN=()
+TOOLS=(buildkit cnb)
+((USE_BUILDAH)) && TOOLS+=(buildah)
+
+# step TOOL LABEL SCENARIO CMD...: run CMD, output to a log; with a SCENARIO, record its wall time. A failure
+# marks TOOL broken (the rest of its steps are skipped) and shows the log's tail; the other tools go on.
+step() {
+  local tool=$1 label=$2 scenario=$3 rc=0 t0 t1
+  shift 3
+  [[ -z "${BROKEN[$tool]:-}" ]] || return 0
+  local log="$LOGS/$tool.$label.log"
+  t0=$EPOCHREALTIME
+  "$@" >>"$log" 2>&1 || rc=$?
+  t1=$EPOCHREALTIME
+  if ((rc)); then
+    BROKEN[$tool]="step '$label' failed (exit $rc): $*"
+    tail -n 25 "$log" > "$W/failed/$tool.log"
+    printf 'peers: %s: %s\n' "$tool" "${BROKEN[$tool]}" >&2
+    sed "s/^/  [$tool] /" "$W/failed/$tool.log" >&2
+    return 0
+  fi
+  [[ -z "$scenario" ]] || printf '%s\t%s\t%s\t%s\n' "$tool" "$scenario" "$t0" "$t1" >> "$RESULTS"
+}
+
+# --- 1. base images (in the user's cnb store; made once) ----------------------------------------------------------
+say "base images"
+cd "$ROOT"
+if ! "$CNB" -q image inspect local:cnb/bookworm-run >/dev/null 2>&1 ||
+  ! "$CNB" -q image inspect local:cnb/bookworm-build >/dev/null 2>&1; then
+  say "cnb base create: cnb/bookworm-build, cnb/bookworm-run (mmdebstrap, about 90 s)"
+  "$CNB" base create --config builders/bookworm/base.toml \
+    --build-image cnb/bookworm-build --run-image cnb/bookworm-run
+fi
+# The "OS update": the recipe with one more package in both images (run-packages), as the images rebuilt after a
+# Debian update are: both change, the Python stays the same.
+if ! "$CNB" -q image inspect local:cnb-bench/bookworm-run-updated >/dev/null 2>&1 ||
+  ! "$CNB" -q image inspect local:cnb-bench/bookworm-build-updated >/dev/null 2>&1; then
+  say "cnb base create: cnb-bench/bookworm-{build,run}-updated (the recipe + less)"
+  sed 's/^run-packages = \[/run-packages = ["less", /' builders/bookworm/base.toml > "$W/base-updated.toml"
+  grep -q '"less"' "$W/base-updated.toml" || die "could not add a package to a copy of builders/bookworm/base.toml"
+  "$CNB" base create --config "$W/base-updated.toml" \
+    --build-image cnb-bench/bookworm-build-updated --run-image cnb-bench/bookworm-run-updated
+fi
+BASES="$W/bases"
+for pair in build:cnb/bookworm-build run:cnb/bookworm-run \
+  build-updated:cnb-bench/bookworm-build-updated run-updated:cnb-bench/bookworm-run-updated; do
+  "$CNB" -q image copy "local:${pair#*:}" "oci:$BASES:${pair%%:*}" >/dev/null
+done
+
+# --- the app, a snapshot of builder + buildpacks, the wheels -------------------------------------------------------
+say "sources and wheels"
+mkdir -p "$W/src/builders" "$W/wheels"
+cp -r "$ROOT/examples/python-flask" "$W/src/app"
+cp -r "$ROOT/builders/bookworm" "$W/src/builders/bookworm"
+cp -r "$ROOT/buildpacks" "$W/src/buildpacks"
+REQ_EXTRA="six==1.17.0" # the one-requirement change: a small pure-Python wheel
+cp "$W/src/app/requirements.txt" "$W/src/requirements-b.txt"
+echo "$REQ_EXTRA" >> "$W/src/requirements-b.txt"
+# Wheels for the build images' Python (bookworm: CPython 3.11, glibc 2.36), whatever runs this script.
+"$ROOT/.venv/bin/python" -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
+  --implementation cp --python-version 3.11 --abi cp311 \
+  --platform manylinux_2_36_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+  --platform manylinux2014_x86_64 \
+  -d "$W/wheels" -r "$W/src/requirements-b.txt" > "$LOGS/pip-download.log" 2>&1 ||
+  { tail -n 20 "$LOGS/pip-download.log" >&2; die "pip download of the wheels failed (log above)"; }
+wheel_names=("$W"/wheels/*.whl)
+wheel_names=("${wheel_names[@]##*/}")
+echo "   ${#wheel_names[@]} wheels: ${wheel_names[*]%%-[0-9]*}" >&2
+
+# The Dockerfile doing what cnb/python does: a venv without pip filled by the image's pip from the wheel dir
+# (mounted, like cnb's --volume), requirements copied before the app so an app change keeps the venv layer, and
+# a second stage that copies the venv and the app onto the run image, as buildpacks lay them out.
+cat > "$W/Dockerfile" <<'EOF'
+ARG BUILD_IMAGE=cnb/bookworm-build
+ARG RUN_IMAGE=cnb/bookworm-run
+
+FROM ${BUILD_IMAGE} AS build
+USER root
+ENV PIP_NO_INDEX=1 PIP_FIND_LINKS=/wheels PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+COPY app/requirements.txt /tmp/requirements.txt
+RUN --mount=type=bind,source=wheels,target=/wheels \
+    python3 -m venv --without-pip /layers/cnb_python/venv \
+ && python3 -m pip --python /layers/cnb_python/venv/bin/python install -r /tmp/requirements.txt
+
+FROM ${RUN_IMAGE}
+COPY --from=build /layers/cnb_python/venv /layers/cnb_python/venv
+COPY app/ /workspace/
+ENV PATH=/layers/cnb_python/venv/bin:$PATH VIRTUAL_ENV=/layers/cnb_python/venv PYTHONUNBUFFERED=1
+WORKDIR /workspace
+USER 1000:1000
+CMD ["gunicorn", "--bind", "0.0.0.0:8080", "app:app"]
+EOF
+
+# Each tool builds from its own context: app/ plus (for the Dockerfiles) wheels/ as hard links.
+for tool in "${TOOLS[@]}"; do
+  mkdir -p "$W/ctx/$tool"
+  [[ "$tool" == cnb ]] || cp -al "$W/wheels" "$W/ctx/$tool/wheels"
+done
+fresh_app() { rm -rf "$W/ctx/$1/app" && cp -r "$W/src/app" "$W/ctx/$1/app"; }
+change_app() { printf '# one-line change, round %s\n' "$2" >> "$W/ctx/$1/app/app.py"; }
+change_requirement() { cp "$W/src/requirements-b.txt" "$W/ctx/$1/app/requirements.txt"; }
+
+# --- 2. the Docker engine and buildah, with the same base images ---------------------------------------------------
+say "dockerd"
+mkdir -p "$W/docker" "$SHORT/e"
+dockerd --iptables=false --ip6tables=false --bridge=none --storage-driver=overlay2 \
+  --data-root "$W/docker" --exec-root "$SHORT/e" --pidfile "$SHORT/docker.pid" -H "unix://$SHORT/docker.sock" \
+  > "$LOGS/dockerd.log" 2>&1 &
+DOCKERD_PID=$!
+export DOCKER_HOST="unix://$SHORT/docker.sock"
+for _ in $(seq 600); do
+  "$DOCKER" version >/dev/null 2>&1 && break
+  kill -0 "$DOCKERD_PID" 2>/dev/null || break
+  sleep 0.1
+done
+if ! "$DOCKER" version >/dev/null 2>&1; then
+  tail -n 20 "$LOGS/dockerd.log" >&2
+  die "dockerd did not start (log above): BuildKit is the baseline, nothing to compare with"
+fi
+# In every store: cnb/bookworm-{build,run}:original and :updated; :latest (what the builds use) is moved by the
+# OS update step and put back by each round's reset.
+for kind in build run; do
+  "$CNB" -q image copy "oci:$BASES:$kind" "docker-daemon:cnb/bookworm-$kind:original" >/dev/null
+  "$CNB" -q image copy "oci:$BASES:$kind-updated" "docker-daemon:cnb/bookworm-$kind:updated" >/dev/null
+done
+
+if ((USE_BUILDAH)); then
+  say "buildah"
+  if ! command -v buildah >/dev/null; then
+    step buildah install "" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah
+  fi
+  mkdir -p "$W/buildah"
+  cat > "$W/buildah/containers.conf" <<'EOF'
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+EOF
+  cat > "$W/buildah/storage.conf" <<EOF
+[storage]
+driver = "overlay"
+runroot = "$W/buildah/run"
+graphroot = "$W/buildah/root"
+EOF
+  printf 'unqualified-search-registries = []\nshort-name-mode = "disabled"\n' > "$W/buildah/registries.conf"
+  export CONTAINERS_CONF="$W/buildah/containers.conf" CONTAINERS_STORAGE_CONF="$W/buildah/storage.conf"
+  export CONTAINERS_REGISTRIES_CONF="$W/buildah/registries.conf" BUILDAH_ISOLATION=oci
+  # skopeo writes into the same storage (buildah pull oci:DIR names the image after DIR, which must be lowercase).
+  for kind in build run; do
+    step buildah "load-$kind" "" skopeo copy -q "oci:$BASES:$kind" \
+      "containers-storage:localhost/cnb/bookworm-$kind:original"
+    step buildah "load-$kind-updated" "" skopeo copy -q "oci:$BASES:$kind-updated" \
+      "containers-storage:localhost/cnb/bookworm-$kind:updated"
+  done
+fi
+
+# cnb: a private CNB_HOME with the same images (the user's store is left alone).
+export CNB_HOME="$W/cnb-home"
+for kind in build run; do
+  "$CNB" -q image copy "oci:$BASES:$kind" "local:cnb/bookworm-$kind:original" >/dev/null
+  "$CNB" -q image copy "oci:$BASES:$kind-updated" "local:cnb/bookworm-$kind:updated" >/dev/null
+done
+
+# --- 3. the builds -------------------------------------------------------------------------------------------------
+bk_build() { # [--build-arg ...]
+  DOCKER_BUILDKIT=1 "$DOCKER" build --network none --progress plain -f "$W/Dockerfile" -t bench/app:buildkit \
+    "$@" "$W/ctx/buildkit"
+}
+bk_tag() { "$DOCKER" tag "cnb/bookworm-$1:$2" "cnb/bookworm-$1:latest"; } # KIND VERSION
+bk_reset() {
+  { "$DOCKER" image rm -f bench/app:buildkit || true; } &&
+    bk_tag build original && bk_tag run original && "$DOCKER" builder prune -af
+}
+
+bh_build() {
+  buildah bud --layers --pull=never --network none -f "$W/Dockerfile" -t localhost/bench/app:buildah \
+    --build-arg BUILD_IMAGE=localhost/cnb/bookworm-build --build-arg RUN_IMAGE=localhost/cnb/bookworm-run \
+    "$W/ctx/buildah"
+}
+bh_tag() { buildah tag "localhost/cnb/bookworm-$1:$2" "localhost/cnb/bookworm-$1:latest"; }
+bh_reset() { # the app image and every cached intermediate image go; the base images stay
+  { buildah rmi -f localhost/bench/app:buildah || true; } &&
+    bh_tag build original && bh_tag run original && buildah rmi --prune
+}
+
+cnb_build() {
+  "$CNB" build bench/app --builder "$W/src/builders/bookworm" --path "$W/ctx/cnb/app" --cache-dir "$W/cnb-cache" \
+    --network none --env PIP_NO_INDEX=1 --env PIP_FIND_LINKS=/wheels --volume "$W/wheels:/wheels:ro"
+}
+cnb_tag() { "$CNB" -q image tag "cnb/bookworm-$1:$2" "cnb/bookworm-$1:latest"; }
+cnb_reset() { # no app image, no build cache, no layer-cache records; the unpacked builder rootfs stays
+  { "$CNB" image rm bench/app || true; } &&
+    cnb_tag build original && cnb_tag run original && rm -rf "$W/cnb-cache" "$CNB_HOME/layer-cache"
+}
+cnb_rebase() { "$CNB" rebase bench/app --run-image cnb/bookworm-run; }
+
+declare -A BUILD=([buildkit]=bk_build [buildah]=bh_build [cnb]=cnb_build)
+declare -A RESET=([buildkit]=bk_reset [buildah]=bh_reset [cnb]=cnb_reset)
+declare -A TAG=([buildkit]=bk_tag [buildah]=bh_tag [cnb]=cnb_tag)
+
+# One round: every scenario once, in the order a developer meets them, from a cold start.
+round() { # TOOL ROUND
+  local tool=$1 r=$2 build=${BUILD[$1]}
+  step "$tool" "r$r.reset" "" "${RESET[$tool]}"
+  step "$tool" "r$r.app" "" fresh_app "$tool"
+  step "$tool" "r$r.cold" cold "$build"
+  step "$tool" "r$r.noop" noop "$build"
+  step "$tool" "r$r.edit" "" change_app "$tool" "$r"
+  step "$tool" "r$r.app-change" app "$build"
+  step "$tool" "r$r.edit-req" "" change_requirement "$tool"
+  step "$tool" "r$r.req-change" req "$build"
+  # OS update. Dockerfiles: first the run image alone (the build stage stays cached), then the build image too
+  # (the venv is made again). cnb rebases once both tags have moved; the build image plays no part in a rebase.
+  step "$tool" "r$r.update-run" "" "${TAG[$tool]}" run updated
+  if [[ "$tool" != cnb ]]; then
+    step "$tool" "r$r.os-run-update" osrun "$build"
+  fi
+  step "$tool" "r$r.update-build" "" "${TAG[$tool]}" build updated
+  if [[ "$tool" == cnb ]]; then
+    step "$tool" "r$r.os-update" os cnb_rebase
+  else
+    step "$tool" "r$r.os-update" os "$build"
+  fi
+}
+
+# Warm-up, not measured: unpacks cnb's builder rootfs once (the engine and buildah extracted the base layers when
+# the images were loaded) and warms the page cache for every tool.
+say "warm-up build per tool"
+for tool in "${TOOLS[@]}"; do
+  step "$tool" warmup.reset "" "${RESET[$tool]}"
+  step "$tool" warmup.app "" fresh_app "$tool"
+  step "$tool" warmup.build "" "${BUILD[$tool]}"
+done
+for r in $(seq "$REPEAT"); do
+  say "round $r of $REPEAT"
+  for tool in "${TOOLS[@]}"; do
+    round "$tool" "$r"
+  done
+done
+
+# --- 4. the table --------------------------------------------------------------------------------------------------
+FAILS="$W/failures.tsv"
+: > "$FAILS"
+for tool in "${TOOLS[@]}"; do
+  [[ -z "${BROKEN[$tool]:-}" ]] || printf '%s\t%s\n' "$tool" "${BROKEN[$tool]}" >> "$FAILS"
+done
+echo
+echo "cnb vs BuildKit vs buildah: examples/python-flask, medians of $REPEAT round(s), $(date -u +%Y-%m-%dT%H:%MZ)," \
+  "$(nproc) cores; cnb $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+python3 - "$RESULTS" "$FAILS" "${TOOLS[*]}" <<'EOF'
+import statistics, sys
+from collections import defaultdict
+
+results, fails, tools = sys.argv[1], sys.argv[2], sys.argv[3].split()
+times = defaultdict(list)
+for line in open(results):
+    tool, scenario, t0, t1 = line.split("\t")
+    times[tool, scenario].append(float(t1) - float(t0))
+broken = dict(line.rstrip("\n").split("\t", 1) for line in open(fails) if line.strip())
+rows = [("cold", "cold build", 1.0), ("noop", "no-op rebuild", 4.0), ("app", "one-line app change", 3.0),
+        ("req", "one-requirement change", 0.7), ("os", "OS update", 0.05),
+        ("osrun", "  run image only (info)", None)]
+times.update({(tool, "osrun"): times[tool, "os"] for tool in ["cnb"] if times.get((tool, "os"))})
+
+def median(tool, key):
+    values = times.get((tool, key))
+    return statistics.median(values) if values else None
+
+def fmt(value):
+    return "-" if value is None else f"{value:.2f} s"
+
+head = f"{'scenario':<24}{'BuildKit':>10}{'cnb':>10}{'cnb/BK':>8}{'target':>8}  {'':<7}"
+if "buildah" in tools:
+    head += f"{'buildah':>10}{'bh/BK':>8}"
+print(head)
+for key, label, target in rows:
+    base, ours = median("buildkit", key), median("cnb", key)
+    ratio = ours / base if base and ours is not None else None
+    verdict = "" if target is None else "n/a" if ratio is None else "met" if ratio <= target else "MISSED"
+    line = f"{label:<24}{fmt(base):>10}{fmt(ours):>10}"
+    line += f"{'-' if ratio is None else f'{ratio:.2f}x':>8}{'' if target is None else f'<={target:g}x':>8}  {verdict:<7}"
+    if "buildah" in tools:
+        theirs = median("buildah", key)
+        line += f"{fmt(theirs):>10}{'-' if theirs is None or not base else f'{theirs / base:.2f}x':>8}"
+    print(line)
+print()
+for tool in tools:
+    spans = [f"{key} " + "/".join(f"{v:.2f}" for v in times[tool, key])
+             for key, _, _ in rows if times.get((tool, key)) and not (tool == "cnb" and key == "osrun")]
+    print(f"{tool:<9}runs (s): " + ("; ".join(spans) or "none"))
+for tool, why in broken.items():
+    print(f"{tool}: FAILED, {why}")
+EOF
+if [[ -s "$FAILS" ]]; then
+  echo
+  for tool in "${TOOLS[@]}"; do
+    [[ -f "$W/failed/$tool.log" ]] || continue
+    echo "--- last lines of the failed $tool step"
+    cat "$W/failed/$tool.log"
+  done
+fi
