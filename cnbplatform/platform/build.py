@@ -28,7 +28,7 @@ from cnbplatform.platform.build_workspace import (
     write_order,
     write_platform_env,
 )
-from cnbplatform.platform.context import PlatformContext
+from cnbplatform.platform.context import PlatformContext, creation_epoch
 from cnbplatform.platform.lifecycle_run import run_export
 from cnbplatform.platform.lifecycle_settings import resolve_settings
 from cnbplatform.platform.phases import Phases
@@ -88,16 +88,6 @@ def destination(request: BuildRequest, name: str) -> str:
     if request.daemon:
         return f"docker-daemon:{name}"
     return f"local:{name}"
-
-
-def creation_epoch(value: str | None) -> int | None:
-    if value is None or value == "":
-        return None
-    if value == "now":
-        return int(time.time())
-    if value.isdigit():
-        return int(value)
-    raise UsageError(f"--creation-time {value!r}: expected 'now' or seconds since the epoch")
 
 
 HOST_CA_PATH = "/cnb/host-ca-certificates.crt"

@@ -6,10 +6,12 @@ This is the only layer that reads the process environment; everything below gets
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cnbplatform.errors import UsageError
 from cnbplatform.oci.stores import StoreOptions
 
 
@@ -18,6 +20,17 @@ def default_home(env: Mapping[str, str]) -> Path:
         return Path(env["CNB_HOME"]).expanduser()
     data = env.get("XDG_DATA_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".local" / "share")
     return Path(data) / "cnb"
+
+
+def creation_epoch(value: str | None) -> int | None:
+    """pack's ``--creation-time``: ``now`` or seconds since the epoch; ``None`` when not given."""
+    if value is None or value == "":
+        return None
+    if value == "now":
+        return int(time.time())
+    if value.isdigit():
+        return int(value)
+    raise UsageError(f"--creation-time {value!r}: expected 'now' or seconds since the epoch")
 
 
 def home_from_env() -> Path:

@@ -29,7 +29,7 @@ from cnbplatform.oci.model import Platform
 from cnbplatform.oci.mutate import NORMALIZED_CREATED
 from cnbplatform.oci.store import ImageStore, Progress
 from cnbplatform.oci.stores import Stores
-from cnbplatform.platform.context import PlatformContext
+from cnbplatform.platform.context import PlatformContext, creation_epoch
 
 _PREFIXES = ("oci:", "local:", "docker-daemon:", "docker://", "registry:")
 
@@ -53,14 +53,13 @@ class RebaseRequest:
 
 def creation_time(value: str | None, now: Callable[[], datetime.datetime] | None = None) -> str:
     """``--creation-time``: ``now`` or Unix seconds (pack's flag); none gives the normalised date (§6.2)."""
-    if value is None or value == "":
-        return NORMALIZED_CREATED
     if value == "now":
         moment = (now or (lambda: datetime.datetime.now(tz=datetime.UTC)))()
-    elif value.isdigit():
-        moment = datetime.datetime.fromtimestamp(int(value), tz=datetime.UTC)
     else:
-        raise UsageError(f"--creation-time: expected 'now' or Unix seconds, got {value!r}")
+        epoch = creation_epoch(value)
+        if epoch is None:
+            return NORMALIZED_CREATED
+        moment = datetime.datetime.fromtimestamp(epoch, tz=datetime.UTC)
     return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -8,9 +8,10 @@ import pytest
 
 from cnbplatform.errors import UsageError
 from cnbplatform.files.project_toml import ProjectDescriptor
-from cnbplatform.platform.build import BuildRequest, creation_epoch, destination, parse_volume
+from cnbplatform.platform.build import BuildRequest, destination, parse_volume
 from cnbplatform.platform.build_workspace import copy_app, parse_env, write_platform_env
 from cnbplatform.platform.config import CnbConfig, load_config, save_config
+from cnbplatform.platform.context import creation_epoch
 
 
 def make_app(root: Path) -> Path:
