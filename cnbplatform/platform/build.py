@@ -29,7 +29,7 @@ from cnbplatform.platform.build_workspace import (
     write_platform_env,
 )
 from cnbplatform.platform.context import PlatformContext, creation_epoch
-from cnbplatform.platform.lifecycle_run import run_export
+from cnbplatform.platform.lifecycle_run import run_phases
 from cnbplatform.platform.lifecycle_settings import resolve_settings
 from cnbplatform.platform.phases import Phases
 from cnbplatform.sandbox import Mount
@@ -249,22 +249,14 @@ def run_build(ctx: PlatformContext, request: BuildRequest, reporter: Reporter) -
         env_for_ctx["SOURCE_DATE_EPOCH"] = str(epoch)
     run_ctx = replace(ctx, env=env_for_ctx)
     mounts = (*ca_mounts, *(parse_volume(v) for v in request.volumes))
-    result: ExportResult | None = None
+
+    def announce(name: str, seconds: float | None) -> None:
+        if seconds is not None:
+            reporter.info(f"[{name}] done in {seconds:.2f}s")
+
     with Phases(run_ctx, settings, reporter, extra_mounts=mounts) as phases:
-        for name, step in (
-            ("analyze", phases.analyze),
-            ("detect", phases.detect),
-            ("restore", phases.restore),
-            ("build", phases.build),
-        ):
-            tick = time.perf_counter()
-            step()
-            timings[name] = time.perf_counter() - tick
-            reporter.info(f"[{name}] done in {timings[name]:.2f}s")
-        tick = time.perf_counter()
-        result = run_export(phases, reporter)
-        timings["export"] = time.perf_counter() - tick
-        reporter.info(f"[export] done in {timings['export']:.2f}s")
+        result, phase_timings = run_phases(phases, reporter, announce)
+    timings.update(phase_timings)
     _copy_outputs(request, ws)
     size = _image_size(result)
     return BuildOutcome(

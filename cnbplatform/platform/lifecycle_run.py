@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from cnbplatform.errors import PhaseError, UsageError
@@ -82,22 +82,36 @@ def run_export(phases: Phases, reporter: Reporter) -> ExportResult:
     )
 
 
-def run_create(phases: Phases, reporter: Reporter) -> ExportResult:
+def run_phases(
+    phases: Phases, reporter: Reporter, announce: Callable[[str, float | None], None]
+) -> tuple[ExportResult, dict[str, float]]:
+    """analyze, detect, restore, build, export in order; *announce(name, None)* before a phase and
+    *announce(name, seconds)* after it. Returns the export result and each phase's duration."""
     timings: dict[str, float] = {}
-    for name, step in (
+    steps: tuple[tuple[str, Callable[[], object]], ...] = (
         ("analyze", phases.analyze),
         ("detect", phases.detect),
         ("restore", phases.restore),
         ("build", phases.build),
-    ):
+        ("export", lambda: run_export(phases, reporter)),
+    )
+    result: object = None
+    for name, step in steps:
+        announce(name, None)
         started = time.perf_counter()
-        reporter.info(f"===> {name.upper()}")
-        step()
+        result = step()
         timings[name] = time.perf_counter() - started
-    reporter.info("===> EXPORT")
-    started = time.perf_counter()
-    result = run_export(phases, reporter)
-    timings["export"] = time.perf_counter() - started
+        announce(name, timings[name])
+    assert isinstance(result, ExportResult)
+    return result, timings
+
+
+def run_create(phases: Phases, reporter: Reporter) -> ExportResult:
+    def announce(name: str, seconds: float | None) -> None:
+        if seconds is None:
+            reporter.info(f"===> {name.upper()}")
+
+    result, timings = run_phases(phases, reporter, announce)
     summary = ", ".join(f"{k} {v:.2f}s" for k, v in timings.items())
     reporter.info(f"image {result.descriptor.digest} ({len(result.added)} layers added, {len(result.reused)} reused)")
     reporter.info(f"timings: {summary}")
