@@ -1,5 +1,5 @@
 """``python -m cnbplatform`` is ``cnb``."""
 
-from cnbplatform.cli.main import main
+from cnbplatform.cli.entry import main
 
 main()

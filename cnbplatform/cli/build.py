@@ -6,8 +6,7 @@ from pathlib import Path
 
 import typer
 
-from cnbplatform.cli.output import OPTIONS, out_console, reporter_for
-from cnbplatform.platform.context import context_from_env
+from cnbplatform.cli.commands import build_command
 
 
 def build(
@@ -41,22 +40,12 @@ def build(
     ),
 ) -> None:
     """Build IMAGE from the app in --path with the buildpacks of --builder."""
-    from cnbplatform.platform.build import BuildRequest, run_build
-
-    ctx = context_from_env(insecure_registries=insecure_registry)
-    request = BuildRequest(
-        image=image, builder=builder, path=path, publish=publish, daemon=daemon, tags=tuple(tag),
-        run_image=run_image, env=tuple(env), env_files=tuple(env_file), buildpacks=tuple(buildpack),
-        descriptor=descriptor, cache_dir=cache_dir, cache_image=cache_image, clear_cache=clear_cache,
-        previous_image=previous_image, default_process=default_process, sbom_output_dir=sbom_output_dir,
-        report_output_dir=report_output_dir, creation_time=creation_time, pull_policy=pull_policy,
-        network=network, volumes=tuple(volume), sandbox=sandbox, detect_timeout=detect_timeout,
+    build_command(
+        image=image, builder=builder, path=path, publish=publish, daemon=daemon, tag=tag, run_image=run_image,
+        env=env, env_file=env_file, buildpack=buildpack, descriptor=descriptor, cache_dir=cache_dir,
+        cache_image=cache_image, clear_cache=clear_cache, previous_image=previous_image,
+        default_process=default_process, sbom_output_dir=sbom_output_dir, report_output_dir=report_output_dir,
+        creation_time=creation_time, pull_policy=pull_policy, network=network, volume=volume,
+        insecure_registry=insecure_registry, sandbox=sandbox, detect_timeout=detect_timeout,
         host_ca_certs=host_ca_certs,
     )  # fmt: skip
-    with reporter_for("info", prefix_output=True) as reporter:
-        outcome = run_build(ctx, request, reporter)
-    if not OPTIONS.quiet:
-        out_console.print(
-            f"Successfully built {outcome.image} {outcome.digest} ({outcome.added} layers added, "
-            f"{outcome.reused} reused, {outcome.size / 1e6:.2f} MB new) in {outcome.seconds:.2f}s"
-        )

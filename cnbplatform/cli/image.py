@@ -6,7 +6,8 @@ import json
 
 import typer
 
-from cnbplatform.cli.output import OPTIONS, TransferProgress, out_console
+from cnbplatform.cli.commands import copy_command
+from cnbplatform.cli.output import OPTIONS, out_console
 from cnbplatform.cli.render import image_details_json, print_image_details, print_listing
 from cnbplatform.platform import images
 from cnbplatform.platform.context import context_from_env
@@ -30,15 +31,7 @@ def copy(
     insecure_registry: list[str] = Insecure,
 ) -> None:
     """Copy an image (or a whole index) from SOURCE to DESTINATION."""
-    ctx = context_from_env(insecure_registries=insecure_registry)
-    with TransferProgress(enabled=not OPTIONS.quiet) as progress:
-        outcome = images.copy_image(ctx, source, destination, platform=platform, progress=progress)
-    r = outcome.result
-    if not OPTIONS.quiet:
-        out_console.print(
-            f"copied {outcome.source} -> {outcome.destination} {outcome.descriptor.digest} "
-            f"({len(r.written)} blobs written, {len(r.existing)} present, {len(r.mounted)} mounted)"
-        )
+    copy_command(source=source, destination=destination, platform=platform, insecure_registry=insecure_registry)
 
 
 @app.command("ls")

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from cnbplatform.cli.output import reporter_for
-from cnbplatform.platform.context import context_from_env
+from cnbplatform.cli.commands import phase_command
 
 app = typer.Typer(
     help="Run lifecycle phases one by one (analyze, detect, restore, build, export, create, rebase).",
@@ -75,11 +74,7 @@ def _make(phase: str):  # type: ignore[no-untyped-def]
             "build_image": build_image, "detect_timeout": detect_timeout, "build_timeout": build_timeout,
             "network": network, "log_level": log_level, "force": force,
         }  # fmt: skip
-        from cnbplatform.platform.lifecycle_run import run_phase
-
-        ctx = context_from_env(insecure_registries=insecure_registry)
-        with reporter_for(log_level) as reporter:
-            code = run_phase(ctx, phase, flags, tuple(images or ()), tuple(tag), reporter)
+        code = phase_command(phase, flags, images, tag, insecure_registry)
         raise typer.Exit(code)
 
     command.__doc__ = HELP[phase]

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 from cnbplatform import __version__
 from cnbplatform.cli import base, build, builder, config, image, inspect_cmd, lifecycle, rebase, sbom
-from cnbplatform.cli.output import OPTIONS, render_error, setup_logging
+from cnbplatform.cli.output import OPTIONS, setup_logging
 from cnbplatform.cli.run import run
-from cnbplatform.errors import CnbError
 
 app = typer.Typer(
     name="cnb",
@@ -50,19 +47,7 @@ def root(
 
 
 def main() -> None:
-    """Entry point: typer handles usage errors (exit 2); CnbError becomes one line and its exit code."""
-    try:
-        app()
-    except CnbError as exc:
-        render_error(exc)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
-    except OSError as exc:
-        render_error(exc)
-        sys.exit(1)
+    """The ``cnb`` entry point (kept for callers of ``cnbplatform.cli.main:main``)."""
+    from cnbplatform.cli.entry import main as entry_main
 
-
-if __name__ == "__main__":
-    main()
+    entry_main()

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import typer
 
-from cnbplatform.cli.output import OPTIONS, TransferProgress, out_console, reporter_for
-from cnbplatform.platform.context import context_from_env
+from cnbplatform.cli.commands import rebase_command
 
 
 def rebase(
@@ -31,27 +30,8 @@ def rebase(
     insecure_registry: list[str] = typer.Option([], "--insecure-registry", help="Registry host over plain HTTP."),
 ) -> None:
     """Put an app image on a newer run image without rebuilding: only the base layers change."""
-    from cnbplatform.platform.rebase import RebaseRequest, run_rebase
-    from cnbplatform.platform.rebase import creation_time as parse_creation_time
-
-    ctx = context_from_env(insecure_registries=insecure_registry)
-    report = None
-    if report_output_dir is not None:
-        report_output_dir.mkdir(parents=True, exist_ok=True)
-        report = report_output_dir / "report.toml"
-    request = RebaseRequest(
-        image=image,
-        tags=tuple(tag),
-        run_image=run_image,
-        previous_image=previous_image,
-        publish=publish,
-        daemon=daemon,
-        force=force,
-        report_path=report,
-        created=parse_creation_time(creation_time),
-    )
-    with reporter_for("warn" if OPTIONS.quiet else "info") as reporter, TransferProgress(not OPTIONS.quiet) as bars:
-        result = run_rebase(ctx, request, reporter, bars)
-    if not OPTIONS.quiet:
-        for name in result.report.tags:
-            out_console.print(f"{name} {result.descriptor.digest}")
+    rebase_command(
+        image=image, run_image=run_image, publish=publish, daemon=daemon, force=force,
+        previous_image=previous_image, tag=tag, report_output_dir=report_output_dir, creation_time=creation_time,
+        insecure_registry=insecure_registry,
+    )  # fmt: skip

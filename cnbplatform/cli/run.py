@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cnbplatform.platform.context import context_from_env
+from cnbplatform.cli.commands import run_command
 
 
 def run(
@@ -18,18 +18,7 @@ def run(
     insecure_registry: list[str] = typer.Option([], "--insecure-registry", help="Registry host over plain HTTP."),
 ) -> None:
     """Run IMAGE in a bwrap sandbox as the image's user (unpacked once per digest). Ctrl-C stops it."""
-    if network not in ("host", "none"):
-        raise typer.BadParameter("--network must be host or none")
-    extra = {}
-    for item in env:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"--env {item!r}: expected KEY=VALUE")
-        extra[key] = value
-    from cnbplatform.platform.run import RunOptions, run_image
-
-    ctx = context_from_env(insecure_registries=insecure_registry)
-    code = run_image(
-        ctx, RunOptions(image=image, process=process, args=args or (), env=extra, network=network == "host")
+    code = run_command(
+        image=image, args=args, process=process, env=env, network=network, insecure_registry=insecure_registry
     )
     raise typer.Exit(code)

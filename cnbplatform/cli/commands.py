@@ -1,0 +1,166 @@
+"""The bodies of the hot commands (build, rebase, run, image copy, lifecycle phases), free of typer and rich.
+
+Both entries call these: the typer commands (``--help``, usage errors, every other command) and the fast argv
+path of :mod:`cnbplatform.cli.entry`, which parses these commands without importing typer. Platform modules are
+imported inside each function so a command loads only what it uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from cnbplatform.cli.output import OPTIONS, TransferProgress, out_console, reporter_for
+from cnbplatform.errors import UsageError
+
+
+def build_command(
+    *,
+    image: str,
+    builder: str | None,
+    path: Path,
+    publish: bool,
+    daemon: bool,
+    tag: Sequence[str],
+    run_image: str | None,
+    env: Sequence[str],
+    env_file: Sequence[Path],
+    buildpack: Sequence[str],
+    descriptor: Path | None,
+    cache_dir: Path | None,
+    cache_image: str | None,
+    clear_cache: bool,
+    previous_image: str | None,
+    default_process: str | None,
+    sbom_output_dir: Path | None,
+    report_output_dir: Path | None,
+    creation_time: str | None,
+    pull_policy: str,
+    network: str,
+    volume: Sequence[str],
+    insecure_registry: Sequence[str],
+    sandbox: str,
+    detect_timeout: float,
+    host_ca_certs: Path | None,
+) -> None:
+    """``cnb build``: run the phases with the builder's buildpacks and report the image written."""
+    from cnbplatform.platform.build import BuildRequest, run_build
+    from cnbplatform.platform.context import context_from_env
+
+    ctx = context_from_env(insecure_registries=insecure_registry)
+    request = BuildRequest(
+        image=image, builder=builder, path=path, publish=publish, daemon=daemon, tags=tuple(tag),
+        run_image=run_image, env=tuple(env), env_files=tuple(env_file), buildpacks=tuple(buildpack),
+        descriptor=descriptor, cache_dir=cache_dir, cache_image=cache_image, clear_cache=clear_cache,
+        previous_image=previous_image, default_process=default_process, sbom_output_dir=sbom_output_dir,
+        report_output_dir=report_output_dir, creation_time=creation_time, pull_policy=pull_policy,
+        network=network, volumes=tuple(volume), sandbox=sandbox, detect_timeout=detect_timeout,
+        host_ca_certs=host_ca_certs,
+    )  # fmt: skip
+    with reporter_for("info", prefix_output=True) as reporter:
+        outcome = run_build(ctx, request, reporter)
+    if not OPTIONS.quiet:
+        out_console.print(
+            f"Successfully built {outcome.image} {outcome.digest} ({outcome.added} layers added, "
+            f"{outcome.reused} reused, {outcome.size / 1e6:.2f} MB new) in {outcome.seconds:.2f}s"
+        )
+
+
+def rebase_command(
+    *,
+    image: str,
+    run_image: str | None,
+    publish: bool,
+    daemon: bool,
+    force: bool,
+    previous_image: str | None,
+    tag: Sequence[str],
+    report_output_dir: Path | None,
+    creation_time: str | None,
+    insecure_registry: Sequence[str],
+) -> None:
+    """``cnb rebase``: put the app image on a newer run image and print each name saved."""
+    from cnbplatform.platform.context import context_from_env
+    from cnbplatform.platform.rebase import RebaseRequest, run_rebase
+    from cnbplatform.platform.rebase import creation_time as parse_creation_time
+
+    ctx = context_from_env(insecure_registries=insecure_registry)
+    report = None
+    if report_output_dir is not None:
+        report_output_dir.mkdir(parents=True, exist_ok=True)
+        report = report_output_dir / "report.toml"
+    request = RebaseRequest(
+        image=image,
+        tags=tuple(tag),
+        run_image=run_image,
+        previous_image=previous_image,
+        publish=publish,
+        daemon=daemon,
+        force=force,
+        report_path=report,
+        created=parse_creation_time(creation_time),
+    )
+    with reporter_for("warn" if OPTIONS.quiet else "info") as reporter, TransferProgress(not OPTIONS.quiet) as bars:
+        result = run_rebase(ctx, request, reporter, bars)
+    if not OPTIONS.quiet:
+        for name in result.report.tags:
+            out_console.print(f"{name} {result.descriptor.digest}")
+
+
+def run_command(
+    *,
+    image: str,
+    args: Sequence[str] | None,
+    process: str | None,
+    env: Sequence[str],
+    network: str,
+    insecure_registry: Sequence[str],
+) -> int:
+    """``cnb run``: run the image in the sandbox; returns the process's exit code."""
+    if network not in ("host", "none"):
+        raise UsageError(f"--network {network!r}: expected host or none")
+    extra = {}
+    for item in env:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--env {item!r}: expected KEY=VALUE")
+        extra[key] = value
+    from cnbplatform.platform.context import context_from_env
+    from cnbplatform.platform.run import RunOptions, run_image
+
+    ctx = context_from_env(insecure_registries=insecure_registry)
+    options = RunOptions(image=image, process=process, args=tuple(args or ()), env=extra, network=network == "host")
+    return run_image(ctx, options)
+
+
+def copy_command(*, source: str, destination: str, platform: str | None, insecure_registry: Sequence[str]) -> None:
+    """``cnb image copy``: copy an image or index between stores and say what moved."""
+    from cnbplatform.platform import images
+    from cnbplatform.platform.context import context_from_env
+
+    ctx = context_from_env(insecure_registries=insecure_registry)
+    with TransferProgress(enabled=not OPTIONS.quiet) as progress:
+        outcome = images.copy_image(ctx, source, destination, platform=platform, progress=progress)
+    r = outcome.result
+    if not OPTIONS.quiet:
+        out_console.print(
+            f"copied {outcome.source} -> {outcome.destination} {outcome.descriptor.digest} "
+            f"({len(r.written)} blobs written, {len(r.existing)} present, {len(r.mounted)} mounted)"
+        )
+
+
+def phase_command(
+    phase: str,
+    flags: Mapping[str, object],
+    images: Sequence[str] | None,
+    tag: Sequence[str],
+    insecure_registry: Sequence[str],
+) -> int:
+    """``cnb lifecycle <phase>``: one phase with the spec's inputs; returns the phase's exit code."""
+    from cnbplatform.platform.context import context_from_env
+    from cnbplatform.platform.lifecycle_run import run_phase
+
+    ctx = context_from_env(insecure_registries=insecure_registry)
+    log_level = flags.get("log_level")
+    with reporter_for(log_level if isinstance(log_level, str) else None) as reporter:
+        return run_phase(ctx, phase, dict(flags), tuple(images or ()), tuple(tag), reporter)
