@@ -163,7 +163,13 @@ def main(argv: list[str] | None = None) -> int:
             ("(a) no-op create, in-process wall", f"{wall:.3f}", "", ""),
             ("    time in buildpack executables (bwrap)", f"{inside:.3f}", "", ""),
             ("    platform overhead = wall - executables", f"{own:.3f}", "<= 0.3 s", "met" if own <= 0.3 else "MISSED"),
-            ("    the same through the cnb CLI (wall)", f"{cli_wall:.3f}", "info", ""),
+            ("    the same through the cnb CLI (wall)", f"{cli_wall:.3f}", "", ""),
+            (
+                "    CLI overhead = CLI wall - executables",
+                f"{cli_wall - inside:.3f}",
+                "<= 0.3 s",
+                "met" if cli_wall - inside <= 0.3 else "MISSED",
+            ),
             (f"(b) first build, {args.size_mb} MB launch+cache layer", f"{first:.3f}", "", ""),
             (
                 "    rebuild, layer unchanged",
