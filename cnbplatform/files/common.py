@@ -8,15 +8,13 @@ Readers get values through :class:`Table`, which records the dotted key path, so
 from __future__ import annotations
 
 import os
-import tomllib
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import tomli_w
-
 from cnbplatform.errors import CnbError
+
+# tomllib and tomli_w load on first use: commands that read labels but no TOML file (``cnb rebase``) skip them.
 
 
 class SpecFileError(CnbError):
@@ -125,6 +123,8 @@ class Table:
 
 
 def parse_toml(text: str, path: str | Path = "") -> Table:
+    import tomllib
+
     try:
         return Table(tomllib.loads(text), path)
     except tomllib.TOMLDecodeError as exc:
@@ -145,6 +145,8 @@ def read_toml(path: Path, *, missing_ok: bool = False) -> Table:
 
 
 def dumps_toml(data: Mapping[str, Any]) -> str:
+    import tomli_w
+
     return tomli_w.dumps(_drop_none(data))
 
 
@@ -152,7 +154,7 @@ def write_toml(path: Path, data: Mapping[str, Any]) -> None:
     """Write *data* as TOML atomically (temp file + rename); ``None`` values are left out."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.urandom(16).hex()}.tmp")
     tmp.write_text(dumps_toml(data), encoding="utf-8")
     os.replace(tmp, path)
 

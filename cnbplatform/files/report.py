@@ -1,30 +1,32 @@
-"""``report.toml`` (written by the exporter and the rebaser) and ``project-metadata.toml`` (written by the
-platform, read by the exporter) (CNB-SPEC.md §5.4).
+"""``report.toml``, written by the exporter and the rebaser (CNB-SPEC.md §5.4).
 
 ```toml
-# report.toml
 [image]
 tags = ["registry/app:latest"]
 digest = "sha256:…"      # registry export
 manifest-size = 1234     # registry export
 image-id = "sha256:…"    # daemon export
-# project-metadata.toml (every key optional)
-[source]
-type = "git"
-[source.version]         # free-form
-[source.metadata]        # free-form
 ```
 
 The Platform < 0.9 ``[build] bom`` table of report.toml is not written, and ignored when read.
+
+``project-metadata.toml`` is in ``project_metadata.py``; its types are still importable from here, loaded on
+first use (the rebaser writes report.toml and has no use for them).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cnbplatform.files.common import Table, parse_toml, read_toml, write_toml
+
+if TYPE_CHECKING:
+    from cnbplatform.files.project_metadata import ProjectMetadata as ProjectMetadata
+    from cnbplatform.files.project_metadata import ProjectSource as ProjectSource
+
+_MOVED = frozenset({"ProjectMetadata", "ProjectSource"})
 
 
 @dataclass(frozen=True)
@@ -68,51 +70,10 @@ class Report:
         write_toml(path, self.to_dict())
 
 
-@dataclass(frozen=True)
-class ProjectSource:
-    """``[source]`` of project-metadata.toml."""
+def __getattr__(name: str) -> Any:
+    """``ProjectMetadata`` and ``ProjectSource``, moved to ``project_metadata.py``, for importers of this module."""
+    if name in _MOVED:
+        from cnbplatform.files import project_metadata
 
-    type: str = ""
-    version: dict[str, Any] = field(default_factory=dict)
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_table(cls, table: Table) -> ProjectSource:
-        return cls(type=table.get_str("type"), version=table.raw_table("version"), metadata=table.raw_table("metadata"))
-
-    def to_dict(self) -> dict[str, Any]:
-        """Only the keys that are set (as LC writes the label)."""
-        out: dict[str, Any] = {}
-        if self.type:
-            out["type"] = self.type
-        if self.version:
-            out["version"] = dict(self.version)
-        if self.metadata:
-            out["metadata"] = dict(self.metadata)
-        return out
-
-
-@dataclass(frozen=True)
-class ProjectMetadata:
-    """A parsed project-metadata.toml; *source* is ``None`` when the file has no ``[source]``."""
-
-    source: ProjectSource | None = None
-
-    @classmethod
-    def from_table(cls, table: Table) -> ProjectMetadata:
-        return cls(source=ProjectSource.from_table(table.table("source")) if table.has("source") else None)
-
-    @classmethod
-    def parse(cls, text: str, path: str | Path = "") -> ProjectMetadata:
-        return cls.from_table(parse_toml(text, path))
-
-    @classmethod
-    def load(cls, path: Path, *, missing_ok: bool = False) -> ProjectMetadata:
-        """Read *path*; with *missing_ok* a missing file is empty metadata (the file is optional)."""
-        return cls.from_table(read_toml(path, missing_ok=missing_ok))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {} if self.source is None else {"source": self.source.to_dict()}
-
-    def dump(self, path: Path) -> None:
-        write_toml(path, self.to_dict())
+        return getattr(project_metadata, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -26,10 +26,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cnbplatform.errors import CnbError, PhaseError
-from cnbplatform.files.analyzed import RunImageForRebase, RunImageRef
 from cnbplatform.files.apis import ApiVersion, ApiVersionError
 from cnbplatform.files.common import SpecFileError
-from cnbplatform.files.labels import (
+from cnbplatform.files.layers_metadata import RunImageForRebase, RunImageRef
+from cnbplatform.files.lifecycle_label import (
     BASE_DISTRO_NAME_LABEL,
     BASE_DISTRO_VERSION_LABEL,
     BASE_LABEL_PREFIX,

@@ -18,7 +18,6 @@ produce different (equally valid) bytes, which is why :data:`COMPRESSOR` names t
 
 from __future__ import annotations
 
-import gzip
 import importlib
 import io
 import struct
@@ -210,6 +209,8 @@ def open_uncompressed(stream: BinaryIO, media_type: str | None) -> BinaryIO:
     if kind == "gzip":
         if _igzip is not None:
             return cast(BinaryIO, _igzip.IGzipFile(fileobj=buffered, mode="rb"))
+        import gzip  # the fallback when isal is missing
+
         return cast(BinaryIO, gzip.GzipFile(fileobj=buffered, mode="rb"))
     try:
         zstandard = importlib.import_module("zstandard")

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -251,6 +250,8 @@ class LayerCache:
         data = json.dumps(value, sort_keys=True).encode()
         try:
             directory.mkdir(parents=True, exist_ok=True)
+            import tempfile  # records are written on a miss only
+
             fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
             try:
                 with os.fdopen(fd, "wb") as f:

@@ -14,8 +14,7 @@ import hashlib
 import os
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import BinaryIO, Final
+from typing import TYPE_CHECKING, BinaryIO, Final
 
 from cnbplatform.errors import CnbError
 from cnbplatform.oci.compress import (
@@ -27,6 +26,9 @@ from cnbplatform.oci.compress import (
     deflate_block,
     gzip_trailer,
 )
+
+if TYPE_CHECKING:  # concurrent.futures (and the logging it loads) only when a layer is compressed
+    from concurrent.futures import Future
 
 _OPEN_FLAGS: Final = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -128,7 +130,11 @@ class CompressingPipe:
         self._input_size = 0
         self._dictionary = b""
         self._short_seen = False
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="cnb-gzip") if workers > 0 else None
+        self._pool = None
+        if workers > 0:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="cnb-gzip")
         self._limit = workers + 2
         self._inflight: deque[Future[bytes]] = deque()
         self._write(GZIP_HEADER)

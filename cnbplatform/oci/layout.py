@@ -16,9 +16,6 @@ import contextlib
 import fcntl
 import json
 import os
-import shutil
-import tempfile
-import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -117,16 +114,22 @@ class LayoutStore:
         return [Descriptor.from_json(m, "index.json entry") for m in self._read_index().get("manifests", [])]
 
     def resolve(self, ref: str | None) -> Descriptor:
-        entries = self._entries()
         if ref is None:
+            entries = self._entries()
             if len(entries) == 1:
                 return entries[0]
             if not entries:
                 raise NotFoundError(f"{self.description} holds no image")
             raise UsageError(f"{self.description} holds {len(entries)} images; name one as oci:DIR:TAG")
-        for desc in reversed(entries):
-            if desc.annotations.get(REF_NAME) == ref or (is_digest(ref) and desc.digest == ref):
-                return desc
+        by_digest = is_digest(ref)
+        for entry in reversed(self._read_index().get("manifests", [])):
+            # Only the entry asked for becomes a Descriptor (a local store may index hundreds of images).
+            if not isinstance(entry, dict):
+                continue
+            annotations = entry.get("annotations")
+            name = annotations.get(REF_NAME) if isinstance(annotations, dict) else None
+            if name == ref or (by_digest and entry.get("digest") == ref):
+                return Descriptor.from_json(entry, "index.json entry")
         raise NotFoundError(f"image {ref!r} not found in {self.description}")
 
     def read(self, ref: str | None) -> Artifact:
@@ -178,7 +181,7 @@ class LayoutStore:
                 fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
     def _replace_file(self, name: str, data: bytes) -> None:
-        tmp = self.root / f".{name}.{uuid.uuid4().hex}.tmp"
+        tmp = self.root / f".{name}.{os.urandom(16).hex()}.tmp"
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
@@ -201,23 +204,28 @@ class LayoutStore:
         progress = progress or NullProgress()
         self._ensure()
         result = WriteResult(descriptor=artifact.descriptor)
-        (self.root / _TMP).mkdir(exist_ok=True)
         with self._lock(_GC_LOCK, fcntl.LOCK_SH):
-            staging = Path(tempfile.mkdtemp(prefix="write-", dir=self.root / _TMP))
+            staging = _Staging(self.root / _TMP)
             try:
                 staged = self._stage(artifact, staging, progress, result)
                 for digest, path in staged:
                     target = self.root / "blobs" / digest.replace(":", "/", 1)
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(path, target)
-                fsync_dir(self.root / "blobs" / "sha256")
+                    try:
+                        os.replace(path, target)
+                    except FileNotFoundError:  # a new algorithm's directory (sha512)
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        os.replace(path, target)
+                if staged:
+                    fsync_dir(self.root / "blobs" / "sha256")
             finally:
-                shutil.rmtree(staging, ignore_errors=True)
+                staging.remove()
             if ref is not None or not any(d.digest == artifact.descriptor.digest for d in self._entries()):
                 self._add_entry(artifact.descriptor, ref)
         return result
 
-    def _stage(self, artifact: Artifact, staging: Path, progress: Progress, result: WriteResult) -> _Staged:
+    def _stage(self, artifact: Artifact, staging: _Staging, progress: Progress, result: WriteResult) -> _Staged:
+        """Write every blob the layout lacks into *staging*, verified; blobs already present are only counted
+        (their names are their digests, checked when they were written: nothing is read or hashed again)."""
         staged: _Staged = []
         for item in dedupe(list(walk(artifact))):
             desc = item.descriptor
@@ -225,7 +233,7 @@ class LayoutStore:
                 result.existing.append(desc.digest)
                 progress.finish(desc.digest, "exists")
                 continue
-            path = staging / hex_part(desc.digest)
+            path = staging.path(hex_part(desc.digest))
             if isinstance(item, ManifestBlob | ConfigBlob):
                 path.write_bytes(item.data)
             elif isinstance(item, FileLayer):
@@ -292,6 +300,8 @@ class LayoutStore:
                 if f"sha256:{path.name}" not in live:
                     path.unlink(missing_ok=True)
                     removed += 1
+            import shutil
+
             shutil.rmtree(self.root / _TMP, ignore_errors=True)
             return removed
 
@@ -306,8 +316,43 @@ def _same_slot(entry: dict[str, Any], ref: str | None, digest: str) -> bool:
     return bool(name == ref)
 
 
+class _Staging:
+    """A private directory under ``.cnb-tmp`` for one write's blobs, made when the first blob needs it (a write
+    whose blobs are all present, or a rebase that adds only a config and a manifest, costs no more than that)."""
+
+    def __init__(self, parent: Path) -> None:
+        self.parent = parent
+        self.dir: Path | None = None
+
+    def path(self, name: str) -> Path:
+        if self.dir is None:
+            self.parent.mkdir(exist_ok=True)
+            while True:
+                candidate = self.parent / f"write-{os.urandom(8).hex()}"
+                try:
+                    candidate.mkdir(mode=0o700)
+                except FileExistsError:
+                    continue
+                self.dir = candidate
+                break
+        return self.dir / name
+
+    def remove(self) -> None:
+        """Remove what is left (everything, when the write failed; nothing but the directory, when it worked)."""
+        if self.dir is None:
+            return
+        with os.scandir(self.dir) as entries:
+            for entry in entries:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+        with contextlib.suppress(OSError):
+            os.rmdir(self.dir)
+
+
 def _link_or_copy(src: Path, dst: Path) -> None:
     try:
         os.link(src, dst)
     except OSError:
+        import shutil
+
         shutil.copyfile(src, dst)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -122,6 +121,8 @@ def write_layer(
     whatever the number. The blob is written to a temporary file in *blobs_dir* and renamed into place.
     """
     plan = _prepare(spec, scans)
+    import tempfile  # only when a layer is written (a cache hit writes none)
+
     try:
         blobs_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=blobs_dir, prefix=".layer-", suffix=".tmp")

@@ -63,9 +63,10 @@ def context_from_env(
     insecure = {r.strip() for r in env.get("CNB_INSECURE_REGISTRIES", "").split(",") if r.strip()}
     insecure.update(insecure_registries)
     home = default_home(env)
-    from cnbplatform.platform.config import load_config
+    if (home / "config.toml").exists():  # most homes have none; then the config module need not load
+        from cnbplatform.platform.config import load_config
 
-    insecure.update(load_config(home).insecure_registries)
+        insecure.update(load_config(home).insecure_registries)
     ca = env.get("CNB_REGISTRY_CA")
     retries = env.get("CNB_REGISTRY_RETRIES", "4")
     return PlatformContext(

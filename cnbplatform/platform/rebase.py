@@ -14,10 +14,10 @@ already present (or mounts it, for a tag in another repository of the same regis
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cnbplatform.errors import CnbError, NotFoundError, PhaseError, UsageError
 from cnbplatform.files.apis import LATEST_PLATFORM_API
@@ -30,6 +30,9 @@ from cnbplatform.oci.mutate import NORMALIZED_CREATED
 from cnbplatform.oci.store import ImageStore, Progress
 from cnbplatform.oci.stores import Stores
 from cnbplatform.platform.context import PlatformContext, creation_epoch
+
+if TYPE_CHECKING:
+    import datetime
 
 _PREFIXES = ("oci:", "local:", "docker-daemon:", "docker://", "registry:")
 
@@ -53,12 +56,14 @@ class RebaseRequest:
 
 def creation_time(value: str | None, now: Callable[[], datetime.datetime] | None = None) -> str:
     """``--creation-time``: ``now`` or Unix seconds (pack's flag); none gives the normalised date (§6.2)."""
-    if value == "now":
+    epoch = None if value == "now" else creation_epoch(value)
+    if value != "now" and epoch is None:
+        return NORMALIZED_CREATED
+    import datetime  # only when a time is given: most rebases keep the normalised date
+
+    if epoch is None:
         moment = (now or (lambda: datetime.datetime.now(tz=datetime.UTC)))()
     else:
-        epoch = creation_epoch(value)
-        if epoch is None:
-            return NORMALIZED_CREATED
         moment = datetime.datetime.fromtimestamp(epoch, tz=datetime.UTC)
     return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

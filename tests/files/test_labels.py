@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import datetime
 import json
+from dataclasses import FrozenInstanceError, replace
 
 import pytest
 
-from cnbplatform.files.analyzed import (
-    BuildpackLayers,
-    LayerEntry,
-    LayersMetadata,
-    RunImageForRebase,
-    RunImageRef,
-)
 from cnbplatform.files.common import SpecFileError
 from cnbplatform.files.labels import (
     BASE_LABEL_PREFIX,
@@ -31,8 +25,15 @@ from cnbplatform.files.labels import (
     ProjectMetadataLabel,
 )
 from cnbplatform.files.launch import Label, Slice
+from cnbplatform.files.layers_metadata import (
+    BuildpackLayers,
+    LayerEntry,
+    LayersMetadata,
+    RunImageForRebase,
+    RunImageRef,
+)
 from cnbplatform.files.metadata import BuildMetadata, BuildpackRef, ProcessEntry
-from cnbplatform.files.report import ProjectMetadata, ProjectSource
+from cnbplatform.files.project_metadata import ProjectMetadata, ProjectSource
 
 
 def test_label_names() -> None:
@@ -115,6 +116,16 @@ def test_conversions_to_and_from_analyzed_layers_metadata() -> None:
     assert toml_dict["buildpacks"][0]["layers"]["node"]["metadata"] == {"version": "18.1"}
     assert LayersMetadata.from_dict(toml_dict) == toml_form
     assert LifecycleMetadata.from_layers_metadata(toml_form) == label
+
+
+def test_lifecycle_metadata_is_a_frozen_value_of_its_own_class() -> None:
+    """LifecycleMetadata inherits LayersMetadata's generated methods (it is not decorated again)."""
+    label = sample_lifecycle()
+    assert label != label.to_layers_metadata()
+    assert replace(label, app=()).app == () and type(replace(label, app=())) is LifecycleMetadata
+    assert repr(label).startswith("LifecycleMetadata(app=")
+    with pytest.raises(FrozenInstanceError):
+        label.app = ()  # type: ignore[misc]
 
 
 def test_lc_written_label_with_nulls_and_empty_shas() -> None:

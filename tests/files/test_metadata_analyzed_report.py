@@ -7,22 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from cnbplatform.files.analyzed import (
-    Analyzed,
-    BuildpackLayers,
-    ImageIdentifier,
-    LayerEntry,
-    LayersMetadata,
-    RunImageForRebase,
-    RunImageInfo,
-    RunImageRef,
-    TargetInfo,
-)
+from cnbplatform.files import analyzed, report
+from cnbplatform.files.analyzed import Analyzed, ImageIdentifier, RunImageInfo, TargetInfo
 from cnbplatform.files.common import SpecFileError
 from cnbplatform.files.launch import Label, Process, Slice
 from cnbplatform.files.layer_toml import LayerToml, LayerTypes
+from cnbplatform.files.layers_metadata import (
+    BuildpackLayers,
+    LayerEntry,
+    LayersMetadata,
+    RunImageForRebase,
+    RunImageRef,
+)
 from cnbplatform.files.metadata import BuildMetadata, BuildpackRef, ProcessEntry
-from cnbplatform.files.report import ProjectMetadata, ProjectSource, Report
+from cnbplatform.files.project_metadata import ProjectMetadata, ProjectSource
+from cnbplatform.files.report import Report
 
 # -- metadata.toml ------------------------------------------------------------------------------------------------
 
@@ -276,3 +275,20 @@ def test_project_metadata_round_trip(tmp_path: Path) -> None:
     assert ProjectMetadata().to_dict() == {}
     with pytest.raises(SpecFileError, match=r"key 'source\.type': expected a string"):
         ProjectMetadata.parse("[source]\ntype = 1\n", "project-metadata.toml")
+
+
+# -- where the types live ---------------------------------------------------------------------------------------
+
+
+def test_moved_types_stay_importable_from_their_old_modules() -> None:
+    """The label's value types moved to layers_metadata.py and project-metadata.toml's to project_metadata.py;
+    analyzed.py re-exports the former, report.py hands out the latter on first use."""
+    assert (analyzed.LayerEntry, analyzed.BuildpackLayers, analyzed.LayersMetadata) == (
+        LayerEntry,
+        BuildpackLayers,
+        LayersMetadata,
+    )
+    assert (analyzed.RunImageRef, analyzed.RunImageForRebase) == (RunImageRef, RunImageForRebase)
+    assert (report.ProjectMetadata, report.ProjectSource) == (ProjectMetadata, ProjectSource)
+    with pytest.raises(AttributeError, match="Nothing"):
+        _ = report.Nothing

@@ -17,7 +17,7 @@ from cnbplatform.oci.image import FileLayer, as_image
 from cnbplatform.oci.layout import REF_NAME, LayoutStore
 from cnbplatform.oci.local import LocalStore
 from cnbplatform.oci.model import Descriptor, ImageConfig
-from cnbplatform.oci.mutate import BuiltImage
+from cnbplatform.oci.mutate import BuiltImage, with_config
 
 
 def make_layer(directory: Path, files: dict[str, bytes]) -> FileLayer:
@@ -144,3 +144,35 @@ def test_local_store_normalises_names(tmp_path: Path) -> None:
     local.delete("myapp")
     assert [r.name for r in local.list()] == ["127.0.0.1:5000/team/app:v1"]
     assert len(blobs(tmp_path / "home" / "images")) == 3  # still referenced by the other tag
+
+
+def test_a_new_config_over_present_layers_writes_only_the_documents(tmp_path: Path) -> None:
+    """What a rebase writes: the layers are already in the layout, so they are counted, not read again (their
+    source files are gone here), and nothing is left in the staging area."""
+    image = make_image(tmp_path / "src", {"a": b"1"}, {"b": b"2"})
+    store = LayoutStore(tmp_path / "layout")
+    store.write(image, "app")
+    for layer in image.layers():
+        path = layer.path()
+        assert path is not None
+        path.unlink()
+    changed = with_config(image, created="2030-01-01T00:00:00Z")
+    result = store.write(changed, "app")
+    assert result.written == [changed.manifest.config.digest, changed.descriptor.digest]
+    assert result.existing == [layer.descriptor.digest for layer in image.layers()]
+    assert store.read("app").descriptor.digest == changed.descriptor.digest
+    assert not any((tmp_path / "layout" / ".cnb-tmp").iterdir())
+
+
+def test_names_resolve_past_an_entry_that_is_not_an_object(tmp_path: Path) -> None:
+    store = LayoutStore(tmp_path / "layout")
+    image = make_image(tmp_path / "src", {"a": b"1"})
+    store.write(image, "app")
+    index_path = tmp_path / "layout" / "index.json"
+    index = json.loads(index_path.read_text())
+    index["manifests"].insert(0, "junk")
+    index_path.write_text(json.dumps(index))
+    assert store.read("app").descriptor.digest == image.descriptor.digest
+    assert store.resolve(image.descriptor.digest).digest == image.descriptor.digest
+    with pytest.raises(NotFoundError, match="'other' not found"):
+        store.resolve("other")
