@@ -2,9 +2,10 @@
 
 Packages come from a PyPI simple index on 127.0.0.1 made by the test (alpha needs beta; Gamma_Pkg), so the SBOM's
 licenses and purls are known. The first build installs and serves a page through ``cnb run``; a rebuild after a
-one-line code edit reuses the venv without pip (index untouched) and changes only the app layer; removing a
-requirement works with ``--no-network`` (wheels from the cache layer, the venv updated in place); a new requirement
-without the network fails with a clear message. The helper scripts are also unit-tested on the host's Python.
+one-line code edit reuses the venv and its SBOM without pip (index untouched) and changes only the app layer;
+removing a requirement works with ``--no-network`` (wheels from the cache layer, the venv updated in place); a new
+requirement without the network fails with a clear message. The helper scripts are also unit-tested on the host's
+Python; test_python_install.py compares what the buildpack installs without pip with what pip installs.
 """
 
 from __future__ import annotations
@@ -118,13 +119,17 @@ def test_rebuilds_reuse_the_venv_and_work_without_the_network(
     before = layer_digests(project.layout)
     venv_before = buildpack_layer_digest(project.layout, "cnb/python", "venv")
     asked = len(index.requests)
+    sbom_before = image_sbom(project.layout, "launch/cnb_python/venv/sbom.cdx.json")
 
-    # one line of app code changes: the venv comes back from the cache as it was, pip does not run
+    # one line of app code changes: the venv comes back from the cache as it was, pip does not run; nor does the
+    # SBOM scan: the one restored from the cache is kept
     (project.app / "app.py").write_text(APP.replace("python test app", "python test app v2"))
     done = create(bp_cnb, project, languages)
     output = done.stdout + done.stderr
     assert "cnb/python: reusing venv (requirements unchanged)" in output
     assert "installing" not in output and "removing" not in output
+    assert "cnb/python: SBOM: 3 distribution(s) in venv.sbom.cdx.json (restored with the venv)" in output
+    assert image_sbom(project.layout, "launch/cnb_python/venv/sbom.cdx.json") == sbom_before
     assert len(index.requests) == asked
     after = layer_digests(project.layout)
     app_layer = layer_of(project.layout, lifecycle_metadata(project.layout)["app"][0]["sha"])

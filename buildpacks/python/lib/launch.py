@@ -1,6 +1,7 @@
 """cnb/python: the ``web`` process of the app, as a ``launch.toml`` (CNB-SPEC §3.5, Buildpack API 0.12 arrays).
 
-Usage: ``python3 launch.py APP_DIR VENV_DIR > launch.toml`` (what was chosen goes to stderr). In order:
+Usage: ``python3 launch.py APP_DIR VENV_DIR > launch.toml`` (what was chosen goes to stderr), or :func:`render`
+(``build.py``). In order:
 
 1. the ``web:`` line of a ``Procfile`` (run by ``/bin/sh -c``, as cnb/procfile does);
 2. gunicorn, when the venv has it and a WSGI module defines ``app`` or ``application`` (``wsgi.py``, ``app.py``,
@@ -14,20 +15,22 @@ Nothing found: an empty file and a warning. Standard library only.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import sys
 
 MODULES = ("wsgi.py", "app.py", "main.py", "application.py", "server.py", "asgi.py")
 SCRIPTS = ("app.py", "main.py", "server.py")
-APP_VARIABLE = re.compile(r"^(app|application)\s*(?::[^=\n]*)?=", re.MULTILINE)
+APP_VARIABLES = ("app", "application")
 ASGI_HINTS = ("FastAPI(", "Starlette(", "Quart(", "Litestar(", "get_asgi_application", "ASGI")
 
 
 def quoted(text: str) -> str:
-    """A TOML basic string (the JSON escapes json.dumps emits are all valid TOML escapes)."""
-    return json.dumps(text, ensure_ascii=False)
+    """A TOML basic string: quote and backslash escaped, control characters as ``\\uXXXX``."""
+    escaped = (
+        "\\" + char if char in '"\\' else f"\\u{ord(char):04x}" if char < " " or char == "\x7f" else char
+        for char in text
+    )
+    return '"' + "".join(escaped) + '"'
 
 
 def procfile_web(app: str) -> str | None:
@@ -36,9 +39,20 @@ def procfile_web(app: str) -> str | None:
         return None
     with open(path, encoding="utf-8", errors="replace") as handle:
         for line in handle:
-            match = re.match(r"^web:\s*(\S.*?)\s*$", line)
-            if match:
-                return match.group(1)
+            if line.startswith("web:") and line[4:].strip():
+                return line[4:].strip()
+    return None
+
+
+def app_variable(text: str) -> str | None:
+    """The first top-level ``app`` or ``application`` assignment (``app = …``, ``app: Flask = …``) in *text*."""
+    for line in text.split("\n"):
+        for name in APP_VARIABLES:
+            if not line.startswith(name):
+                continue
+            rest = line[len(name) :].lstrip()
+            if rest.startswith("=") or (rest.startswith(":") and "=" in rest):
+                return name
     return None
 
 
@@ -50,10 +64,10 @@ def app_module(app: str) -> tuple[str, str, bool] | None:
             continue
         with open(path, encoding="utf-8", errors="replace") as handle:
             text = handle.read()
-        match = APP_VARIABLE.search(text)
-        if match:
+        variable = app_variable(text)
+        if variable is not None:
             asgi = name == "asgi.py" or any(hint in text for hint in ASGI_HINTS)
-            return name[: -len(".py")], match.group(1), asgi
+            return name[: -len(".py")], variable, asgi
     return None
 
 
@@ -78,20 +92,23 @@ def web_command(app: str, venv: str) -> tuple[list[str], str] | None:
     return None
 
 
+def render(app: str, venv: str) -> tuple[str, str]:
+    """(``launch.toml`` text, the line saying what was chosen) for the app at *app* and the venv at *venv*."""
+    chosen = web_command(app, venv)
+    if chosen is None:
+        return "", "cnb/python: warning: no web process (no Procfile web:, app module or app.py)"
+    command, why = chosen
+    text = f'[[processes]]\ntype = "web"\ncommand = [{", ".join(quoted(part) for part in command)}]\ndefault = true\n'
+    return text, f"cnb/python: web process ({why}): {' '.join(command)}"
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 3:
         print("usage: launch.py APP_DIR VENV_DIR", file=sys.stderr)
         return 2
-    chosen = web_command(argv[1], argv[2])
-    if chosen is None:
-        print("cnb/python: warning: no web process (no Procfile web:, app module or app.py)", file=sys.stderr)
-        return 0
-    command, why = chosen
-    print(f"cnb/python: web process ({why}): {' '.join(command)}", file=sys.stderr)
-    print("[[processes]]")
-    print('type = "web"')
-    print(f"command = [{', '.join(quoted(part) for part in command)}]")
-    print("default = true")
+    text, message = render(argv[1], argv[2])
+    print(message, file=sys.stderr)
+    sys.stdout.write(text)
     return 0
 
 

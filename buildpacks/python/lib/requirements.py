@@ -1,6 +1,7 @@
 """cnb/python: which requirements the app has, and their fingerprint (used by bin/build; CNB-SPEC §3.3, §3.4).
 
-Usage: ``python3 requirements.py APP_DIR WORK_DIR``. Prints one line ``SOURCE SHA256 FILE``:
+Usage: ``python3 requirements.py APP_DIR WORK_DIR`` prints one line ``SOURCE SHA256 FILE``; ``build.py`` calls
+:func:`detect`, which returns the same three values:
 
 - ``requirements.txt`` (wins when both exist): FILE is the app's own file, so pip resolves relative ``-r``/``-c``
   includes as usual; the fingerprint covers it and every file it includes, recursively.
@@ -14,9 +15,13 @@ Standard library only; runs on the build image's ``python3``.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
+
+try:  # CPython's own sha256 (3.11 and older): hashlib would load OpenSSL first, a few ms of every build
+    from _sha256 import sha256  # type: ignore[import-not-found,unused-ignore]
+except ImportError:
+    from hashlib import sha256
 
 INCLUDE_OPTIONS = ("-r", "--requirement", "-c", "--constraint")
 
@@ -45,10 +50,10 @@ def included_files(path: str) -> list[str]:
 
 
 def fingerprint(source: str, files: list[tuple[str, bytes]]) -> str:
-    digest = hashlib.sha256(source.encode() + b"\0")
+    digest = sha256(source.encode() + b"\0")
     for name, data in files:
-        digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
-    return digest.hexdigest()
+        digest.update(name.encode() + b"\0" + sha256(data).digest())
+    return str(digest.hexdigest())
 
 
 def from_requirements_txt(app: str) -> tuple[str, str]:
@@ -97,21 +102,23 @@ def from_pyproject(app: str, work: str) -> tuple[str, str] | None:
     return fingerprint("pyproject.toml", [("pyproject.toml[project.dependencies]", text.encode())]), out
 
 
+def detect(app: str, work: str) -> tuple[str, str, str]:
+    """(source, fingerprint, requirements file) of the app at *app*; ``("none", "-", "-")`` without requirements."""
+    if os.path.exists(os.path.join(app, "requirements.txt")):
+        sha, path = from_requirements_txt(app)
+        return "requirements.txt", sha, path
+    if os.path.isfile(os.path.join(app, "pyproject.toml")):
+        found = from_pyproject(app, work)
+        if found is not None:
+            return "pyproject.toml", found[0], found[1]
+    return "none", "-", "-"
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 3:
         print("usage: requirements.py APP_DIR WORK_DIR", file=sys.stderr)
         return 2
-    app, work = argv[1], argv[2]
-    if os.path.exists(os.path.join(app, "requirements.txt")):
-        sha, path = from_requirements_txt(app)
-        print(f"requirements.txt {sha} {path}")
-        return 0
-    if os.path.isfile(os.path.join(app, "pyproject.toml")):
-        found = from_pyproject(app, work)
-        if found is not None:
-            print(f"pyproject.toml {found[0]} {found[1]}")
-            return 0
-    print("none - -")
+    print(" ".join(detect(argv[1], argv[2])))
     return 0
 
 

@@ -1,7 +1,8 @@
 """cnb/python: a CycloneDX SBOM of the distributions installed in the venv (CNB-SPEC §3.7, ``<layer>.sbom.cdx.json``).
 
 Run by the venv's own interpreter (``VENV/bin/python -B sbom.py BUILDPACK_VERSION``), so it sees exactly the
-venv's site-packages through ``importlib.metadata``; prints the JSON document. One ``library`` component per
+venv's site-packages through ``importlib.metadata``; prints the JSON document. ``build.py`` calls :func:`render`
+with the venv's site-packages instead (the same interpreter, so the same result). One ``library`` component per
 distribution, sorted by name: name, version, purl ``pkg:pypi/<PEP 503 name>@<version>`` (also the bom-ref) and
 licenses when the metadata has them: ``License-Expression`` (PEP 639) as an SPDX expression, else a short
 ``License`` field, else the ``License ::`` classifiers; a well-known SPDX identifier becomes ``license.id``,
@@ -66,10 +67,9 @@ def licenses(meta: Any) -> list[dict[str, Any]]:
     return found
 
 
-def components() -> list[dict[str, Any]]:
-    paths = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+def components(paths: list[str]) -> list[dict[str, Any]]:
     seen: dict[str, dict[str, Any]] = {}
-    for dist in metadata.distributions(path=paths):
+    for dist in metadata.distributions(path=sorted(set(paths))):
         meta = dist.metadata
         name = meta["Name"]
         if not name or canonical(name) in seen:
@@ -89,7 +89,7 @@ def components() -> list[dict[str, Any]]:
     return [seen[key] for key in sorted(seen)]
 
 
-def document(version: str) -> dict[str, Any]:
+def document(version: str, paths: list[str]) -> dict[str, Any]:
     return {
         "bomFormat": "CycloneDX",
         "specVersion": "1.5",
@@ -100,10 +100,15 @@ def document(version: str) -> dict[str, Any]:
                 {"name": "cnb:python:version", "value": ".".join(map(str, sys.version_info[:3]))},
             ],
         },
-        "components": components(),
+        "components": components(paths),
     }
 
 
+def render(version: str, paths: list[str]) -> str:
+    """The SBOM of the distributions below *paths* (site-packages directories), as the bytes of the file."""
+    return json.dumps(document(version, paths), indent=2, sort_keys=False) + "\n"
+
+
 if __name__ == "__main__":
-    json.dump(document(sys.argv[1] if len(sys.argv) > 1 else "unknown"), sys.stdout, indent=2, sort_keys=False)
-    sys.stdout.write("\n")
+    own = [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
+    sys.stdout.write(render(sys.argv[1] if len(sys.argv) > 1 else "unknown", own))

@@ -1,8 +1,9 @@
-"""cnb/python: bring the venv in line with the requirements, changing only what differs (bin/build; CNB-SPEC §3.4).
+"""cnb/python: bring the venv in line with the requirements with pip, changing only what differs (CNB-SPEC §3.4).
 
-Run by the venv's own interpreter: ``VENV/bin/python -B sync.py PIP_DIR WHEELS REQUIREMENTS``, where PIP_DIR is
-the ``pip`` package directory to run (the build image's own pip, or the cache-only ``pip`` tool layer's) and WHEELS
-is the cache-only wheelhouse layer.
+``build.py`` hands over to this when its own resolver (``resolve.py``) cannot do the job: an option in the
+requirements, an sdist, a conflict to backtrack on, pip configuration files… Run by the venv's own interpreter:
+``VENV/bin/python -B sync.py PIP_DIR WHEELS REQUIREMENTS``, where PIP_DIR is the ``pip`` package directory to run
+(the build image's own pip, or the cache-only ``pip`` tool layer's) and WHEELS is the cache-only wheelhouse layer.
 
 1. Resolve the requirements against the wheelhouse alone (``pip install --dry-run --ignore-installed --report
    --no-index --find-links WHEELS``): no network. Only when that fails (a wheel is missing) are the wheels downloaded
