@@ -56,6 +56,10 @@ class DaemonError(CnbError):
     """The Docker engine could not be reached or refused a request."""
 
 
+class SandboxUnavailableError(CnbError):
+    """No sandbox of the chosen kind can be made on this machine at all (not one buildpack's failure)."""
+
+
 class PhaseError(CnbError):
     """A lifecycle phase failed; ``code`` is the spec's exit code (CNB-SPEC §1.3), ``action`` what was being done."""
 

@@ -12,13 +12,17 @@
 Relative paths are resolved against the directory of the TOML file that names them. A file is told apart by its
 content (an OCI layout inside, or a ``buildpack.toml``), not by its name. ``urn:cnb:registry:`` and
 ``urn:cnb:builder:`` locators are refused: there is no buildpack registry here.
+
+A resolver also records what it read (:class:`ReadInputs`): the stat fingerprint of each module directory, taken
+before any of its files is read, and the digest of each image it read. ``cnb build --builder DIR`` keeps that record
+to tell, without assembling the builder again, that the same inputs would give the same builder.
 """
 
 from __future__ import annotations
 
 import tarfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
@@ -26,6 +30,7 @@ from urllib.parse import unquote, urlparse
 from cnbplatform.builder.buildpackage import Module, extract_tar, load_module, read_package_file, read_package_image
 from cnbplatform.errors import CnbError, NotFoundError, UsageError
 from cnbplatform.oci.address import parse_address
+from cnbplatform.oci.fingerprint import fingerprint_tree
 from cnbplatform.oci.image import Image, as_image, resolve_platform
 from cnbplatform.oci.layout import LayoutStore
 from cnbplatform.oci.model import Platform
@@ -57,6 +62,17 @@ class Resolved:
         return (self.main, *self.dependencies)
 
 
+@dataclass
+class ReadInputs:
+    """What a resolver read: module directories (host path -> stat fingerprint) and images (where -> digest of the
+    manifest or index read). ``complete`` is false once anything else was used (an archive, a download, a package
+    image) or a directory's fingerprint could not be trusted (a file changed within the racy margin)."""
+
+    directories: dict[str, str] = field(default_factory=dict)
+    images: dict[str, str] = field(default_factory=dict)
+    complete: bool = True
+
+
 class ModuleResolver:
     """Resolves locators into unpacked modules under *work_dir*; reads images through *stores*."""
 
@@ -72,6 +88,7 @@ class ModuleResolver:
         self.work_dir = work_dir
         self.platform = platform or Platform("linux", "amd64")
         self.downloader = downloader
+        self.read_inputs = ReadInputs()
         self._count = 0
 
     def _scratch(self, name: str) -> Path:
@@ -85,7 +102,9 @@ class ModuleResolver:
         """The image at *where* (any store; an index is narrowed to :attr:`platform`)."""
         try:
             store, ref = self.stores.open(parse_address(where))
-            return as_image(resolve_platform(store.read(ref), self.platform))
+            artifact = store.read(ref)
+            self.read_inputs.images[where] = artifact.descriptor.digest
+            return as_image(resolve_platform(artifact, self.platform))
         except NotFoundError as exc:
             raise NotFoundError(f"reading {what} {where}: {exc}") from exc
         except CnbError as exc:
@@ -127,7 +146,9 @@ class ModuleResolver:
             descriptor = path / f"{kind}.toml"
             if not descriptor.is_file():
                 raise NotFoundError(f"{kind} {locator}: {path} has no {kind}.toml")
+            self._record_directory(path)
             return Resolved(load_module(path, kind, locator))
+        self.read_inputs.complete = False
         names = _archive_names(path, locator)
         if "index.json" in names or "oci-layout" in names:
             layout = read_package_file(path, self._scratch("layout"))
@@ -140,11 +161,20 @@ class ModuleResolver:
             return Resolved(load_module(root, kind, locator))
         raise CnbError(f"{kind} {locator}: {path} is neither a {kind} archive nor a buildpackage")
 
+    def _record_directory(self, path: Path) -> None:
+        fingerprint = fingerprint_tree(path)
+        if fingerprint.stable:
+            self.read_inputs.directories[str(path.absolute())] = fingerprint.digest
+        else:
+            self.read_inputs.complete = False
+
     def _from_image(self, ref: str, kind: str) -> Resolved:
+        self.read_inputs.complete = False
         image = self.read_image(ref, what=f"{kind} package")
         return _resolved(read_package_image(image, self._scratch("package"), kind=kind, what=ref), kind)
 
     def _from_url(self, url: str, kind: str) -> Resolved:
+        self.read_inputs.complete = False
         if self.downloader is None:
             raise UsageError(f"{kind} {url}: downloads are not available here")
         target = self._scratch("download") / (Path(urlparse(url).path).name or "download")

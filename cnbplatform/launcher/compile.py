@@ -20,7 +20,6 @@ What each file encodes (CNB-SPEC.md §9.2 step 3, §3.8, §3.11, §3.12):
 
 from __future__ import annotations
 
-import logging
 import os
 import posixpath
 import re
@@ -41,7 +40,13 @@ DIRECT_FILE = "direct.sh"
 
 _SH_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z", re.ASCII)
 _PROCESS_TYPE = re.compile(r"[A-Za-z0-9._-]+\Z", re.ASCII)
-_LOG = logging.getLogger(__name__)
+
+
+def _log_warning(message: str) -> None:
+    """Where warnings go when the caller gives no *warn*: this module's logger (loaded only then)."""
+    import logging
+
+    logging.getLogger(__name__).warning(message)
 
 
 class LaunchCompileError(CnbError):
@@ -275,7 +280,7 @@ def compile_launch_env(
     are the paths inside the image. Implements CNB-SPEC.md §9.1 (arg rules), §9.2 steps 3-8, §3.8, §3.11, §3.12.
     Warnings (skipped variables) go to *warn*, or to this module's logger.
     """
-    report: Warn = warn or _LOG.warning
+    report: Warn = warn or _log_warning
     platform = ApiVersion.parse(platform_api)
     compiler = _Compiler(buildpacks, layers_dir, report)
     out = {DIRECT_FILE: b"# cnb: launch environment of user-provided commands (generated at export time)\n"}
@@ -304,10 +309,10 @@ def static_launch_env(
     if "PATH" in env:
         dropped = {PROCESS_DIR, PROCESS_DIR + "/", LIFECYCLE_DIR, LIFECYCLE_DIR + "/"}
         env["PATH"] = ":".join(e for e in env["PATH"].split(":") if e not in dropped)
-    apply_env_ops(env, _Compiler(buildpacks, layers_dir, warn or _LOG.warning).ops(process_type))
+    apply_env_ops(env, _Compiler(buildpacks, layers_dir, warn or _log_warning).ops(process_type))
     return env
 
 
 def has_exec_d(buildpacks: Sequence[LaunchBuildpack], process_type: str) -> bool:
     """True if launching *process_type* runs any exec.d program (§9.2 step 4)."""
-    return bool(_Compiler(buildpacks, "/layers", _LOG.warning).scripts("exec.d", process_type))
+    return bool(_Compiler(buildpacks, "/layers", _log_warning).scripts("exec.d", process_type))

@@ -20,7 +20,6 @@ import os
 import shutil
 import stat
 import tarfile
-import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -198,7 +197,7 @@ def extract_layer(opener: LayerOpener, layers_dir: Path, *, layers_mount: str, w
     """
     parts = mount_parts(layers_mount)
     layers_dir.mkdir(parents=True, exist_ok=True)
-    scratch = layers_dir / f".cnb-extract-{uuid.uuid4().hex}"
+    scratch = layers_dir / f".cnb-extract-{os.urandom(16).hex()}"
     try:
         with opener() as stream:
             unpack_tar(stream, scratch, what=what)

@@ -18,7 +18,8 @@ renames the backup back (the previous cache survives); a crash after them leaves
 writer deletes. Reused layers are hard-linked from ``committed/blobs`` into ``staging/blobs``; new blobs are
 created by the shared :class:`~cnbplatform.oci.layercache.LayerCache` directly in ``committed/blobs`` (where
 its fingerprint hits find them next time) and hard-linked into staging: files no metadata names are harmless
-and vanish with the next commit's backup.
+and vanish with the next commit's backup. A commit that would write exactly the committed layers and metadata
+(a rebuild that changed nothing cached) leaves ``committed`` as it is and only drops the staging dir.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import fcntl
 import json
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -111,7 +111,7 @@ def _link_or_copy(src: Path, dst: Path) -> None:
     try:
         os.link(src, dst)
     except OSError:
-        tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex}.tmp")
+        tmp = dst.with_name(f".{dst.name}.{os.urandom(16).hex()}.tmp")
         shutil.copyfile(src, tmp)
         os.replace(tmp, dst)
 
@@ -298,6 +298,10 @@ class DirCacheWriter(WriterBase):
         if missing:
             self.abort()
             raise CnbError(f"cannot commit {self.cache.description}: no layer was added for {', '.join(missing)}")
+        if self._unchanged(referenced):
+            shutil.rmtree(self.staging, ignore_errors=True)
+            self._prune_and_finish()
+            return
         root = self.cache.path
         committed, backup = root / COMMITTED, root / BACKUP
         try:
@@ -325,6 +329,21 @@ class DirCacheWriter(WriterBase):
         except OSError as exc:
             self.abort()
             raise CnbError(f"cannot commit {self.cache.description}: {exc.strerror or exc}") from exc
+        self._prune_and_finish()
+
+    def _unchanged(self, referenced: set[str]) -> bool:
+        """Whether the committed version already is what this commit would write: the same layers (by diffID and
+        blob digest) and the same metadata. Committing it again would only rewrite and rename identical files."""
+        committed = self._committed
+        if set(committed) != referenced or any(self._staged[d].digest != committed[d].digest for d in referenced):
+            return False
+        try:
+            current = (self.cache.path / COMMITTED / CACHE_METADATA_LABEL).read_bytes()
+        except OSError:
+            return False
+        return current == self._metadata.to_json().encode()
+
+    def _prune_and_finish(self) -> None:
         try:
             self.cache.trees.prune({layer.sha for bp in self._metadata.buildpacks for layer in bp.layers.values()})
         finally:

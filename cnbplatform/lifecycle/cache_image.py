@@ -10,7 +10,7 @@ an empty cache.
 
 from __future__ import annotations
 
-import platform
+import os
 from pathlib import Path
 
 from cnbplatform.errors import CnbError, NotFoundError
@@ -30,7 +30,7 @@ _ARCHITECTURES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm6
 
 
 def host_architecture() -> str:
-    machine = platform.machine().lower()
+    machine = os.uname().machine.lower()
     return _ARCHITECTURES.get(machine, machine or "amd64")
 
 

@@ -32,29 +32,26 @@ import os
 import shutil
 import stat
 import time
-import uuid
 from pathlib import Path
 
 from cnbplatform.errors import CnbError
 from cnbplatform.lifecycle.common import Reporter
 from cnbplatform.oci.digest import hex_part, is_digest
-from cnbplatform.oci.fingerprint import scan_tree
+from cnbplatform.oci.fingerprint import fingerprint_scan, scan_tree
 
 #: Claimed or half-adopted trees of a process that died are removed by a later prune after this long.
 STALE_SECONDS = 3600
 
 
 def tree_digest(root: Path) -> str:
-    """sha256 of the stat data of every entry below *root* (see the module docstring for what is left out)."""
+    """sha256 of the stat data of every entry below *root* (see the module docstring for what is left out): the
+    tree's stat fingerprint (:func:`~cnbplatform.oci.fingerprint.fingerprint_scan`), plus any entry it skips."""
     scan = scan_tree(root)
-    hasher = hashlib.sha256()
-    for e in scan.entries:
-        # (rel, kind, mode, size, mtime_ns, ctime_ns, ino, target, dev, nlink, host path): drop the path, and
-        # the root's ctime
-        line = (*e[:5], e[5] if e[0] else 0, *e[6:10])
-        hasher.update(repr(line).encode("utf-8", "surrogateescape") + b"\n")
-    hasher.update(repr(scan.skipped).encode("utf-8", "surrogateescape"))
-    return "sha256:" + hasher.hexdigest()
+    digest = fingerprint_scan(scan).digest
+    if not scan.skipped:
+        return digest
+    extra = repr(scan.skipped).encode("utf-8", "surrogateescape")
+    return "sha256:" + hashlib.sha256(digest.encode() + b"\n" + extra).hexdigest()
 
 
 def _is_dir(path: Path) -> bool:
@@ -86,7 +83,7 @@ class TreeStore:
 
     def _discard(self, path: Path) -> None:
         """Move *path* out of the way atomically, then delete it."""
-        trash = self.root / f".trash-{uuid.uuid4().hex}"
+        trash = self.root / f".trash-{os.urandom(16).hex()}"
         try:
             os.rename(path, trash)
         except OSError:
@@ -102,7 +99,7 @@ class TreeStore:
             expected = json.loads(record.read_bytes()).get("digest")
         except (OSError, ValueError, AttributeError):
             expected = None
-        claim = self.root / f".claim-{uuid.uuid4().hex}"
+        claim = self.root / f".claim-{os.urandom(16).hex()}"
         try:
             os.rename(tree, claim)
         except OSError:
@@ -136,7 +133,7 @@ class TreeStore:
             return False
         if not _same_device(self.root, layer_dir):
             return False
-        incoming = self.root / f".adopt-{uuid.uuid4().hex}"
+        incoming = self.root / f".adopt-{os.urandom(16).hex()}"
         try:
             os.rename(layer_dir, incoming)
         except OSError as exc:
@@ -154,7 +151,7 @@ class TreeStore:
             except OSError:
                 shutil.rmtree(incoming, ignore_errors=True)
             return False
-        tmp = self.root / f".{record.name}.{uuid.uuid4().hex}.tmp"
+        tmp = self.root / f".{record.name}.{os.urandom(16).hex()}.tmp"
         try:
             tmp.write_text(json.dumps({"diff_id": diff_id, "digest": digest}), encoding="utf-8")
             os.replace(tmp, record)

@@ -4,8 +4,11 @@ never exits, never reads the environment), and the spec's exit codes (CNB-SPEC ย
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
+
+T = TypeVar("T")
 
 # CNB-SPEC ยง1.3
 EXIT_PLATFORM_API = 11
@@ -79,3 +82,42 @@ class RecordingReporter:
     def text_of(self, source_prefix: str = "") -> str:
         with self._lock:
             return b"".join(d for s, d in self.outputs if s.startswith(source_prefix)).decode(errors="replace")
+
+
+def run_concurrently(
+    calls: Sequence[Callable[[], T]], workers: int, *, name: str
+) -> list[tuple[T | None, BaseException | None]]:
+    """Run *calls* on at most *workers* threads (in this thread when one is enough) and wait for all of them.
+
+    Returns ``(result, None)`` or ``(None, exception)`` per call, in the order of *calls*, whichever finished
+    first. (A plain pool of threads: ``concurrent.futures`` and the ``logging`` it imports are not needed here.)
+    """
+    outcomes: list[tuple[T | None, BaseException | None]] = [(None, None)] * len(calls)
+
+    def run(index: int) -> None:
+        try:
+            outcomes[index] = (calls[index](), None)
+        except BaseException as exc:  # handed to the caller, who decides
+            outcomes[index] = (None, exc)
+
+    if workers <= 1 or len(calls) <= 1:
+        for index in range(len(calls)):
+            run(index)
+        return outcomes
+    pending = iter(range(len(calls)))
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                index = next(pending, None)
+            if index is None:
+                return
+            run(index)
+
+    threads = [threading.Thread(target=worker, name=f"{name}-{n}") for n in range(min(workers, len(calls)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes

@@ -25,12 +25,13 @@ The run image target must be complete when given (the caller fills a missing dis
 
 from __future__ import annotations
 
-import platform as host_platform
+import os
 import shutil
 import tempfile
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cnbplatform.buildpack.env import cnb_target_env
 from cnbplatform.errors import CnbError, PhaseError
@@ -40,19 +41,22 @@ from cnbplatform.files.buildpack_toml import BaseTarget, BuildpackDescriptor, Di
 from cnbplatform.files.group import GroupFile, GroupMember
 from cnbplatform.files.order import GroupEntry, Order, OrderGroup
 from cnbplatform.files.plan import Plan
-from cnbplatform.files.system import SystemConfig
 from cnbplatform.lifecycle.common import (
     EXIT_DETECT_ERROR,
     EXIT_DETECT_FAIL,
     EXIT_DETECT_OTHER,
     EXIT_PLATFORM_API,
     Reporter,
+    run_concurrently,
 )
 from cnbplatform.lifecycle.context import Execution, filter_base_env
 from cnbplatform.lifecycle.detect_run import CODE_ERROR, DetectEnv, DetectRun, run_detect
 from cnbplatform.lifecycle.order_resolve import Element, ModuleKey, Modules, candidate_groups, is_reduction
 from cnbplatform.lifecycle.order_resolve import load_order_modules as load_modules
 from cnbplatform.lifecycle.plan_resolve import Passed, Resolution, resolve_plan
+
+if TYPE_CHECKING:
+    from cnbplatform.files.system import SystemConfig
 
 PHASE = "detect"
 MAX_GROUPS_IN_MESSAGE = 5  # also the most buildpack errors a failure message lists
@@ -109,7 +113,7 @@ def _platform_api(value: str) -> ApiVersion:
 
 
 def _host_target() -> TargetInfo:
-    machine = host_platform.machine().lower()
+    machine = os.uname().machine.lower()
     return TargetInfo(os="linux", arch=_GO_ARCH.get(machine, machine))
 
 
@@ -157,20 +161,18 @@ class _Detection:
     # -- driver ---------------------------------------------------------------------------------------------
 
     def run(self, groups: tuple[OrderGroup, ...]) -> DetectResult:
-        pool = ThreadPoolExecutor(max_workers=max(1, self.inputs.parallel), thread_name_prefix="cnb-detect")
         try:
             for candidate in candidate_groups(groups, self._lookup, include=self._include):
                 if any(is_reduction(candidate, tried) for tried in self.tried):
                     continue
                 self.tried.append(candidate)
-                found = self._try(candidate, pool)
+                found = self._try(candidate)
                 if found is not None:
                     self._flush(succeeded=True)
                     return self._finish(candidate, found)
             self._flush(succeeded=False)
             raise self._no_group_passed()
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
             if self.plan_dir is not None:
                 shutil.rmtree(self.plan_dir, ignore_errors=True)
             self._flush(succeeded=False)
@@ -193,11 +195,11 @@ class _Detection:
 
     # -- one candidate group -------------------------------------------------------------------------------
 
-    def _try(self, candidate: tuple[Element, ...], pool: ThreadPoolExecutor) -> Resolution | None:
+    def _try(self, candidate: tuple[Element, ...]) -> Resolution | None:
         number = len(self.tried)
         label = f"group {number} [{', '.join(str(e) for e in candidate)}]"
         self.log.append((False, f"======== Trying {label} ========"))
-        self._run_missing(candidate, pool)
+        self._run_missing(candidate)
         passed: list[Passed] = []
         failed: list[str] = []
         for element in candidate:
@@ -243,16 +245,21 @@ class _Detection:
             f"buildpack targets: {wanted}",
         )
 
-    def _run_missing(self, candidate: tuple[Element, ...], pool: ThreadPoolExecutor) -> None:
+    def _run_missing(self, candidate: tuple[Element, ...]) -> None:
         """Run every ``bin/detect`` of *candidate* not run yet, concurrently; record results in group order."""
         todo = [e for e in candidate if e.key not in self.runs and self._target_error(e) is None]
-        futures: list[tuple[Element, Future[DetectRun]]] = [
-            (e, pool.submit(run_detect, self.execution, e.descriptor, self.shared, self._plan_file(e))) for e in todo
-        ]
-        for element, future in futures:
-            run = future.result()
+        calls = [self._detect_call(e) for e in todo]
+        outcomes = run_concurrently(calls, max(1, self.inputs.parallel), name="cnb-detect")
+        for element, (run, error) in zip(todo, outcomes, strict=True):
+            if error is not None:
+                raise error
+            assert run is not None
             self.runs[element.key] = run
             self._log_output(element, run)
+
+    def _detect_call(self, element: Element) -> Callable[[], DetectRun]:
+        plan_file = self._plan_file(element)
+        return lambda: run_detect(self.execution, element.descriptor, self.shared, plan_file)
 
     def _plan_file(self, element: Element) -> Path:
         if self.plan_dir is None:

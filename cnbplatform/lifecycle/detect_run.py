@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cnbplatform.buildpack.env import invocation_env
-from cnbplatform.errors import CnbError
+from cnbplatform.errors import CnbError, SandboxUnavailableError
 from cnbplatform.files.apis import ApiVersion
 from cnbplatform.files.buildpack_toml import BuildpackDescriptor, escape_id
 from cnbplatform.files.plan import DetectOutput
@@ -138,6 +138,8 @@ def run_detect(execution: Execution, descriptor: BuildpackDescriptor, shared: De
     argv = [f"{bp_dir}/bin/detect", execution.paths.platform, plan_path]
     try:
         result = execution.run(argv, env, source=f"{descriptor} detect", sink=collector)
+    except SandboxUnavailableError:
+        raise  # not this buildpack's failure: no buildpack can run here
     except CnbError as exc:
         return DetectRun(CODE_ERROR, collector.output(), error=f"could not run bin/detect: {exc.message}")
     output = collector.output()

@@ -6,8 +6,8 @@
    layer without contents can be reused from the previous image (:mod:`.export_reuse`);
 2. compile the launcher's per-process environment into ``<layers>/config/launch/`` so it travels in the config
    layer (DESIGN.md §3 decision 3);
-3. make every layer (:mod:`.export_layers`, :mod:`.export_slices`) in a thread pool through the layer cache, so an
-   unchanged directory costs one stat walk (DESIGN.md §3 decision 4);
+3. make every layer (:mod:`.export_layers`, :mod:`.export_slices`) through the layer cache (on ``parallel`` threads),
+   so an unchanged directory costs one stat walk (DESIGN.md §3 decision 4);
 4. stack them on the run image in the order of §6.1 (:mod:`.export_image`), replacing each layer whose diffID the
    previous image recorded by the previous image's own layer, with the config and labels of :mod:`.export_config`;
 5. write the same image to every destination, and the cache (:mod:`.export_cache`) after it, or concurrently when
@@ -20,12 +20,12 @@ Failures raise :class:`~cnbplatform.errors.PhaseError` with exit code 62.
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,7 +37,7 @@ from cnbplatform.files.metadata import BuildMetadata
 from cnbplatform.files.report import ProjectMetadata, Report
 from cnbplatform.files.run_toml import RunConfig
 from cnbplatform.lifecycle.cache import Cache
-from cnbplatform.lifecycle.common import Reporter
+from cnbplatform.lifecycle.common import Reporter, run_concurrently
 from cnbplatform.lifecycle.export_cache import CacheOutcome, export_cache
 from cnbplatform.lifecycle.export_image import ExportedLayer, ImagePlan, LayerJob, plan_image
 from cnbplatform.lifecycle.export_layers import export_error, optional_dir, real_dir
@@ -192,20 +192,24 @@ class _Exporter:
         """Every layer's blob by job name; image layers must succeed, cache-only ones may fail with a warning."""
         blobs: dict[str, LayerBlob] = {}
         jobs = [*plan.jobs, *plan.cache_jobs]
-        with ThreadPoolExecutor(max_workers=max(1, min(self.inputs.parallel, len(jobs) or 1))) as pool:
-            futures = [(job, pool.submit(self._create, job)) for job in jobs]
-            failure: PhaseError | None = None
-            for job, future in futures:
-                try:
-                    blobs[job.name] = future.result()
-                except (CnbError, OSError) as exc:
-                    reason = exc.message if isinstance(exc, CnbError) else (exc.strerror or str(exc))
-                    if job.cache_only:
-                        self.reporter.warn(f"Failed to create the cache layer {job.name}: {reason}")
-                    elif failure is None:
-                        failure = export_error(f"create layer {job.name}", reason)
-            if failure is not None:
-                raise failure
+        outcomes = run_concurrently(
+            [functools.partial(self._create, job) for job in jobs], self.inputs.parallel, name="cnb-export-layer"
+        )
+        failure: PhaseError | None = None
+        for job, (blob, exc) in zip(jobs, outcomes, strict=True):
+            if isinstance(exc, CnbError | OSError):
+                reason = exc.message if isinstance(exc, CnbError) else (exc.strerror or str(exc))
+                if job.cache_only:
+                    self.reporter.warn(f"Failed to create the cache layer {job.name}: {reason}")
+                elif failure is None:
+                    failure = export_error(f"create layer {job.name}", reason)
+            elif exc is not None:
+                raise exc
+            else:
+                assert blob is not None
+                blobs[job.name] = blob
+        if failure is not None:
+            raise failure
         return blobs
 
     # -- writing ----------------------------------------------------------------------------------------

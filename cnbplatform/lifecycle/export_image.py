@@ -44,7 +44,6 @@ from cnbplatform.lifecycle.export_layers import (
     tree_spec,
 )
 from cnbplatform.lifecycle.export_reuse import PreviousLayers, launch_skeleton
-from cnbplatform.lifecycle.export_slices import app_layer_specs
 from cnbplatform.oci.image import FileLayer, Layer
 from cnbplatform.oci.layerspec import LayerBlob, LayerSpec
 from cnbplatform.oci.model import Descriptor, History
@@ -299,10 +298,15 @@ def plan_image(inputs: ExportInputs, metadata: BuildMetadata, scratch: Path, rep
             plan.cache_jobs.append(LayerJob("cache.sbom", spec, True))
             plan.sbom_cache_job = "cache.sbom"
     slices = [s.paths for s in metadata.slices]
-    try:
-        app_specs = app_layer_specs(inputs.app_dir, slices, app_mount=inputs.app_mount, uid=uid, gid=gid)
-    except CnbError as exc:
-        raise export_error("slice the app dir", exc.message) from exc
+    if not slices:
+        app_specs = [tree_spec(inputs.app_dir, inputs.app_mount, uid=uid, gid=gid)]
+    else:
+        from cnbplatform.lifecycle.export_slices import app_layer_specs
+
+        try:
+            app_specs = app_layer_specs(inputs.app_dir, slices, app_mount=inputs.app_mount, uid=uid, gid=gid)
+        except CnbError as exc:
+            raise export_error("slice the app dir", exc.message) from exc
     for index, spec in enumerate(app_specs, 1):
         created_by = cfg.SLICE_CREATED_BY.format(index) if slices else cfg.APP_CREATED_BY
         name = f"app slice {index}" if slices else "app"

@@ -65,6 +65,7 @@ class _Buildpack:
     member: GroupMember
     dir: Path
     restored: dict[str, LayerEntry] = field(default_factory=dict)  # layer name -> entry its toml was written from
+    taken: set[str] = field(default_factory=set)  # layers moved whole from the cache's extracted copies
 
     @property
     def id(self) -> str:
@@ -219,6 +220,7 @@ class _Restorer:
         remove_path(dest)
         if cache.take_tree(sha, dest):
             self.reporter.debug(f"Restored {ident} from the cache's extracted copy of {sha}")
+            bp.taken.add(name)
             return
         opener = cache.layer(sha)
         if opener is None:
@@ -287,18 +289,30 @@ class _Restorer:
             return
         for bp in self.buildpacks:
             if _is_dir(bp.dir):
-                _chown_tree(bp.dir, uid, gid)
+                _chown_tree(bp.dir, uid, gid, skip=bp.taken)
 
 
-def _chown_tree(root: Path, uid: int, gid: int) -> None:
-    """``lchown`` *root* and everything below it (never following a symlink) where the owner differs."""
+def _chown_tree(root: Path, uid: int, gid: int, *, skip: set[str] | frozenset[str] = frozenset()) -> None:
+    """``lchown`` *root* and everything below it (never following a symlink) where the owner differs.
 
-    def own(path: str) -> None:
+    A directory directly below *root* named in *skip* (a layer taken whole from the cache's extracted copies: a
+    tree some earlier build made and owned) is left alone when its own owner is already right."""
+
+    def own(path: str) -> bool:
         st = os.lstat(path)
-        if (st.st_uid, st.st_gid) != (uid, gid):
-            os.chown(path, uid, gid, follow_symlinks=False)
+        if (st.st_uid, st.st_gid) == (uid, gid):
+            return False
+        os.chown(path, uid, gid, follow_symlinks=False)
+        return True
 
-    own(str(root))
+    top = str(root)
+    own(top)
     for directory, dirs, files in os.walk(root, followlinks=False):
-        for name in (*dirs, *files):
+        kept = []
+        for name in dirs:
+            changed = own(os.path.join(directory, name))
+            if changed or directory != top or name not in skip:
+                kept.append(name)
+        dirs[:] = kept
+        for name in files:
             own(os.path.join(directory, name))

@@ -1,5 +1,10 @@
 """A cache of unpacked root filesystems, one per image digest (DESIGN.md section 3, decisions 2 and 7).
 
+An unpacked image is cnb's private copy, used as the root of a sandbox. Like Docker's init layer, ``rootfs_for``
+gives it an empty ``/etc/resolv.conf`` when the image has an ``/etc`` directory but no such entry: a mount point the
+sandbox binds the host's resolver configuration over (an empty file resolves as a missing one does), instead of
+rebuilding ``/etc`` entry by entry for every run. Trees unpacked before this rule get the file on their next use.
+
 ``cache_dir/<key>`` appears only complete: layers are unpacked into ``cache_dir/.tmp-<random>`` and
 renamed into place at the end, so a killed unpack never leaves a half tree at the final path. Each
 temporary directory is flock-ed by the process filling it; one whose lock can be taken belongs to a dead
@@ -14,19 +19,21 @@ import fcntl
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from cnbplatform.errors import CnbError, UsageError
-from cnbplatform.oci.compress import open_uncompressed
-from cnbplatform.oci.digest import fsync_dir, hex_part, verified_reader
-from cnbplatform.oci.image import Image, Layer
-from cnbplatform.oci.unpack import LayerSource, unpack_layers
+from cnbplatform.oci.digest import fsync_dir, hex_part
 
-__all__ = ["RootfsCache"]
+if TYPE_CHECKING:
+    from cnbplatform.oci.image import Image, Layer
+    from cnbplatform.oci.unpack import LayerSource
+
+__all__ = ["RootfsCache", "add_mount_points", "rootfs_for"]
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _TMP_PREFIX = ".tmp-"
@@ -85,11 +92,14 @@ class RootfsCache:
             raise UsageError(f"invalid rootfs cache key {key!r}: expected a digest hex")
         return self.cache_dir / key
 
-    def get(self, key: str, layers: Iterable[LayerSource]) -> Path:
-        """``cache_dir/<key>``, unpacking *layers* (lowest first) into it unless it is already there."""
+    def get(self, key: str, layers: Iterable[LayerSource] | Callable[[], Iterable[LayerSource]]) -> Path:
+        """``cache_dir/<key>``, unpacking *layers* (lowest first; or a callable returning them, called only when
+        the tree must be made) into it unless it is already there."""
         final = self.path(key)
         if final.is_dir():
             return final
+        from cnbplatform.oci.unpack import unpack_layers
+
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         with _flock(self.cache_dir / f".lock-{key}"):
             if final.is_dir():
@@ -97,7 +107,7 @@ class RootfsCache:
             tmp, tmp_fd = self._new_temp()
             try:
                 os.chmod(tmp, 0o755)  # the tar's "./" entry, if any, overrides this
-                unpack_layers(layers, tmp)
+                unpack_layers(layers() if callable(layers) else layers, tmp)
                 os.rename(tmp, final)
             except BaseException:
                 with contextlib.suppress(OSError):  # what is left is cleaned by the next get
@@ -147,6 +157,8 @@ class RootfsCache:
 
 def image_layer_sources(image: Image) -> list[LayerSource]:
     """The layers of *image* as unpacker sources: decompressed, and verified against digest and diffID."""
+    from cnbplatform.oci.compress import open_uncompressed
+    from cnbplatform.oci.digest import verified_reader
 
     def opener(layer: Layer) -> Callable[[], AbstractContextManager[BinaryIO]]:
         @contextlib.contextmanager
@@ -160,6 +172,28 @@ def image_layer_sources(image: Image) -> list[LayerSource]:
     return [(f"layer {layer.descriptor.digest}", opener(layer)) for layer in image.layers()]
 
 
+RESOLV_CONF = ("etc", "resolv.conf")
+
+
+def add_mount_points(root: Path) -> None:
+    """An empty ``etc/resolv.conf`` in *root* when it has a real ``etc`` directory without one (see the module doc).
+
+    Idempotent and safe while others use the tree: the file appears whole or not at all. A tree where it cannot
+    be made (a read-only ``etc``, say) is left alone; the sandbox then rebuilds ``/etc`` to hold the mount point."""
+    etc = os.path.join(root, RESOLV_CONF[0])
+    try:
+        if not stat.S_ISDIR(os.lstat(etc).st_mode):
+            return
+        fd = os.open(os.path.join(etc, RESOLV_CONF[1]), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    except OSError:
+        return  # no etc, a symlink etc, an existing entry (even a dangling symlink), or no permission
+    os.close(fd)
+
+
 def rootfs_for(image: Image, cache_dir: Path) -> Path:
-    """The unpacked root filesystem of *image*, unpacked once per manifest digest (DESIGN.md §3 decision 2)."""
-    return RootfsCache(cache_dir).get(hex_part(image.descriptor.digest), image_layer_sources(image))
+    """The unpacked root filesystem of *image*, unpacked once per manifest digest (DESIGN.md §3 decision 2), with
+    the mount points a sandbox binds over (:func:`add_mount_points`)."""
+    root = RootfsCache(cache_dir).get(hex_part(image.descriptor.digest), lambda: image_layer_sources(image))
+    if not os.path.lexists(os.path.join(root, *RESOLV_CONF)):
+        add_mount_points(root)
+    return root

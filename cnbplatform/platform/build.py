@@ -8,12 +8,10 @@ import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cnbplatform.errors import UsageError
-from cnbplatform.files.order import Order
-from cnbplatform.files.project_toml import ProjectDescriptor
 from cnbplatform.lifecycle.common import Reporter
-from cnbplatform.lifecycle.export import ExportResult
 from cnbplatform.oci.address import parse_address
 from cnbplatform.oci.rootfs_cache import rootfs_for
 from cnbplatform.platform.build_builder import BuilderRef, resolve_builder
@@ -33,6 +31,10 @@ from cnbplatform.platform.lifecycle_run import run_phases
 from cnbplatform.platform.lifecycle_settings import resolve_settings
 from cnbplatform.platform.phases import Phases
 from cnbplatform.sandbox import Mount
+
+if TYPE_CHECKING:
+    from cnbplatform.files.project_toml import GroupRef, ProjectDescriptor
+    from cnbplatform.lifecycle.export import ExportResult
 
 PLATFORM_API = "0.15"
 
@@ -132,6 +134,8 @@ def _order_groups(
     if group:
         groups = [group]
     else:
+        from cnbplatform.files.order import Order
+
         builder_order = Order.load(builder_root / "cnb" / "order.toml")
         groups = [[(e.id, e.version, e.optional) for e in g.entries] for g in builder_order.groups]
     return [[*pre, *g, *post] for g in groups]
@@ -155,11 +159,8 @@ def _buildpack_flag(ctx: PlatformContext, ref: str, ws: Workspace) -> tuple[str,
 
 
 def _project_ref(
-    ctx: PlatformContext, entry: object, ws: Workspace, project: ProjectDescriptor | None
+    ctx: PlatformContext, entry: GroupRef, ws: Workspace, project: ProjectDescriptor | None
 ) -> tuple[str, str, bool]:
-    from cnbplatform.files.project_toml import GroupRef
-
-    assert isinstance(entry, GroupRef)
     if entry.script is not None:
         bp_id, version = write_inline_buildpack(ws.buildpacks, entry)
         return bp_id, version, False
@@ -199,7 +200,12 @@ def run_build(ctx: PlatformContext, request: BuildRequest, reporter: Reporter) -
     ws = Workspace.for_image(ctx.home, output)
     ws.reset()
     copy_app(request.path.resolve(), ws.app, project)
-    link_tree(builder_root / "cnb" / "buildpacks", ws.buildpacks)
+    # The builder's buildpacks are used where they are (cnb's private, read-only copy of the image) unless this
+    # build adds some (--buildpack, project.toml groups): then they are linked into a workspace dir of their own.
+    buildpacks = builder_root / "cnb" / "buildpacks"
+    if request.buildpacks or (project is not None and (project.group or project.pre or project.post)):
+        link_tree(buildpacks, ws.buildpacks)
+        buildpacks = ws.buildpacks
     env = parse_env(request.env, request.env_files, ctx.env)
     if project is not None:
         env = {**{e.name: e.value for e in project.env}, **env}
@@ -210,10 +216,10 @@ def run_build(ctx: PlatformContext, request: BuildRequest, reporter: Reporter) -
         env = {**ca_env, **env}
     write_platform_env(ws.platform, env)
     groups = _order_groups(ctx, request, project, ws, builder_root)
-    if groups is None:
-        shutil.copyfile(builder_root / "cnb" / "order.toml", ws.order)
-    else:
+    order = builder_root / "cnb" / "order.toml"
+    if groups is not None:
         write_order(ws.order, groups)
+        order = ws.order
 
     cache_dir = request.cache_dir or ctx.home / "cache" / ws.root.name
     if request.clear_cache and cache_dir.exists() and request.cache_image is None:
@@ -223,9 +229,9 @@ def run_build(ctx: PlatformContext, request: BuildRequest, reporter: Reporter) -
         "layers": ws.layers,
         "app": ws.app,
         "platform": ws.platform,
-        "buildpacks": ws.buildpacks,
+        "buildpacks": buildpacks,
         "build_config": builder_root / "cnb" / "build-config",
-        "order": ws.order,
+        "order": order,
         "run": builder_root / "cnb" / "run.toml",
         "system": builder_root / "cnb" / "system.toml",
         "report": ws.layers / "report.toml",
@@ -293,7 +299,11 @@ def _load_project(request: BuildRequest) -> ProjectDescriptor | None:
     path = request.descriptor or (request.path / "project.toml")
     if request.descriptor is not None and not path.is_file():
         raise UsageError(f"--descriptor {path}: no such file")
-    return ProjectDescriptor.load(path) if path.is_file() else None
+    if not path.is_file():
+        return None
+    from cnbplatform.files.project_toml import ProjectDescriptor
+
+    return ProjectDescriptor.load(path)
 
 
 def _default_builder(ctx: PlatformContext) -> str:

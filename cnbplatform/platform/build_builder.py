@@ -1,13 +1,25 @@
 """The builder of a ``cnb build``: an image in any store (pulled per ``--pull-policy``) or a directory with a
-``builder.toml``, assembled into a builder image on the fly and cached by content in the local store."""
+``builder.toml``, assembled into a builder image on the fly and cached by content in the local store.
+
+An assembled builder is remembered in ``$CNB_HOME/builder-cache/<key>.json`` with what went into it: the bytes of
+builder.toml (by digest), the stat fingerprint of every buildpack directory (taken before its files were read, and
+trusted only outside the racy margin, :mod:`cnbplatform.oci.fingerprint`), the digest of every image it read (the
+build image) and cnb's version. When all of these still match and the local store still holds the builder under its
+name, the builder is used as it is, without reading builder.toml's buildpacks again. Anything else (an archive, a
+package image or a download among the buildpacks, an unreadable or torn record) assembles the builder as before.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from cnbplatform.errors import NotFoundError, UsageError
+from cnbplatform import __version__
+from cnbplatform.errors import CnbError, NotFoundError, UsageError
 from cnbplatform.lifecycle.common import Reporter
 from cnbplatform.oci.address import StoreKind, parse_address, pinned_address
 from cnbplatform.oci.image import Image, as_image, is_index, resolve_platform
@@ -63,21 +75,82 @@ def resolve_builder(ctx: PlatformContext, name: str, pull_policy: str, reporter:
         return BuilderRef(f"local:{address.reference.name}@{remote.descriptor.digest}", remote)
 
 
+#: Bumped when what goes into an assembled builder changes in a way cnb's version does not tell.
+RECORD_FORMAT = 1
+
+
 def builder_from_config(ctx: PlatformContext, config: Path, reporter: Reporter) -> BuilderRef:
     """Assemble the builder described by *config* (pack's builder.toml) and keep it in the local store.
 
-    The builder is made again each time (cheap: its layers come from the layer cache by fingerprint) and kept under
-    a name derived from the config's path, so a rebuild with an unchanged builder.toml reuses every layer."""
-    if not config.is_file():
-        raise NotFoundError(f"builder config {config} not found")
+    The builder is kept under a name derived from the config's path. It is reused as it is when its inputs are
+    unchanged (module docstring), else made again (cheap: its layers come from the layer cache by fingerprint)."""
+    try:
+        config_bytes = config.read_bytes()
+    except OSError:
+        raise NotFoundError(f"builder config {config} not found") from None
+    resolved = config.resolve()
+    key = hashlib.sha256(str(resolved).encode()).hexdigest()[:12]
+    name = f"cnb-builders/{resolved.parent.name.lower() or 'builder'}-{key}:latest"
+    record_path = ctx.home / "builder-cache" / f"{key}.json"
+    config_digest = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
+    with Stores(ctx.store_options()) as stores:
+        reused = _reuse(stores, record_path, config_digest, name)
+    if reused is not None:
+        reporter.debug(f"builder {config}: inputs unchanged, using {reused.address}")
+        return reused
     from cnbplatform.platform.builder import create_builder_image
 
-    key = hashlib.sha256(str(config.resolve()).encode()).hexdigest()[:12]
-    name = f"cnb-builders/{config.resolve().parent.name.lower() or 'builder'}-{key}:latest"
     outcome = create_builder_image(ctx, config, f"local:{name}", reporter=reporter)
     with Stores(ctx.store_options()) as stores:
         image = _read(stores, f"local:{name}@{outcome.descriptor.digest}")
+    if outcome.inputs.complete:
+        record = {
+            "format": RECORD_FORMAT,
+            "cnb": __version__,
+            "config": config_digest,
+            "directories": outcome.inputs.directories,
+            "images": outcome.inputs.images,
+            "builder": name,
+            "digest": outcome.descriptor.digest,
+        }
+        _write_record(record_path, record)
     return BuilderRef(pinned_address(parse_address(f"local:{name}"), outcome.descriptor.digest), image)
+
+
+def _reuse(stores: Stores, record_path: Path, config_digest: str, name: str) -> BuilderRef | None:
+    """The builder *record_path* describes, when everything that went into it is unchanged; else None."""
+    from cnbplatform.oci.fingerprint import fingerprint_tree
+
+    try:
+        record: Any = json.loads(record_path.read_bytes())
+        expected = (RECORD_FORMAT, __version__, config_digest, name)
+        if (record["format"], record["cnb"], record["config"], record["builder"]) != expected:
+            return None
+        for directory, digest in record["directories"].items():
+            fingerprint = fingerprint_tree(Path(directory))
+            if not fingerprint.stable or fingerprint.digest != digest:
+                return None
+        for where, digest in record["images"].items():
+            store, ref = stores.open(parse_address(where))
+            if store.read(ref).descriptor.digest != digest:
+                return None
+        image = _read(stores, f"local:{name}")
+        if image.descriptor.digest != record["digest"]:
+            return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, CnbError):
+        return None  # no record, a torn one, or an input gone: assemble again
+    return BuilderRef(pinned_address(parse_address(f"local:{name}"), image.descriptor.digest), image)
+
+
+def _write_record(path: Path, record: dict[str, Any]) -> None:
+    """Write the record atomically; failing to is no error (the next build assembles the builder again)."""
+    tmp = path.with_name(f".{path.name}.{os.urandom(8).hex()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(record, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
 
 
 def add_packaged_buildpack(ctx: PlatformContext, ref: str, buildpacks_dir: Path) -> tuple[str, str]:

@@ -13,12 +13,15 @@ import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import pathspec
+from typing import TYPE_CHECKING, Any
 
 from cnbplatform.errors import NotFoundError, UsageError
 from cnbplatform.files.buildpack_toml import BuildpackDescriptor, escape_id, find_buildpack
-from cnbplatform.files.project_toml import GroupRef, ProjectDescriptor
+
+if TYPE_CHECKING:
+    import pathspec
+
+    from cnbplatform.files.project_toml import GroupRef, ProjectDescriptor
 
 ENV_NAME_FORBIDDEN = ("=", "/", "\0")
 
@@ -51,8 +54,8 @@ def copy_app(source: Path, dest: Path, project: ProjectDescriptor | None) -> int
     """Copy the app into *dest*, honouring include/exclude; returns how many files were copied."""
     if not source.is_dir():
         raise NotFoundError(f"app directory {source} does not exist")
-    include = pathspec.PathSpec.from_lines("gitignore", project.include) if project and project.include else None
-    exclude = pathspec.PathSpec.from_lines("gitignore", project.exclude) if project and project.exclude else None
+    include = _spec(project.include) if project and project.include else None
+    exclude = _spec(project.exclude) if project and project.exclude else None
     copied = 0
     for dirpath, dirnames, filenames in os.walk(source):
         rel_dir = os.path.relpath(dirpath, source)
@@ -79,6 +82,13 @@ def copy_app(source: Path, dest: Path, project: ProjectDescriptor | None) -> int
             for name in kept_dirs:
                 (dest / rel_dir / name).mkdir(parents=True, exist_ok=True)
     return copied
+
+
+def _spec(patterns: Sequence[str]) -> pathspec.PathSpec[Any]:
+    """gitignore-style patterns (project.toml's include / exclude); pathspec loads only when a project has them."""
+    import pathspec
+
+    return pathspec.PathSpec.from_lines("gitignore", patterns)
 
 
 def _copy_entry(src: Path, dst: Path) -> None:

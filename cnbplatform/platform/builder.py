@@ -16,7 +16,7 @@ from typing import Any
 
 from cnbplatform.builder.builder import create_builder
 from cnbplatform.builder.buildpackage import create_package, scaffold_buildpack, write_package_file
-from cnbplatform.builder.modules import ModuleResolver, Reporter
+from cnbplatform.builder.modules import ModuleResolver, ReadInputs, Reporter
 from cnbplatform.errors import CnbError, UsageError
 from cnbplatform.files import builder_labels as bl
 from cnbplatform.files.builder_toml import BuilderConfig
@@ -77,10 +77,13 @@ def _resolver(ctx: PlatformContext, stores: Stores, platform: Platform) -> Itera
 
 @dataclass(frozen=True)
 class BuilderOutcome:
+    """The builder written: where, its manifest, its modules (``id@version``), and what went into it."""
+
     address: ImageAddress
     descriptor: Descriptor
     buildpacks: tuple[str, ...]
     result: WriteResult
+    inputs: ReadInputs = field(default_factory=ReadInputs)
 
 
 def create_builder_image(
@@ -96,8 +99,9 @@ def create_builder_image(
         built = create_builder(config, resolver=resolver, layer_cache=cache, blobs_dir=blobs, reporter=reporter)
         store, ref = stores.open(address)
         result = store.write(built, ref)
+        inputs = resolver.read_inputs
     modules = bl.BuilderMetadata.from_json(built.config.labels[bl.BUILDER_METADATA_LABEL]).buildpacks
-    return BuilderOutcome(address, built.descriptor, tuple(f"{m.id}@{m.version}" for m in modules), result)
+    return BuilderOutcome(address, built.descriptor, tuple(f"{m.id}@{m.version}" for m in modules), result, inputs)
 
 
 # -- builder inspect -----------------------------------------------------------------------------------------------

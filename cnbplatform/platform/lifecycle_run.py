@@ -12,14 +12,11 @@ from cnbplatform.files.apis import check_platform_api
 from cnbplatform.files.group import GroupFile
 from cnbplatform.files.report import ProjectMetadata
 from cnbplatform.files.run_toml import RunConfig
-from cnbplatform.launcher.pyrun import launch
 from cnbplatform.lifecycle.common import Reporter
 from cnbplatform.lifecycle.export import ExportInputs, ExportResult, export
-from cnbplatform.lifecycle.export_config import created_time
 from cnbplatform.platform.context import PlatformContext
 from cnbplatform.platform.lifecycle_settings import LifecycleSettings, resolve_settings
 from cnbplatform.platform.phases import Phases
-from cnbplatform.platform.rebase import RebaseRequest, run_rebase
 
 PHASES = ("analyze", "detect", "restore", "build", "export", "create", "rebase", "launch")
 _WITH_IMAGES = {"analyze", "export", "create", "rebase", "launch"}
@@ -122,6 +119,9 @@ def run_rebase_phase(
     ctx: PlatformContext, settings: LifecycleSettings, reporter: Reporter, explicit_report: bool
 ) -> None:
     """``rebaser <image>…`` (CNB-SPEC §2.7): every positional image and ``--tag`` receives the rebased image."""
+    from cnbplatform.lifecycle.export_config import created_time
+    from cnbplatform.platform.rebase import RebaseRequest, run_rebase
+
     check_platform_api(settings.platform_api)
     assert settings.platform_api is not None
     report: Path | None = settings.report
@@ -144,6 +144,8 @@ def run_rebase_phase(
 
 
 def run_launch(settings: LifecycleSettings, env: Mapping[str, str]) -> int:
+    from cnbplatform.launcher.pyrun import launch
+
     argv0 = f"/cnb/process/{settings.process_type}" if settings.process_type else "/cnb/lifecycle/launcher"
     launch_env = {k: v for k, v in env.items() if k not in ("CNB_PROCESS_TYPE",)}
     return launch([argv0, *settings.images], launch_env, settings.layers, settings.app)

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from cnbplatform.errors import CnbError, NotFoundError, PhaseError, UsageError
 from cnbplatform.files.analyzed import Analyzed
@@ -18,12 +19,10 @@ from cnbplatform.files.group import GroupFile
 from cnbplatform.files.order import Order
 from cnbplatform.files.plan import Plan
 from cnbplatform.files.run_toml import RunConfig
-from cnbplatform.files.system import SystemConfig
 from cnbplatform.lifecycle.analyze import AnalyzeInputs, analyze, select_run_image
 from cnbplatform.lifecycle.build import BuildInputs, BuildResult, build
 from cnbplatform.lifecycle.cache import Cache
 from cnbplatform.lifecycle.cache_dir import DirCache
-from cnbplatform.lifecycle.cache_image import ImageCache
 from cnbplatform.lifecycle.common import EXIT_ANALYZE, Reporter
 from cnbplatform.lifecycle.context import Dirs, Execution, SandboxPaths, filter_base_env
 from cnbplatform.lifecycle.detect import DetectInputs, DetectResult, detect
@@ -38,6 +37,9 @@ from cnbplatform.platform.context import PlatformContext
 from cnbplatform.platform.lifecycle_settings import LifecycleSettings
 from cnbplatform.platform.run import host_os_arch
 from cnbplatform.sandbox import BwrapSandbox, HostSandbox, Mount, Sandbox
+
+if TYPE_CHECKING:
+    from cnbplatform.files.system import SystemConfig
 
 
 @dataclass
@@ -190,6 +192,8 @@ class Phases:
     def cache(self) -> Cache | None:
         s = self.settings
         if s.cache_image:
+            from cnbplatform.lifecycle.cache_image import ImageCache
+
             store, ref = self.stores.open(self.address(s.cache_image))
             return ImageCache(
                 store, ref or "latest", self.layer_cache, blobs_dir=self.blobs_dir, reporter=self.reporter
@@ -252,7 +256,7 @@ class Phases:
             DetectInputs(
                 execution=execution,
                 order=Order.load(s.order),
-                system=SystemConfig.load(s.system) if s.system.exists() else None,
+                system=_system(s.system),
                 run_target=analyzed.run_image.target if analyzed and analyzed.run_image else None,
                 platform_api=api,
                 exec_env=s.exec_env,
@@ -266,8 +270,11 @@ class Phases:
         api = self.platform_api()
         s = self.settings
         cache = self.cache()
-        own = s.sandbox != "bwrap" and os.getuid() == 0
-        uid, gid = self.uid_gid(dict(self.ctx.env))
+        own = os.getuid() == 0  # as root, restored files get the owner buildpacks run as, not the tar's
+        if s.sandbox == "bwrap":
+            uid, gid = os.getuid(), os.getgid()  # bwrap maps the CNB user to whoever runs cnb
+        else:
+            uid, gid = self.uid_gid(dict(self.ctx.env))
         restore(
             RestoreInputs(
                 group=GroupFile.load(s.group),
@@ -298,6 +305,15 @@ class Phases:
             ),
             self.reporter,
         )
+
+
+def _system(path: Path) -> SystemConfig | None:
+    """system.toml (CNB-SPEC §4.1) when the builder has one."""
+    if not path.exists():
+        return None
+    from cnbplatform.files.system import SystemConfig
+
+    return SystemConfig.load(path)
 
 
 def _int(value: str | None) -> int | None:

@@ -6,7 +6,7 @@ with its env, entrypoint, cmd and working dir, sharing the host network so a web
 
 from __future__ import annotations
 
-import platform as host_platform
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -33,7 +33,7 @@ class RunOptions:
 
 
 def host_os_arch() -> Platform:
-    machine = host_platform.machine().lower()
+    machine = os.uname().machine.lower()
     arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
     return Platform("linux", arch)
 

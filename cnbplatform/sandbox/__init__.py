@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from cnbplatform.errors import UsageError
 from cnbplatform.sandbox.base import (
@@ -20,8 +20,10 @@ from cnbplatform.sandbox.base import (
     Sandbox,
 )
 from cnbplatform.sandbox.bwrap import BwrapSandbox, check_bwrap
-from cnbplatform.sandbox.docker import DockerSandbox
 from cnbplatform.sandbox.host import HostSandbox
+
+if TYPE_CHECKING:
+    from cnbplatform.sandbox.docker import DockerSandbox
 
 SandboxKind = Literal["bwrap", "docker", "host"]
 KINDS: tuple[str, ...] = ("bwrap", "docker", "host")
@@ -43,6 +45,15 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> Any:
+    """``DockerSandbox`` loads on first use: a bwrap build never needs it."""
+    if name == "DockerSandbox":
+        from cnbplatform.sandbox.docker import DockerSandbox
+
+        return DockerSandbox
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def make_sandbox(
     kind: str,
     *,
@@ -60,6 +71,8 @@ def make_sandbox(
     if kind == "docker":
         if image is None:
             raise UsageError("sandbox docker needs the build image")
+        from cnbplatform.sandbox.docker import DockerSandbox
+
         return DockerSandbox(image, environment=docker_env)
     if kind == "host":
         return HostSandbox()

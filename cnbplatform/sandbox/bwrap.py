@@ -8,14 +8,18 @@ and set to exactly the request's (CNB-SPEC section 3.9; bwrap adds ``PWD``), and
 request's ``CNB_USER_ID:CNB_GROUP_ID`` in its own session. Setting up the sandbox (a mount that cannot be
 made, a missing executable) raises CnbError instead of passing for the buildpack's own exit code.
 
-The root is a tmpfs on which each top-level entry of the rootfs is bind-mounted read-only, and which is
-itself remounted read-only at the end. So mount targets need not exist in the image (bwrap creates the
-mount points on the tmpfs) and neither do ``/proc``, ``/dev`` or ``/tmp``; a directory of the image that
-must hold a missing mount point is rebuilt the same way, one level down.
+When the image has every mount point the run needs (``/proc``, ``/dev``, ``/tmp`` and each mount target),
+its root is bind-mounted read-only at ``/`` and the mounts go over it. Otherwise mount targets need not exist
+in the image: a directory of the image that must hold a missing mount point is *rebuilt*, i.e. replaced by a
+tmpfs on which each of its entries is bind-mounted read-only (recursively where a missing mount point lies
+deeper), and which is remounted read-only at the end; bwrap creates the missing mount points on the tmpfs.
+When a top-level mount point is missing, the rebuilt directory is the root itself (a tmpfs root). Each bind
+costs a little (about 0.15 ms), so a direct root saves a few milliseconds per run.
 
 With the network, the host's ``/etc/resolv.conf`` is bound read-only over the image's, as Docker does, so
-that names resolve. When the image has no such regular file, its ``/etc`` is rebuilt entry by entry to hold
-the mount point (about 40 ms more per run for a Debian ``/etc``).
+that names resolve. The unpacked images cnb makes (:func:`cnbplatform.oci.rootfs_cache.rootfs_for`) have
+such a file, an empty mount point where the image had none. Without one, ``/etc`` is rebuilt entry by entry
+to hold the mount point (about 40 ms more per run for a Debian ``/etc``).
 
 Ownership: the user namespace maps only the request's uid (and gid) to the user who runs bwrap. Files the
 buildpack writes into a read-write mount therefore belong, on the host, to that user (root when cnb runs
@@ -28,11 +32,12 @@ import functools
 import json
 import os
 import shutil
+import stat
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
-from cnbplatform.errors import CnbError, NotFoundError
+from cnbplatform.errors import CnbError, NotFoundError, SandboxUnavailableError
 from cnbplatform.sandbox.base import Mount, RunRequest, RunResult, mounts_by_depth, run_process, validate_request
 
 _PROVIDED = frozenset({"/proc", "/dev", "/tmp"})  # the sandbox makes its own; the image's are not used
@@ -41,20 +46,27 @@ HOST_RESOLV_CONF = Path(RESOLV_CONF)
 _BWRAP_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin"}  # bwrap itself; the sandbox gets --clearenv
 
 
-@functools.cache
-def check_bwrap(bwrap: str | None = None) -> str:
-    """The path of a bwrap that can create a sandbox here; checked once per process."""
+def find_bwrap(bwrap: str | None = None) -> str:
+    """The path of the bwrap executable (*bwrap* or the one on PATH)."""
     path = shutil.which(bwrap or "bwrap")
     if path is None:
-        raise CnbError("bwrap not found: install bubblewrap or use --sandbox host")
+        raise SandboxUnavailableError("bwrap not found: install bubblewrap or use --sandbox host")
+    return path
+
+
+@functools.cache
+def check_bwrap(bwrap: str | None = None) -> str:
+    """The path of a bwrap that can create a sandbox here; probed once per process (a sandbox runs the probe only
+    after a run failed to start, to say why: checking up front would cost a bwrap start per command)."""
+    path = find_bwrap(bwrap)
     probe = [path, "--unshare-all", "--unshare-user", "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"]
     try:
         done = subprocess.run([*probe, path, "--version"], capture_output=True, timeout=30, env=_BWRAP_ENV)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise CnbError(f"bwrap could not be started ({path}): {exc}") from exc
+        raise SandboxUnavailableError(f"bwrap could not be started ({path}): {exc}") from exc
     if done.returncode != 0:
         reason = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or [f"exit {done.returncode}"]
-        raise CnbError(
+        raise SandboxUnavailableError(
             f"bwrap cannot create a sandbox here: {reason[0]} "
             "(are unprivileged user namespaces disabled?); use --sandbox docker or --sandbox host"
         )
@@ -68,7 +80,7 @@ class BwrapSandbox:
         self.rootfs = Path(rootfs).resolve()
         if not self.rootfs.is_dir():
             raise NotFoundError(f"sandbox: build image root {self.rootfs} is not a directory")
-        self.bwrap = check_bwrap(bwrap)
+        self.bwrap = find_bwrap(bwrap)
         self.resolv_conf = resolv_conf
 
     def run(self, request: RunRequest) -> RunResult:
@@ -83,6 +95,7 @@ class BwrapSandbox:
                 os.close(status_write)
             ran = _child_ran(status.fileno())
         if not ran and not result.timed_out:
+            check_bwrap(self.bwrap)  # when no sandbox can be made here at all, this says why
             reason = _bwrap_reason(result.stderr) or f"exit {result.exit_code}"
             raise CnbError(f"sandbox: bwrap could not run {request.argv[0]}: {reason}")
         return result
@@ -101,12 +114,19 @@ class BwrapSandbox:
         args += ["--uid", str(request.uid), "--gid", str(request.gid), "--cap-drop", "ALL"]
         args += ["--die-with-parent", "--new-session"]
         mounts = mounts_by_depth([*request.mounts, *self._dns(request)])
-        targets = [m.target for m in mounts]
-        args += _rebuild(self.rootfs, "/", targets)
+        targets = {m.target: os.path.isdir(m.source) for m in mounts}
+        if _must_rebuild(self.rootfs, "/", _top_level({**targets, **dict.fromkeys(_PROVIDED, True)})):
+            args += _rebuild(self.rootfs, "/", targets)
+            remount = ["/"]
+        else:
+            root, remount = _direct_root(self.rootfs, targets)
+            args += root
         args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
         for mount in mounts:
             args += ["--ro-bind" if mount.read_only else "--bind", str(mount.source), mount.target]
-        args += ["--remount-ro", "/", "--clearenv"]
+        for path in remount:
+            args += ["--remount-ro", path]
+        args += ["--clearenv"]
         for name, value in request.env.items():
             args += ["--setenv", name, value]
         args += ["--chdir", request.cwd, "--", *request.argv]
@@ -127,23 +147,53 @@ def _below(path: str, target: str) -> str | None:
     return target[len(prefix) :] if target.startswith(prefix) else None
 
 
-def _must_rebuild(host_dir: Path, path: str, targets: Sequence[str]) -> bool:
-    """Whether some target below *path* needs a directory or mount point the image does not have there."""
-    for target in targets:
+def _must_rebuild(host_dir: Path, path: str, targets: Mapping[str, bool]) -> bool:
+    """Whether some target below *path* lacks its mount point in the image there: an entry on the way is missing,
+    a symlink or not a directory, or the last one is of the other kind (*targets* maps each target to whether its
+    mount point must be a directory)."""
+    for target, wants_dir in targets.items():
         rel = _below(path, target)
         if rel is None:
             continue
+        current = os.fspath(host_dir)
         parts = rel.split("/")
-        current = host_dir
         for index, part in enumerate(parts):
-            current = current / part
-            last = index == len(parts) - 1
-            if current.is_symlink() or not current.exists() or (not last and not current.is_dir()):
+            current = os.path.join(current, part)
+            try:
+                mode = os.lstat(current).st_mode
+            except OSError:
+                return True
+            dir_needed = wants_dir or index < len(parts) - 1
+            if stat.S_ISLNK(mode) or stat.S_ISDIR(mode) != dir_needed:
                 return True
     return False
 
 
-def _rebuild(host_dir: Path, path: str, targets: Sequence[str]) -> list[str]:
+def _top_level(targets: Mapping[str, bool]) -> dict[str, bool]:
+    """The top-level mount points *targets* need: ``/a`` for ``/a/b`` (a directory), or the target itself."""
+    top: dict[str, bool] = {}
+    for target, wants_dir in targets.items():
+        first = "/" + target.split("/")[1]
+        top[first] = top.get(first, False) or wants_dir or first != target
+    return top
+
+
+def _direct_root(rootfs: Path, targets: Mapping[str, bool]) -> tuple[list[str], list[str]]:
+    """bwrap arguments binding *rootfs* read-only at ``/`` (it has every top-level mount point), each top-level
+    directory that lacks a deeper mount point rebuilt on a tmpfs of its own; and the directories to remount
+    read-only once the mounts are made."""
+    args = ["--ro-bind", str(rootfs), "/"]
+    remount: list[str] = []
+    for name in sorted({t.split("/")[1] for t in targets}):
+        inside = f"/{name}"
+        if inside in targets or inside in _PROVIDED or not _must_rebuild(rootfs / name, inside, targets):
+            continue  # a mount itself, a fresh mount bwrap makes, or nothing missing below it
+        args += ["--tmpfs", inside, *_rebuild(rootfs / name, inside, targets)[2:]]
+        remount.append(inside)
+    return args, remount
+
+
+def _rebuild(host_dir: Path, path: str, targets: Mapping[str, bool]) -> list[str]:
     """bwrap arguments recreating *host_dir* at *path* read-only, leaving room for the mount targets."""
     args = [] if path == "/" else ["--dir", path]
     try:

@@ -224,6 +224,31 @@ def test_abort_and_unreferenced_layers_leave_the_cache_unchanged(tmp_path: Path)
     assert dir_cache(tmp_path).metadata() == cache_meta("example/bp", {"deps": cached(diff_id)})
 
 
+def test_a_commit_that_changes_nothing_keeps_the_committed_version(tmp_path: Path) -> None:
+    """A rebuild that caches the same layers with the same metadata leaves ``committed`` in place (nothing is
+    rewritten or renamed); any difference in metadata commits a new version."""
+    cache = dir_cache(tmp_path)
+    diff_id = commit_layer(cache, make_tree(tmp_path / "src", {"f": b"1"}))
+    committed = tmp_path / "cache" / COMMITTED
+    before = (committed.stat().st_ino, (committed / "layers.json").stat().st_ino)
+    with cache.begin() as writer:
+        assert writer.reuse(diff_id)
+        writer.set_metadata(cache_meta("example/bp", {"deps": cached(diff_id)}))
+        writer.commit()
+    assert (committed.stat().st_ino, (committed / "layers.json").stat().st_ino) == before
+    assert not (tmp_path / "cache" / STAGING).exists()
+    assert dir_cache(tmp_path).metadata() == cache_meta("example/bp", {"deps": cached(diff_id)})
+
+    changed = LayerEntry(sha=diff_id, metadata={"v": "2"}, cache=True)
+    with cache.begin() as writer:
+        assert writer.reuse(diff_id)
+        writer.set_metadata(cache_meta("example/bp", {"deps": changed}))
+        writer.commit()
+    assert committed.stat().st_ino != before[0]
+    assert dir_cache(tmp_path).metadata() == cache_meta("example/bp", {"deps": changed})
+    assert dir_cache(tmp_path).layer(diff_id) is not None
+
+
 def test_failed_commit_rolls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """§7.1: a failure between the renames puts the previous cache back."""
     cache = dir_cache(tmp_path)

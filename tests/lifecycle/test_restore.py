@@ -292,6 +292,30 @@ def test_restored_files_belong_to_the_build_user(tmp_path: Path) -> None:
         assert (st.st_uid, st.st_gid) == expected, path
 
 
+@pytest.mark.parametrize("root_owner", [(4321, 4322), (4001, 4002)])
+def test_a_tree_taken_whole_is_walked_for_ownership_only_when_its_root_has_another_owner(
+    tmp_path: Path, root_owner: tuple[int, int]
+) -> None:
+    """An extracted copy some build made and owned is moved back as it is; its root's owner tells whether the
+    build it comes from ran as the same user (then nothing below it is looked at)."""
+    build1 = make_tree(tmp_path / "build1" / ESC / "deps", {"d/f": b"1"})
+    if os.geteuid() == 0:
+        os.chown(build1, *root_owner)
+        os.chown(build1 / "d" / "f", 7, 7)  # a marker: left as it is when the tree is not walked
+    cache = new_cache(tmp_path)
+    commit_layer(cache, build1, adopt=True)
+    layers, _ = run(tmp_path, Analyzed(), new_cache(tmp_path), layers="build2", uid=4321, gid=4322)
+    inner = (layers / ESC / "deps" / "d" / "f").lstat()
+    if os.geteuid() != 0:
+        assert (inner.st_uid, inner.st_gid) == (os.getuid(), os.getgid())
+    elif root_owner == (4321, 4322):
+        assert (inner.st_uid, inner.st_gid) == (7, 7)
+    else:
+        assert (inner.st_uid, inner.st_gid) == (4321, 4322)
+    root = (layers / ESC / "deps").lstat()
+    assert (root.st_uid, root.st_gid) == ((4321, 4322) if os.geteuid() == 0 else (os.getuid(), os.getgid()))
+
+
 def test_layer_names_cannot_escape(tmp_path: Path) -> None:
     analyzed = image_metadata({"../../evil": entry("sha256:" + "a" * 64, launch=True)})
     layers, reporter = run(tmp_path, analyzed, None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,6 +72,34 @@ def test_build_run_and_rebuild(cnb_tiny: Cnb, app: Path, tmp_path: Path) -> None
     changed = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
     assert changed == [len(before) - 4]  # only the app layer (then launcher, config, process-types)
     assert cnb("run", "shell-app").stdout.strip() == "changed app"
+
+
+COUNTER_PROJECT = """[_]
+schema-version = "0.2"
+[[io.buildpacks.post.group]]
+id = "example/counter"
+[io.buildpacks.post.group.script]
+api = "0.12"
+inline = '''
+d="$CNB_LAYERS_DIR/counter"; mkdir -p "$d"; echo run >> "$d/log"
+printf '[types]\\ncache = true\\n' > "$CNB_LAYERS_DIR/counter.toml"
+echo "counter runs: $(wc -l < "$d/log")"
+'''
+"""
+
+
+def test_a_cache_layer_extracted_from_its_blob_is_writable_by_the_buildpack(
+    cnb_tiny: Cnb, app: Path, tmp_path: Path
+) -> None:
+    """As root, files restored from a cache blob belong to the tar's owner (the CNB user); under bwrap the buildpack
+    runs as whoever runs cnb, so the restorer gives them to that user."""
+    (app / "project.toml").write_text(COUNTER_PROJECT)
+    cache = tmp_path / "cache"
+    build = ("build", "counter-app", "--builder", str(TINY), "--path", str(app), "--cache-dir", str(cache))
+    assert "counter runs: 1" in cnb_tiny(*build).stdout
+    shutil.rmtree(cache / "trees")  # no extracted copy left: the layer comes back from its blob
+    assert "counter runs: 2" in cnb_tiny(*build).stdout
+    assert "counter runs: 3" in cnb_tiny(*build).stdout  # and from the extracted copy the exporter kept
 
 
 def test_build_flags(cnb_tiny: Cnb, app: Path, tmp_path: Path) -> None:
@@ -151,3 +180,24 @@ def test_bad_inputs(cnb_tiny: Cnb, app: Path, args: tuple[str, ...], needle: str
     assert done.returncode != 0
     assert needle in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_machine_where_bwrap_cannot_sandbox_fails_once_with_the_reason(
+    cnb_tiny: Cnb, app: Path, tmp_path: Path
+) -> None:
+    """Not a buildpack's detect error (exit 21) per buildpack: one line saying why no sandbox can be made, exit 1."""
+    fake = tmp_path / "fake-bin"
+    fake.mkdir()
+    (fake / "bwrap").write_text("#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n")
+    (fake / "bwrap").chmod(0o755)
+    path = f"{fake}:{cnb_tiny.env.get('PATH', '/usr/bin:/bin')}"
+    done = cnb_tiny(
+        "build", "no-sandbox", "--builder", str(TINY), "--path", str(app), check=False, extra_env={"PATH": path}
+    )
+    assert done.returncode == 1, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: bwrap cannot create a sandbox here: bwrap: setting up uid map: Permission denied "
+        "(are unprivileged user namespaces disabled?); use --sandbox docker or --sandbox host"
+    ]
+    assert "no buildpack group passed" not in done.stderr

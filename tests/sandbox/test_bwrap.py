@@ -215,6 +215,18 @@ def test_set_up_failures_are_errors(sandbox: BwrapSandbox, make_request: Request
         check_bwrap("cnb-no-such-bwrap")
 
 
+def test_a_machine_where_bwrap_cannot_make_a_sandbox_is_named_at_the_first_run(
+    rootfs: Path, make_request: RequestFactory, tmp_path: Path
+) -> None:
+    """bwrap is not probed up front (that costs a start per command); a run that cannot start says why."""
+    fake = tmp_path / "bwrap"
+    fake.write_text("#!/bin/sh\necho 'bwrap: No permissions to create a new namespace' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    sandbox = BwrapSandbox(rootfs, bwrap=str(fake))  # no probe yet
+    with pytest.raises(CnbError, match=r"cannot create a sandbox here: .*user namespaces disabled"):
+        sandbox.run(make_request(["/bin/true"]))
+
+
 def test_factory(rootfs: Path) -> None:
     assert isinstance(make_sandbox("bwrap", rootfs=rootfs), BwrapSandbox)
     assert isinstance(make_sandbox("host"), HostSandbox)

@@ -79,6 +79,17 @@ def write(path: str, text: str) -> None:
         handle.write(text)
 
 
+def write_if_changed(path: str, text: str) -> None:
+    """Leave a file with the same content untouched: a new mtime would make the exporter hash the layer again."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            if handle.read() == text:
+                return
+    except OSError:
+        pass
+    write(path, text)
+
+
 def rmtree(path: str) -> None:
     import shutil
 
@@ -378,7 +389,7 @@ class Build:
         for directory, name, value in (("env", "VIRTUAL_ENV.override", self.venv),
                                        ("env.launch", "PYTHONUNBUFFERED.default", "1")):  # fmt: skip
             os.makedirs(os.path.join(self.venv, directory), exist_ok=True)
-            write(os.path.join(self.venv, directory, name), value)
+            write_if_changed(os.path.join(self.venv, directory, name), value)
 
         sbom_path = os.path.join(self.layers, "venv.sbom.cdx.json")
         sbom_sha = sha256_file(sbom_path) if reused and old.get("buildpack-version") == self.bp_version else ""
