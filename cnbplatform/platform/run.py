@@ -2,17 +2,22 @@
 
 The image is unpacked once per manifest digest into ``$CNB_HOME/rootfs``; the process runs as the image's user,
 with its env, entrypoint, cmd and working dir, sharing the host network so a web app is reachable on 127.0.0.1.
+Ctrl-C (or a SIGTERM to cnb) stops it the way ``docker stop`` does: SIGTERM to the app's main process, then
+SIGKILL after ``STOP_GRACE`` seconds; a second Ctrl-C kills it at once. cnb exits with the app's exit code.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cnbplatform.errors import CnbError, UsageError
+from cnbplatform.errors import UsageError
 from cnbplatform.oci.address import parse_address
 from cnbplatform.oci.image import Image, as_image, is_index, resolve_platform
 from cnbplatform.oci.model import Platform
@@ -20,6 +25,8 @@ from cnbplatform.oci.rootfs_cache import rootfs_for
 from cnbplatform.oci.stores import Stores
 from cnbplatform.platform.context import PlatformContext
 from cnbplatform.sandbox import BwrapSandbox, RunRequest
+
+STOP_GRACE = 10.0  # seconds, as docker stop
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,7 @@ class RunOptions:
     env: Mapping[str, str] | None = None
     network: bool = True
     timeout: float | None = None
+    stop_grace: float = STOP_GRACE
 
 
 def host_os_arch() -> Platform:
@@ -121,24 +129,40 @@ def run_image(ctx: PlatformContext, options: RunOptions) -> int:
         sys.stderr.buffer.flush()
 
     sandbox = BwrapSandbox(rootfs)
+    request = RunRequest(
+        argv=argv,
+        env=env,
+        cwd=cfg.working_dir or "/",
+        mounts=[],
+        uid=uid,
+        gid=gid,
+        network=options.network,
+        timeout=options.timeout,
+        stdout=out,
+        stderr=err,
+        output_limit=0,
+        stop_grace=options.stop_grace,
+    )
     try:
-        result = sandbox.run(
-            RunRequest(
-                argv=argv,
-                env=env,
-                cwd=cfg.working_dir or "/",
-                mounts=[],
-                uid=uid,
-                gid=gid,
-                network=options.network,
-                timeout=options.timeout,
-                stdout=out,
-                stderr=err,
-                output_limit=0,
-            )
-        )
-    except CnbError:
-        raise
+        with _sigterm_as_interrupt():
+            result = sandbox.run(request)
     finally:
         sandbox.close()
     return result.exit_code
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While the app runs, a SIGTERM to cnb (``kill``, a service manager) stops it like Ctrl-C: gracefully."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

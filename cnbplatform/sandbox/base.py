@@ -66,6 +66,10 @@ class RunRequest:
     stdout: OutputCallback | None = None
     stderr: OutputCallback | None = None
     output_limit: int = DEFAULT_OUTPUT_LIMIT
+    stop_grace: float | None = None
+    """Ctrl-C (KeyboardInterrupt) while the process runs: with a grace, the process gets SIGTERM and this many
+    seconds to end, its output still streamed, before it is killed (a second Ctrl-C kills it at once); without
+    one, it is killed at once and the KeyboardInterrupt propagates."""
 
 
 @dataclass(frozen=True)
@@ -168,6 +172,27 @@ def _exited(pid: int) -> bool:
     return info is not None
 
 
+def _terminate_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGTERM)
+
+
+def children_of(parents: set[int]) -> list[int]:
+    """The processes whose parent is one of *parents* (from ``/proc/<pid>/stat``)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                fields = handle.read().rpartition(b")")[2].split()
+        except OSError:
+            continue
+        if len(fields) > 1 and int(fields[1]) in parents:
+            found.append(int(entry))
+    return found
+
+
 def _kill_group(pgid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
@@ -192,12 +217,14 @@ def run_process(
     cwd: str,
     request: RunRequest,
     pass_fds: Sequence[int] = (),
+    terminate: Callable[[int], None] | None = None,
 ) -> RunResult:
     """Run *argv* in its own session and process group with exactly *env*; stream, cap and time it.
 
     On timeout the whole process group gets SIGKILL. Once the process has ended, whatever is left in its
     process group is killed too, so no stray child keeps the pipes open or outlives the step. Callbacks run
-    in this thread; if one raises, the process group is killed and the exception propagates.
+    in this thread; if one raises, the process group is killed and the exception propagates. A Ctrl-C with
+    ``request.stop_grace`` set calls *terminate(pid)* (default: SIGTERM to the process group) and waits.
     """
     started = time.monotonic()
     try:
@@ -218,29 +245,38 @@ def run_process(
     err = Capture(request.stderr, request.output_limit)
     deadline = None if request.timeout is None else started + request.timeout
     timed_out = False
+    stopping = False
     ended_at: float | None = None
     try:
         with selectors.DefaultSelector() as selector:
             selector.register(proc.stdout, selectors.EVENT_READ, out)
             selector.register(proc.stderr, selectors.EVENT_READ, err)
             while selector.get_map():
-                now = time.monotonic()
-                if ended_at is None and _exited(proc.pid):
-                    ended_at = now
-                    _kill_group(proc.pid)
-                if ended_at is None and deadline is not None and now >= deadline:
-                    _kill_group(proc.pid)
-                    timed_out = True
-                    deadline = None
-                if ended_at is not None and now - ended_at > DRAIN_GRACE:
-                    break
-                wait = _POLL if deadline is None else max(0.0, min(_POLL, deadline - now))
-                for key, _ in selector.select(wait):
-                    chunk = os.read(key.fd, READ_CHUNK)
-                    if chunk:
-                        key.data.feed(chunk)
-                    else:
-                        selector.unregister(key.fileobj)
+                try:
+                    now = time.monotonic()
+                    if ended_at is None and _exited(proc.pid):
+                        ended_at = now
+                        _kill_group(proc.pid)
+                    if ended_at is None and deadline is not None and now >= deadline:
+                        _kill_group(proc.pid)
+                        timed_out = True
+                        deadline = None
+                    if ended_at is not None and now - ended_at > DRAIN_GRACE:
+                        break
+                    wait = _POLL if deadline is None else max(0.0, min(_POLL, deadline - now))
+                    for key, _ in selector.select(wait):
+                        chunk = os.read(key.fd, READ_CHUNK)
+                        if chunk:
+                            key.data.feed(chunk)
+                        else:
+                            selector.unregister(key.fileobj)
+                except KeyboardInterrupt:
+                    if request.stop_grace is None or stopping or ended_at is not None:
+                        raise
+                    stopping = True
+                    (terminate or _terminate_group)(proc.pid)
+                    stop_at = time.monotonic() + request.stop_grace
+                    deadline = stop_at if deadline is None else min(deadline, stop_at)
         timed_out = _await_exit(proc.pid, deadline) or timed_out
     finally:
         _kill_group(proc.pid)  # stragglers; the leader is not reaped yet, so its group id cannot be reused

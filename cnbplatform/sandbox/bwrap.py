@@ -28,17 +28,27 @@ as root), not to ``CNB_USER_ID``; the exporter normalises layer ownership anyway
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
 from cnbplatform.errors import CnbError, NotFoundError, SandboxUnavailableError
-from cnbplatform.sandbox.base import Mount, RunRequest, RunResult, mounts_by_depth, run_process, validate_request
+from cnbplatform.sandbox.base import (
+    Mount,
+    RunRequest,
+    RunResult,
+    children_of,
+    mounts_by_depth,
+    run_process,
+    validate_request,
+)
 
 _PROVIDED = frozenset({"/proc", "/dev", "/tmp"})  # the sandbox makes its own; the image's are not used
 RESOLV_CONF = "/etc/resolv.conf"
@@ -90,7 +100,9 @@ class BwrapSandbox:
         with open(status_read, "rb", buffering=0) as status:
             try:
                 argv = self.command(request, status_fd=status_write)
-                result = run_process(argv, env=_BWRAP_ENV, cwd="/", request=request, pass_fds=(status_write,))
+                result = run_process(
+                    argv, env=_BWRAP_ENV, cwd="/", request=request, pass_fds=(status_write,), terminate=_terminate
+                )
             finally:
                 os.close(status_write)
             ran = _child_ran(status.fileno())
@@ -139,6 +151,18 @@ class BwrapSandbox:
         if any(m.target == RESOLV_CONF for m in request.mounts):
             return []
         return [Mount(self.resolv_conf.resolve(), RESOLV_CONF, read_only=True)]
+
+
+def _terminate(pid: int) -> None:
+    """SIGTERM to the sandboxed command, as ``docker stop`` sends it to a container's main process.
+
+    *pid* is the outer bwrap; its child is bwrap's init in the new PID namespace (which a signal from outside
+    does not reach unless it has a handler), and the init's child is the command. Signalling bwrap itself would
+    end the sandbox at once: the command would get the SIGKILL of ``--die-with-parent``.
+    """
+    for child in children_of(set(children_of({pid}))):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(child, signal.SIGTERM)
 
 
 def _below(path: str, target: str) -> str | None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -201,3 +203,42 @@ def test_a_machine_where_bwrap_cannot_sandbox_fails_once_with_the_reason(
         "(are unprivileged user namespaces disabled?); use --sandbox docker or --sandbox host"
     ]
     assert "no buildpack group passed" not in done.stderr
+
+
+LOOP = "echo ready; while :; do sleep 0.1; done"
+STOP_PROCFILE = f"""web: trap 'echo graceful; exit 3' TERM; {LOOP}
+stubborn: trap 'echo ignoring' TERM; {LOOP}
+"""
+
+
+def start_app(cnb: Cnb, app: Path, *args: str) -> subprocess.Popen[str]:
+    (app / "Procfile").write_text(STOP_PROCFILE)
+    cnb("build", "stop-app", "--builder", str(TINY), "--path", str(app))
+    proc = cnb.popen("run", "stop-app", *args)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # the app is up and its trap is set
+    assert line.strip() == "ready", proc.stderr.read() if proc.stderr else line
+    return proc
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_run_stops_the_app_gracefully(cnb_tiny: Cnb, app: Path, signum: int) -> None:
+    """Ctrl-C (or SIGTERM) to `cnb run` reaches the app as SIGTERM, like docker stop; cnb exits with its code."""
+    proc = start_app(cnb_tiny, app)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=30)
+    assert "graceful" in out, err
+    assert proc.returncode == 3, err
+
+
+def test_run_second_ctrl_c_kills_a_stubborn_app(cnb_tiny: Cnb, app: Path) -> None:
+    proc = start_app(cnb_tiny, app, "--process", "stubborn")
+    proc.send_signal(signal.SIGINT)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ignoring"  # got SIGTERM, keeps running
+    time.sleep(0.3)
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert "interrupted" in err
