@@ -11,6 +11,7 @@ and usage errors: the fast path never rejects a command line itself.
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -262,12 +263,11 @@ def fast_command(argv: Sequence[str]) -> Callable[[], int] | None:
 
 
 def _import_quietly(*modules: str) -> None:
-    """Import the command's modules with the cyclic garbage collector paused (thousands of objects, no garbage:
-    a few ms of collections saved), then freeze what they made so later collections skip it."""
-    import gc
+    """Import the command's modules while the cyclic garbage collector is still paused (``main`` pauses it:
+    imports make thousands of objects and no garbage, so collections during them are wasted time), then freeze
+    what start-up made, so later collections skip it, and let the collector run."""
     import importlib
 
-    gc.disable()
     try:
         for module in modules:
             importlib.import_module(module)
@@ -298,9 +298,11 @@ def _exit_now(code: int) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """``cnb``: the fast path when it applies, else the typer app; CnbError becomes one line and its exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
+    gc.disable()  # until the command's modules are imported
     command = fast_command(args)
     try:
         if command is None:
+            gc.enable()
             from cnbplatform.cli.main import app
 
             app(args=args, prog_name="cnb")
