@@ -100,7 +100,10 @@ def builder_from_config(ctx: PlatformContext, config: Path, reporter: Reporter) 
         return reused
     from cnbplatform.platform.builder import create_builder_image
 
-    outcome = create_builder_image(ctx, config, f"local:{name}", reporter=reporter)
+    try:
+        outcome = create_builder_image(ctx, config, f"local:{name}", reporter=reporter)
+    except NotFoundError as exc:
+        raise NotFoundError(exc.message + _base_hint(config)) from exc
     with Stores(ctx.store_options()) as stores:
         image = _read(stores, f"local:{name}@{outcome.descriptor.digest}")
     if outcome.inputs.complete:
@@ -115,6 +118,21 @@ def builder_from_config(ctx: PlatformContext, config: Path, reporter: Reporter) 
         }
         _write_record(record_path, record)
     return BuilderRef(pinned_address(parse_address(f"local:{name}"), outcome.descriptor.digest), image)
+
+
+def _base_hint(config: Path) -> str:
+    """How to make the base images when the builder's dir has the recipe for them (builders/<name>/base.toml)."""
+    recipe = config.parent / "base.toml"
+    if not recipe.is_file():
+        return ""
+    try:
+        import tomllib
+
+        data = tomllib.loads(config.read_text())
+        build, run = data["build"]["image"], data["run"]["images"][0]["image"]
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return ""
+    return f" (make the base images with: cnb base create --config {recipe} --build-image {build} --run-image {run})"
 
 
 def _reuse(stores: Stores, record_path: Path, config_digest: str, name: str) -> BuilderRef | None:

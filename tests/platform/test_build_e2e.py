@@ -242,3 +242,11 @@ def test_run_second_ctrl_c_kills_a_stubborn_app(cnb_tiny: Cnb, app: Path) -> Non
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130
     assert "interrupted" in err
+
+
+def test_missing_base_images_say_how_to_make_them(cnb: Cnb, app: Path) -> None:
+    done = cnb("build", "no-base", "--builder", str(TINY), "--path", str(app), check=False)
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: reading build image cnb/tiny-build:"), done.stderr
+    hint = f"cnb base create --config {TINY / 'base.toml'} --build-image cnb/tiny-build --run-image cnb/tiny-run"
+    assert hint in done.stderr
