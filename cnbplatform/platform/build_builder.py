@@ -103,7 +103,7 @@ def builder_from_config(ctx: PlatformContext, config: Path, reporter: Reporter) 
     try:
         outcome = create_builder_image(ctx, config, f"local:{name}", reporter=reporter)
     except NotFoundError as exc:
-        raise NotFoundError(exc.message + _base_hint(config)) from exc
+        raise NotFoundError(exc.message + _base_hint(config, exc.message)) from exc
     with Stores(ctx.store_options()) as stores:
         image = _read(stores, f"local:{name}@{outcome.descriptor.digest}")
     if outcome.inputs.complete:
@@ -120,18 +120,22 @@ def builder_from_config(ctx: PlatformContext, config: Path, reporter: Reporter) 
     return BuilderRef(pinned_address(parse_address(f"local:{name}"), outcome.descriptor.digest), image)
 
 
-def _base_hint(config: Path) -> str:
-    """How to make the base images when the builder's dir has the recipe for them (builders/<name>/base.toml)."""
+def _base_hint(config: Path, message: str) -> str:
+    """How to make the base images, when *message* is about the build or run image of *config* and the builder's
+    dir has the recipe for them (builders/<name>/base.toml)."""
     recipe = config.parent / "base.toml"
     if not recipe.is_file():
         return ""
-    try:
-        import tomllib
+    from cnbplatform.files.builder_toml import BuilderConfig
 
-        data = tomllib.loads(config.read_text())
-        build, run = data["build"]["image"], data["run"]["images"][0]["image"]
-    except (OSError, ValueError, KeyError, IndexError, TypeError):
+    try:
+        builder = BuilderConfig.load(config)
+    except CnbError:
         return ""
+    names = [builder.build_image, *(r.image for r in builder.run_images)]
+    if not builder.run_images or not any(f" {name}:" in message for name in names):
+        return ""  # some other input is missing (a buildpack, say): base.toml would not help
+    build, run = builder.build_image, builder.run_images[0].image
     return f" (make the base images with: cnb base create --config {recipe} --build-image {build} --run-image {run})"
 
 

@@ -14,7 +14,7 @@ import pytest
 import cnbplatform.platform.builder as platform_builder
 from cnbplatform.lifecycle.common import NullReporter
 from cnbplatform.oci.fingerprint import RACY_MARGIN_NS
-from cnbplatform.platform.build_builder import BuilderRef, builder_from_config
+from cnbplatform.platform.build_builder import BuilderRef, _base_hint, builder_from_config
 from cnbplatform.platform.context import PlatformContext
 from tests.support.builders import REPO, make_tiny_bases
 
@@ -110,3 +110,10 @@ def test_a_buildpack_that_no_fingerprint_covers_is_not_remembered(
     build(ctx, config)
     assert assemblies.count == 2
     assert not list((ctx.home / "builder-cache").glob("*.json"))
+
+
+def test_the_base_image_hint_is_only_for_the_builders_base_images() -> None:
+    config = REPO / "builders" / "tiny" / "builder.toml"
+    hint = _base_hint(config, "reading build image cnb/tiny-build: image 'cnb/tiny-build:latest' not found")
+    assert "cnb base create --config" in hint and "--build-image cnb/tiny-build --run-image cnb/tiny-run" in hint
+    assert _base_hint(config, "reading buildpack /nowhere/bp: no such file or directory") == ""
