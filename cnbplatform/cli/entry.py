@@ -121,6 +121,15 @@ PHASE: tuple[Positionals, Options] = (
 PHASES = ("analyze", "detect", "restore", "build", "export", "create", "rebase", "launch")
 
 
+# command -> (its options, the platform module it runs, its body in cnbplatform.cli.commands)
+_COMMANDS: dict[str, tuple[tuple[Positionals, Options], str, str]] = {
+    "build": (BUILD, "cnbplatform.platform.build", "build_command"),
+    "rebase": (REBASE, "cnbplatform.platform.rebase", "rebase_command"),
+    "run": (RUN, "cnbplatform.platform.run", "run_command"),
+    "image copy": (COPY, "cnbplatform.platform.images", "copy_command"),
+}
+
+
 class Fallback(Exception):
     """The fast parser is not sure: let typer parse this command line."""
 
@@ -137,7 +146,10 @@ def parse(argv: Sequence[str], spec: tuple[Positionals, Options]) -> dict[str, A
             by_name[on] = (dest, kind, True)
             if off:
                 by_name[off] = (dest, kind, False)
-        values[dest] = list(default) if isinstance(default, list) else default
+        if isinstance(default, list):
+            values[dest] = list(default)
+        else:  # a path default is written as text in the table, as typer shows it; typer passes a Path
+            values[dest] = _convert(kind, default) if kind == "path" and isinstance(default, str) else default
     words: list[str] = []
     rest = list(argv)
     while rest:
@@ -180,8 +192,6 @@ def parse(argv: Sequence[str], spec: tuple[Positionals, Options]) -> dict[str, A
             values[dest] = None
     if words:
         raise Fallback(words[0])
-    if isinstance(values.get("path"), str):
-        values["path"] = Path(values["path"])
     return values
 
 
@@ -222,23 +232,13 @@ def fast_command(argv: Sequence[str]) -> Callable[[], int] | None:
     from cnbplatform.cli import commands
 
     command, args = words[0], words[1:]
+    if command == "image" and args[:1] == ["copy"]:
+        command, args = "image copy", args[1:]
     try:
-        if command == "build":
-            preload = "cnbplatform.platform.build"
-            kwargs = parse(args, BUILD)
-            call: Callable[[], int | None] = lambda: commands.build_command(**kwargs)  # noqa: E731
-        elif command == "rebase":
-            preload = "cnbplatform.platform.rebase"
-            kwargs = parse(args, REBASE)
-            call = lambda: commands.rebase_command(**kwargs)  # noqa: E731
-        elif command == "run":
-            preload = "cnbplatform.platform.run"
-            kwargs = parse(args, RUN)
-            call = lambda: commands.run_command(**kwargs)  # noqa: E731
-        elif command == "image" and args[:1] == ["copy"]:
-            preload = "cnbplatform.platform.images"
-            kwargs = parse(args[1:], COPY)
-            call = lambda: commands.copy_command(**kwargs)  # noqa: E731
+        if command in _COMMANDS:
+            spec, preload, body = _COMMANDS[command]
+            kwargs = parse(args, spec)
+            call: Callable[[], int | None] = lambda: getattr(commands, body)(**kwargs)  # noqa: E731
         elif command == "lifecycle" and args[:1] and args[0] in PHASES:
             preload = "cnbplatform.platform.lifecycle_run"
             kwargs = parse(args[1:], PHASE)
