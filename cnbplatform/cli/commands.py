@@ -57,7 +57,7 @@ def build_command(
         network=network, volumes=tuple(volume), sandbox=sandbox, detect_timeout=detect_timeout,
         host_ca_certs=host_ca_certs,
     )  # fmt: skip
-    with reporter_for("info", prefix_output=True) as reporter:
+    with reporter_for("warn" if OPTIONS.quiet else "info", prefix_output=True) as reporter:
         outcome = run_build(ctx, request, reporter)
     if not OPTIONS.quiet:
         out_console.print(

@@ -250,3 +250,9 @@ def test_missing_base_images_say_how_to_make_them(cnb: Cnb, app: Path) -> None:
     assert done.stderr.startswith("error: reading build image cnb/tiny-build:"), done.stderr
     hint = f"cnb base create --config {TINY / 'base.toml'} --build-image cnb/tiny-build --run-image cnb/tiny-run"
     assert hint in done.stderr
+
+
+def test_quiet_build_prints_no_phase_progress(cnb_tiny: Cnb, app: Path) -> None:
+    done = cnb_tiny("-q", "build", "quiet-app", "--builder", str(TINY), "--path", str(app))
+    assert "done in" not in done.stderr and "Successfully built" not in done.stdout
+    assert "[cnb/procfile@0.1.0] procfile: process web" in done.stdout  # buildpack output still streams
