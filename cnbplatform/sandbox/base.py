@@ -172,11 +172,6 @@ def _exited(pid: int) -> bool:
     return info is not None
 
 
-def _terminate_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGTERM)
-
-
 def children_of(parents: set[int]) -> list[int]:
     """The processes whose parent is one of *parents* (from ``/proc/<pid>/stat``)."""
     found = []
@@ -193,9 +188,13 @@ def children_of(parents: set[int]) -> list[int]:
     return found
 
 
-def _kill_group(pgid: int) -> None:
+def _kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
+        os.killpg(pgid, sig)
+
+
+def _terminate_group(pgid: int) -> None:
+    _kill_group(pgid, signal.SIGTERM)
 
 
 def _await_exit(pid: int, deadline: float | None) -> bool:
