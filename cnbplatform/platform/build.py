@@ -117,10 +117,17 @@ def parse_volume(spec: str) -> Mount:
     return Mount(source, parts[1], read_only=len(parts) == 3 and parts[2] == "ro")
 
 
+def _has_own_order(request: BuildRequest, project: ProjectDescriptor | None) -> bool:
+    """Whether --buildpack or project.toml (group, pre, post) replace or extend the builder's order."""
+    return bool(request.buildpacks) or (project is not None and bool(project.group or project.pre or project.post))
+
+
 def _order_groups(
     ctx: PlatformContext, request: BuildRequest, project: ProjectDescriptor | None, ws: Workspace, builder_root: Path
 ) -> list[list[tuple[str, str, bool]]] | None:
     """The order to use when --buildpack or project.toml says so (one group); None keeps the builder's."""
+    if not _has_own_order(request, project):
+        return None
     group: list[tuple[str, str, bool]] = []
     for ref in request.buildpacks:
         group.append(_buildpack_flag(ctx, ref, ws))
@@ -129,8 +136,6 @@ def _order_groups(
             group.append(_project_ref(ctx, entry, ws, project))
     pre = [_project_ref(ctx, e, ws, project) for e in (project.pre if project else ())]
     post = [_project_ref(ctx, e, ws, project) for e in (project.post if project else ())]
-    if not group and not pre and not post:
-        return None
     if group:
         groups = [group]
     else:
@@ -203,7 +208,7 @@ def run_build(ctx: PlatformContext, request: BuildRequest, reporter: Reporter) -
     # The builder's buildpacks are used where they are (cnb's private, read-only copy of the image) unless this
     # build adds some (--buildpack, project.toml groups): then they are linked into a workspace dir of their own.
     buildpacks = builder_root / "cnb" / "buildpacks"
-    if request.buildpacks or (project is not None and (project.group or project.pre or project.post)):
+    if _has_own_order(request, project):
         link_tree(buildpacks, ws.buildpacks)
         buildpacks = ws.buildpacks
     env = parse_env(request.env, request.env_files, ctx.env)
