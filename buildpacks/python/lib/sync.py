@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import sysconfig
@@ -29,12 +28,9 @@ import tempfile
 from importlib import metadata
 from urllib.parse import unquote, urlparse
 
+from resolve import canonical  # this directory: one PEP 503 rule for the whole buildpack
+
 PREFIX = "cnb/python:"
-
-
-def canonical(name: str) -> str:
-    """PEP 503 normalised project name."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def pip_env() -> dict[str, str]:
