@@ -15,6 +15,11 @@ DESIGN.md section 3 decision 4, CNB-SPEC.md section 16 items 42 and 45. Creating
 3. Otherwise the layer is written in one pass (:func:`cnbplatform.oci.tarlayer.write_layer`) and the
    diffID -> (digest, size) mapping, the shape and (when stable) the fingerprint are recorded.
 
+A tree fingerprinted moments after it was written (a layer a build has just made) is unstable, so step 1
+could not record it and the next build of the same, unchanged tree would hash it again. So after steps 2
+and 3 such a tree is scanned once more: when that scan is stable and equal to the first one (nothing changed
+while the tar was read; anything written after it gets a newer timestamp), its fingerprint is recorded.
+
 The index is a directory of small JSON files written atomically (temporary file + rename), so any
 number of threads and processes can share one cache; a torn or unreadable record is a miss.
 """
@@ -62,6 +67,8 @@ class _Keys:
     fingerprint: str | None  # None: unstable or uncacheable
     options: dict[str, Any] | None  # None: uncacheable
     scans: tuple[TreeScan, ...] = ()
+    digests: tuple[str, ...] = ()  # of the trees, stable or not
+    settles: bool = False  # unstable only because a tree was written recently: may be scanned again
 
     @cached_property
     def shape(self) -> str | None:
@@ -142,11 +149,11 @@ class LayerCache:
                 blob = self.blob_for(diff_id, blobs_dir)
                 if blob is not None:
                     blob = replace(blob, uncompressed_size=tar_size)
-                    self._record(keys, blob)
+                    self._record(self._settled(spec, keys), blob)
                     return CacheResult(blob, "diff_id")
         blob = write_layer(spec, blobs_dir, scans=scans, use_isal=self._use_isal, workers=self._workers)
         self.remember(blob.diff_id, blob.digest, blob.size, uncompressed_size=blob.uncompressed_size)
-        self._record(keys, blob)
+        self._record(self._settled(spec, keys), blob)
         return CacheResult(blob, "written")
 
     def compressed_for(self, diff_id: str) -> tuple[str, int] | None:
@@ -198,9 +205,21 @@ class LayerCache:
             "entries": entries,
         }
         prints = [fingerprint_scan(scan, margin_ns=self._margin) for scan in scans]
+        digests = tuple(p.digest for p in prints)
+        settles = stable and bool(prints) and not all(p.stable for p in prints)
         stable = stable and all(p.stable for p in prints)
-        fingerprint = _sha({"options": options, "trees": [p.digest for p in prints]}) if stable else None
-        return _Keys(fingerprint, options, tuple(scans))
+        fingerprint = _sha({"options": options, "trees": list(digests)}) if stable else None
+        return _Keys(fingerprint, options, tuple(scans), digests, settles)
+
+    def _settled(self, spec: LayerSpec, keys: _Keys) -> _Keys:
+        """*keys* with the fingerprint of a second scan of the trees, taken after their tar was read, when that
+        scan is stable and the same as the first (module docstring); else *keys* unchanged."""
+        if not keys.settles:
+            return keys
+        again = self._keys(spec, scan_sources(spec))
+        if again.fingerprint is None or again.digests != keys.digests:
+            return keys
+        return replace(keys, fingerprint=again.fingerprint)
 
     def _record(self, keys: _Keys, blob: LayerBlob) -> None:
         if keys.shape is not None:

@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import multiprocessing
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from cnbplatform.oci import compress, layerstream
+from cnbplatform.oci import compress, layerstream, tarlayer
 from cnbplatform.oci.layercache import LayerCache
 from cnbplatform.oci.tarlayer import Entry, LayerSpec, TreeSource
 
@@ -141,13 +142,41 @@ def test_options_are_part_of_the_key(tree: Path, tmp_path: Path) -> None:
 
 
 def test_unstable_tree_is_not_skipped_by_fingerprint(tree: Path, tmp_path: Path) -> None:
-    cache, blobs = LayerCache(tmp_path / "cache"), tmp_path / "blobs"  # default 2 s margin
+    # a margin longer than the test: the fresh file stays racy through both creations and the scans after them
+    cache, blobs = LayerCache(tmp_path / "cache", racy_margin_ns=60_000_000_000), tmp_path / "blobs"
     (tree / "lib" / "fresh.txt").write_text("just written\n")
     first = cache.create(_spec(tree), blobs)
     second = cache.create(_spec(tree), blobs)
     assert (first.outcome, second.outcome) == ("written", "diff_id")  # hashed again, never compressed
     assert second.blob == first.blob
     assert not (tmp_path / "cache" / "fingerprints").exists()
+
+
+def test_a_tree_that_settles_while_its_tar_is_written_is_recorded(tree: Path, tmp_path: Path) -> None:
+    """A layer exported right after a build wrote it: racy at the first scan, settled by the time its tar (16 MB
+    of random bytes, so well over the 5 ms margin to compress) is written. The next creation of the unchanged
+    tree is a fingerprint hit (issue 11 item 6: the first no-op after a cold build), not a re-hash."""
+    cache, blobs = LayerCache(tmp_path / "cache", racy_margin_ns=5_000_000), tmp_path / "blobs"
+    (tree / "lib" / "big.bin").write_bytes(os.urandom(16 << 20))
+    (tree / "lib" / "fresh.txt").write_text("just written\n")
+    first = cache.create(_spec(tree), blobs)
+    second = cache.create(_spec(tree), blobs)
+    assert (first.outcome, second.outcome) == ("written", "fingerprint")
+    assert second.blob == first.blob
+    (tree / "lib" / "fresh.txt").write_text("changed\n")  # a real change still misses
+    third = cache.create(_spec(tree), blobs)
+    assert third.outcome == "written" and third.blob.diff_id != first.blob.diff_id
+
+
+def test_a_tree_changed_while_its_tar_is_written_is_not_recorded(tree: Path, tmp_path: Path) -> None:
+    cache = LayerCache(tmp_path / "cache", racy_margin_ns=5_000_000)
+    (tree / "lib" / "fresh.txt").write_text("just written\n")
+    spec = _spec(tree)
+    keys = cache._keys(spec, tarlayer.scan_sources(spec))
+    assert keys.fingerprint is None and keys.settles
+    (tree / "lib" / "fresh.txt").write_text("changed after the first scan\n")
+    time.sleep(0.02)  # settled now, but not the tree the first scan saw
+    assert cache._settled(spec, keys) == keys
 
 
 def test_host_file_entries_are_fingerprinted(tree: Path, tmp_path: Path) -> None:
