@@ -31,7 +31,7 @@ from cnbplatform.oci.digest import fsync_dir, hex_part
 
 if TYPE_CHECKING:
     from cnbplatform.oci.image import Image, Layer
-    from cnbplatform.oci.unpack import LayerSource
+    from cnbplatform.oci.unpack import LayerSource, UnpackLimits
 
 __all__ = ["RootfsCache", "add_mount_points", "rootfs_for"]
 
@@ -82,10 +82,12 @@ def _rmtree(path: Path) -> None:
 
 
 class RootfsCache:
-    """Unpacked image root filesystems under *cache_dir*, keyed by manifest digest hex."""
+    """Unpacked image root filesystems under *cache_dir*, keyed by manifest digest hex; each layer is held to
+    *limits* (:class:`~cnbplatform.oci.unpack.UnpackLimits`, its defaults when None)."""
 
-    def __init__(self, cache_dir: Path) -> None:
+    def __init__(self, cache_dir: Path, limits: UnpackLimits | None = None) -> None:
         self.cache_dir = cache_dir
+        self.limits = limits
 
     def path(self, key: str) -> Path:
         if not _KEY_RE.match(key):
@@ -107,10 +109,10 @@ class RootfsCache:
             tmp, tmp_fd = self._new_temp()
             try:
                 os.chmod(tmp, 0o755)  # the tar's "./" entry, if any, overrides this
-                unpack_layers(layers() if callable(layers) else layers, tmp)
+                unpack_layers(layers() if callable(layers) else layers, tmp, limits=self.limits)
                 os.rename(tmp, final)
             except BaseException:
-                with contextlib.suppress(OSError):  # what is left is cleaned by the next get
+                with contextlib.suppress(OSError):  # the partial tree; what is left is cleaned by the next get
                     _rmtree(tmp)
                 raise
             finally:
@@ -190,10 +192,10 @@ def add_mount_points(root: Path) -> None:
     os.close(fd)
 
 
-def rootfs_for(image: Image, cache_dir: Path) -> Path:
+def rootfs_for(image: Image, cache_dir: Path, *, limits: UnpackLimits | None = None) -> Path:
     """The unpacked root filesystem of *image*, unpacked once per manifest digest (DESIGN.md §3 decision 2), with
-    the mount points a sandbox binds over (:func:`add_mount_points`)."""
-    root = RootfsCache(cache_dir).get(hex_part(image.descriptor.digest), lambda: image_layer_sources(image))
+    the mount points a sandbox binds over (:func:`add_mount_points`); each layer is held to *limits*."""
+    root = RootfsCache(cache_dir, limits).get(hex_part(image.descriptor.digest), lambda: image_layer_sources(image))
     if not os.path.lexists(os.path.join(root, *RESOLV_CONF)):
         add_mount_points(root)
     return root

@@ -5,13 +5,23 @@ symlinks, hard links, device nodes and fifos, with the "Whiteouts" rules (``.wh.
 ``<name>`` from lower layers, ``.wh..wh..opq`` hides all lower-layer children of its directory; both
 only ever hide lower-layer content, never entries of the same layer, wherever they sit in the tar).
 
-Security: every path is resolved component by component from a directory fd of the root, opening each
-existing parent with ``O_NOFOLLOW | O_DIRECTORY``; an entry whose name is absolute, escapes with ``..``,
-or whose parent on disk is a symlink (or not a directory) is refused with UnsafeArchiveError before
-anything is written for it. Nothing is ever written through a symlink, so nothing outside the root can
-be created or changed. Symlink targets are stored verbatim (they are resolved against the image root
-at run time, not here). The stream is read once, forward only (``tarfile`` mode ``r|``), and then read
-to its end so a digest-verifying reader underneath gets to check the whole blob.
+Names are read the way Docker, containerd and umoci read them: an absolute member name or hard-link target is
+rooted under the target directory (``/cnb/x`` is ``cnb/x``), as pack writes its builder layers.
+
+Security (layers are untrusted): every path is resolved component by component from a directory fd of the
+root, opening each existing parent with ``O_NOFOLLOW | O_DIRECTORY``; an entry whose name escapes with ``..``,
+or whose parent on disk is a symlink (or not a directory), or a hard link whose target is outside the root, is
+refused with UnsafeArchiveError before anything is written for it. Nothing is ever written through a symlink,
+so nothing outside the root can be created or changed. Symlink targets are stored verbatim (they are resolved
+against the image root at run time, not here).
+
+The unpacked tree is inert on the host: setuid and setgid bits are cleared, and device nodes and fifos are
+not created (layer.md allows an implementation to skip them; a sandbox gets its own ``/dev``). A layer whose
+uncompressed tar passes :class:`UnpackLimits` (bytes or entries) is refused, so a small compressed blob
+cannot fill the disk; the caller removes the partial tree.
+
+The stream is read once, forward only (``tarfile`` mode ``r|``), and then read to its end so a
+digest-verifying reader underneath gets to check the whole blob.
 """
 
 from __future__ import annotations
@@ -23,13 +33,21 @@ import stat
 import tarfile
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO, cast
 
 from cnbplatform.errors import CnbError, UnsafeArchiveError
 from cnbplatform.oci.digest import CHUNK
 
-__all__ = ["LayerSource", "unpack_layers", "unpack_tar"]
+__all__ = [
+    "DEFAULT_MAX_LAYER_BYTES",
+    "DEFAULT_MAX_LAYER_ENTRIES",
+    "LayerSource",
+    "UnpackLimits",
+    "unpack_layers",
+    "unpack_tar",
+]
 
 #: (name used in messages, e.g. "layer sha256:ab…", opener of the UNCOMPRESSED tar stream)
 LayerSource = tuple[str, Callable[[], AbstractContextManager[BinaryIO]]]
@@ -39,6 +57,38 @@ OPAQUE_MARKER = ".wh..wh..opq"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _Parts = tuple[str, ...]
+#: Only the permission bits and the sticky bit survive unpacking: never setuid or setgid.
+_KEPT_MODE = 0o1777
+
+#: Default limits per layer: no real image comes near them (the largest layers seen are a few GiB and a few
+#: hundred thousand entries), a gzip bomb passes them long before the disk fills.
+DEFAULT_MAX_LAYER_BYTES = 32 * 1024**3
+DEFAULT_MAX_LAYER_ENTRIES = 2_000_000
+
+
+@dataclass(frozen=True)
+class UnpackLimits:
+    """How far one layer may expand: bytes of uncompressed tar stream, and tar entries."""
+
+    max_layer_bytes: int = DEFAULT_MAX_LAYER_BYTES
+    max_layer_entries: int = DEFAULT_MAX_LAYER_ENTRIES
+
+
+class _Budget:
+    """A reader that counts the bytes of the uncompressed stream and refuses to go past the byte limit."""
+
+    def __init__(self, stream: BinaryIO, limit: int, refuse: Callable[[], UnsafeArchiveError]) -> None:
+        self.stream = stream
+        self.limit = limit
+        self.refuse = refuse
+        self.position = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size if size >= 0 else CHUNK)
+        self.position += len(data)
+        if self.position > self.limit:
+            raise self.refuse()
+        return data
 
 
 def _is_root() -> bool:
@@ -49,9 +99,11 @@ def _is_root() -> bool:
 class _Layer:
     """Applies the entries of one layer tar onto an open root directory fd."""
 
-    def __init__(self, root_fd: int, what: str) -> None:
+    def __init__(self, root_fd: int, what: str, limits: UnpackLimits) -> None:
         self.root_fd = root_fd
         self.what = what
+        self.limits = limits
+        self.entries = 0
         self.as_root = _is_root()
         self.added: set[_Parts] = set()  # paths this layer wrote
         self.touched: set[_Parts] = set()  # those paths and all their ancestors
@@ -63,10 +115,13 @@ class _Layer:
     def refuse(self, reason: str) -> UnsafeArchiveError:
         return UnsafeArchiveError(f"unpacking {self.what}: refusing entry {self.entry!r}: {reason}")
 
+    def too_big(self) -> UnsafeArchiveError:
+        limit = self.limits.max_layer_bytes
+        return self.refuse(f"the layer expands past {limit} bytes (the limit unpack.max-layer-bytes)")
+
     def split(self, name: str) -> _Parts:
-        """Normalise a tar name to path components below the root; refuse absolute or escaping names."""
-        if name.startswith("/"):
-            raise self.refuse("absolute path")
+        """Normalise a tar name to path components below the root (an absolute name is rooted there, as Docker
+        does); refuse names that escape with ``..``."""
         parts: list[str] = []
         for comp in name.split("/"):
             if comp in ("", "."):
@@ -134,8 +189,14 @@ class _Layer:
 
     # -- entries -------------------------------------------------------------------------------------
 
-    def apply(self, archive: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+    def apply(self, archive: tarfile.TarFile, member: tarfile.TarInfo, budget: _Budget) -> None:
         self.entry = member.name
+        self.entries += 1
+        if self.entries > self.limits.max_layer_entries:
+            limit = self.limits.max_layer_entries
+            raise self.refuse(f"the layer has more than {limit} entries (the limit unpack.max-layer-entries)")
+        if member.isreg() and budget.position + member.size > budget.limit:
+            raise self.too_big()  # before any of its bytes are written
         parts = self.split(member.name)
         if parts and parts[-1].startswith(WHITEOUT_PREFIX):
             self.whiteout(parts)
@@ -151,8 +212,7 @@ class _Layer:
         elif member.issym():
             self.place(parts, member, lambda fd, name: os.symlink(member.linkname, name, dir_fd=fd))
         elif member.ischr() or member.isblk() or member.isfifo():
-            if self.as_root:  # without root, device nodes and fifos are skipped (layer.md allows it)
-                self.place(parts, member, lambda fd, name: _mknod(fd, name, member))
+            pass  # never created: an unpacked tree is inert on the host (layer.md lets an implementation skip them)
         else:
             raise self.refuse(f"unsupported entry type {member.type!r}")
 
@@ -169,7 +229,7 @@ class _Layer:
         finally:
             os.close(parent)
         self.mark(parts)
-        self.dir_meta[parts] = (member.mode & 0o7777, member.mtime)
+        self.dir_meta[parts] = (member.mode & _KEPT_MODE, member.mtime)
 
     def regular(self, parts: _Parts, member: tarfile.TarInfo, archive: tarfile.TarFile) -> None:
         parent = self.open_dir(parts[:-1], create=True)
@@ -183,8 +243,8 @@ class _Layer:
                     with open(fd, "wb", closefd=False) as out:
                         shutil.copyfileobj(source, out, CHUNK)
                 if self.as_root:
-                    os.fchown(fd, member.uid, member.gid)  # before chmod: chown clears set-id bits
-                os.fchmod(fd, member.mode & 0o7777)
+                    os.fchown(fd, member.uid, member.gid)
+                os.fchmod(fd, member.mode & _KEPT_MODE)
                 os.utime(fd, (member.mtime, member.mtime))
             finally:
                 os.close(fd)
@@ -193,7 +253,7 @@ class _Layer:
         self.mark(parts)
 
     def place(self, parts: _Parts, member: tarfile.TarInfo, make: Callable[[int, str], None]) -> None:
-        """Create a symlink or special file at *parts*, replacing what is there."""
+        """Create a symlink at *parts*, replacing what is there."""
         parent = self.open_dir(parts[:-1], create=True)
         assert parent is not None
         try:
@@ -201,16 +261,12 @@ class _Layer:
             self.clear(parent, name)
             make(parent, name)
             self.owner(parent, name, member)
-            if not member.issym():
-                os.chmod(name, member.mode & 0o7777, dir_fd=parent)  # the node just made, not a link
             os.utime(name, (member.mtime, member.mtime), dir_fd=parent, follow_symlinks=False)
         finally:
             os.close(parent)
         self.mark(parts)
 
     def hardlink(self, parts: _Parts, member: tarfile.TarInfo) -> None:
-        if member.linkname.startswith("/"):
-            raise self.refuse("hard link to an absolute path")
         target = self.split(member.linkname)
         if not target:
             raise self.refuse("hard link to the root directory")
@@ -300,28 +356,25 @@ def _is_link(dir_fd: int, name: str) -> bool:
         return False
 
 
-def _mknod(dir_fd: int, name: str, member: tarfile.TarInfo) -> None:
-    kind = stat.S_IFIFO if member.isfifo() else stat.S_IFCHR if member.ischr() else stat.S_IFBLK
-    device = os.makedev(member.devmajor, member.devminor)
-    os.mknod(name, kind | (member.mode & 0o7777), device, dir_fd=dir_fd)
-
-
-def unpack_tar(stream: BinaryIO, root: Path, *, what: str) -> None:
+def unpack_tar(stream: BinaryIO, root: Path, *, what: str, limits: UnpackLimits | None = None) -> None:
     """Apply one uncompressed layer tar (OCI image spec, layer.md "Changeset") onto *root*.
 
     Raises UnsafeArchiveError naming *what* and the entry for anything that would land outside *root*
-    (absolute names, escaping ``..``, parents that are symlinks, hard links out of the root).
+    (escaping ``..``, parents that are symlinks, hard links out of the root) and for a layer that passes
+    *limits* (default :class:`UnpackLimits`); what was written before that stays for the caller to remove.
     """
     root.mkdir(parents=True, exist_ok=True)
     root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    layer = _Layer(root_fd, what)
+    layer = _Layer(root_fd, what, limits or UnpackLimits())
+    budget = _Budget(stream, layer.limits.max_layer_bytes, layer.too_big)
     try:
-        with tarfile.open(fileobj=stream, mode="r|", encoding="utf-8", errors="surrogateescape") as archive:
+        tar_stream = cast(IO[bytes], budget)
+        with tarfile.open(fileobj=tar_stream, mode="r|", encoding="utf-8", errors="surrogateescape") as archive:
             while (member := archive.next()) is not None:
                 archive.members = []  # type: ignore[attr-defined]  # streaming: do not keep every header in memory
-                layer.apply(archive, member)
+                layer.apply(archive, member, budget)
         layer.finish()
-        while stream.read(CHUNK):  # read to EOF so a verifying reader checks the whole blob
+        while budget.read(CHUNK):  # read to EOF so a verifying reader checks the whole blob
             pass
     except tarfile.TarError as exc:
         raise UnsafeArchiveError(f"unpacking {what}: unreadable tar stream: {exc}") from exc
@@ -332,8 +385,8 @@ def unpack_tar(stream: BinaryIO, root: Path, *, what: str) -> None:
         os.close(root_fd)
 
 
-def unpack_layers(layers: Iterable[LayerSource], root: Path) -> None:
+def unpack_layers(layers: Iterable[LayerSource], root: Path, *, limits: UnpackLimits | None = None) -> None:
     """Apply *layers* in order (lowest first) onto *root*; each opener yields an uncompressed tar."""
     for what, opener in layers:
         with opener() as stream:
-            unpack_tar(stream, root, what=what)
+            unpack_tar(stream, root, what=what, limits=limits)

@@ -199,7 +199,7 @@ def run_build(ctx: PlatformContext, request: BuildRequest, reporter: Reporter) -
 
     tick = time.perf_counter()
     builder: BuilderRef = resolve_builder(ctx, builder_name, request.pull_policy, reporter)
-    builder_root = rootfs_for(builder.image, ctx.home / "rootfs")
+    builder_root = rootfs_for(builder.image, ctx.home / "rootfs", limits=ctx.unpack_limits)
     timings["builder"] = time.perf_counter() - tick
 
     ws = Workspace.for_image(ctx.home, output)

@@ -10,9 +10,13 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cnbplatform.errors import UsageError
 from cnbplatform.oci.stores import StoreOptions
+
+if TYPE_CHECKING:
+    from cnbplatform.oci.unpack import UnpackLimits
 
 
 def default_home(env: Mapping[str, str]) -> Path:
@@ -45,6 +49,7 @@ class PlatformContext:
     insecure_registries: frozenset[str] = frozenset()
     ca_file: Path | None = None
     retries: int = 4
+    unpack_limits: UnpackLimits | None = None  # None: the defaults (config.toml ``[unpack]`` sets them)
 
     def store_options(self) -> StoreOptions:
         return StoreOptions(
@@ -63,10 +68,13 @@ def context_from_env(
     insecure = {r.strip() for r in env.get("CNB_INSECURE_REGISTRIES", "").split(",") if r.strip()}
     insecure.update(insecure_registries)
     home = default_home(env)
+    limits = None
     if (home / "config.toml").exists():  # most homes have none; then the config module need not load
         from cnbplatform.platform.config import load_config
 
-        insecure.update(load_config(home).insecure_registries)
+        config = load_config(home)
+        insecure.update(config.insecure_registries)
+        limits = config.unpack_limits
     ca = env.get("CNB_REGISTRY_CA")
     retries = env.get("CNB_REGISTRY_RETRIES", "4")
     return PlatformContext(
@@ -75,4 +83,5 @@ def context_from_env(
         insecure_registries=frozenset(insecure),
         ca_file=Path(ca) if ca else None,
         retries=int(retries) if retries.isdigit() and int(retries) > 0 else 4,
+        unpack_limits=limits,
     )

@@ -149,7 +149,7 @@ class Phases:
                 raise UsageError("--sandbox bwrap needs --build-image (the image buildpacks run in)")
             opened = self.open_image(s.build_image)
             assert opened is not None
-            rootfs = rootfs_for(opened.image, self.ctx.home / "rootfs")
+            rootfs = rootfs_for(opened.image, self.ctx.home / "rootfs", limits=self.ctx.unpack_limits)
             image_env = opened.image.config.config.env_dict()
             self._sandbox = BwrapSandbox(rootfs)
             uid, gid = self.uid_gid(image_env)

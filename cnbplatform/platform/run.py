@@ -97,7 +97,7 @@ def open_image(ctx: PlatformContext, where: str) -> tuple[Image, Path]:
         if is_index(artifact):
             artifact = resolve_platform(artifact, host_os_arch())
         image = as_image(artifact)
-        rootfs = rootfs_for(image, ctx.home / "rootfs")
+        rootfs = rootfs_for(image, ctx.home / "rootfs", limits=ctx.unpack_limits)
     return image, rootfs
 
 
