@@ -64,6 +64,7 @@ _KEPT_MODE = 0o1777
 #: hundred thousand entries), a gzip bomb passes them long before the disk fills.
 DEFAULT_MAX_LAYER_BYTES = 32 * 1024**3
 DEFAULT_MAX_LAYER_ENTRIES = 2_000_000
+_HINT = "(limit: {} in the [unpack] table of config.toml)"
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ class _Layer:
 
     def too_big(self) -> UnsafeArchiveError:
         limit = self.limits.max_layer_bytes
-        return self.refuse(f"the layer expands past {limit} bytes (the limit unpack.max-layer-bytes)")
+        return self.refuse(f"the layer expands past {limit} bytes {_HINT.format('max-layer-bytes')}")
 
     def split(self, name: str) -> _Parts:
         """Normalise a tar name to path components below the root (an absolute name is rooted there, as Docker
@@ -189,13 +190,13 @@ class _Layer:
 
     # -- entries -------------------------------------------------------------------------------------
 
-    def apply(self, archive: tarfile.TarFile, member: tarfile.TarInfo, budget: _Budget) -> None:
+    def apply(self, archive: tarfile.TarFile, member: tarfile.TarInfo) -> None:
         self.entry = member.name
         self.entries += 1
         if self.entries > self.limits.max_layer_entries:
             limit = self.limits.max_layer_entries
-            raise self.refuse(f"the layer has more than {limit} entries (the limit unpack.max-layer-entries)")
-        if member.isreg() and budget.position + member.size > budget.limit:
+            raise self.refuse(f"the layer has more than {limit} entries {_HINT.format('max-layer-entries')}")
+        if member.isreg() and member.offset_data + member.size > self.limits.max_layer_bytes:
             raise self.too_big()  # before any of its bytes are written
         parts = self.split(member.name)
         if parts and parts[-1].startswith(WHITEOUT_PREFIX):
@@ -372,7 +373,7 @@ def unpack_tar(stream: BinaryIO, root: Path, *, what: str, limits: UnpackLimits 
         with tarfile.open(fileobj=tar_stream, mode="r|", encoding="utf-8", errors="surrogateescape") as archive:
             while (member := archive.next()) is not None:
                 archive.members = []  # type: ignore[attr-defined]  # streaming: do not keep every header in memory
-                layer.apply(archive, member, budget)
+                layer.apply(archive, member)
         layer.finish()
         while budget.read(CHUNK):  # read to EOF so a verifying reader checks the whole blob
             pass
