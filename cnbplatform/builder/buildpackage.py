@@ -34,6 +34,7 @@ from cnbplatform.files.buildpack_toml import (
     escape_id,
 )
 from cnbplatform.files.labels import canonical_json
+from cnbplatform.files.untrusted import join
 from cnbplatform.oci import mediatypes as mt
 from cnbplatform.oci.compress import open_uncompressed
 from cnbplatform.oci.digest import CHUNK, hex_part, verified_reader
@@ -337,7 +338,7 @@ def read_package_image(image: Image, root: Path, *, kind: str = "buildpack", wha
     modules = []
     for module_id, versions in sorted(layer_info.items()):
         for version in sorted(versions):
-            directory = root / "cnb" / f"{kind}s" / escape_id(module_id) / version
+            directory = join(root, "cnb", f"{kind}s", escape_id(module_id), version, file=what)
             module = load_module(directory, kind, what)
             if (module.descriptor.id, module.descriptor.version) != (module_id, version):
                 raise CnbError(f"{what}: {directory} holds {module.key}, not {module_id}@{version}")

@@ -28,8 +28,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from cnbplatform.files.common import SpecFileError
 from cnbplatform.files.envdir import PATH_LIST_SEPARATOR, EnvOp, apply_env_ops, read_env_dir
+from cnbplatform.files.untrusted import confined
 
 #: Sub-directories of a build layer and the path-list variables they are prepended to (§3.9 step 2).
 ROOT_DIR_VARS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -53,12 +53,8 @@ class BuildLayer:
 
 def check_confined(path: Path, boundary: Path) -> None:
     """Raise SpecFileError when *path* exists and (following symlinks) resolves outside *boundary*."""
-    if not os.path.lexists(path):
-        return
-    real = Path(os.path.realpath(path))
-    root = Path(os.path.realpath(boundary))
-    if real != root and not real.is_relative_to(root):
-        raise SpecFileError(path, f"leads outside the layers dir {boundary} (to {real}); refusing to read it")
+    if os.path.lexists(path):
+        confined(path, boundary)
 
 
 def root_dir_ops(layer: BuildLayer) -> list[EnvOp]:

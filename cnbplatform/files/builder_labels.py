@@ -24,6 +24,7 @@ from cnbplatform.files.labels import canonical_json, decode_label
 from cnbplatform.files.order import GroupEntry, OrderGroup
 from cnbplatform.files.run_toml import RunImage
 from cnbplatform.files.system import SystemConfig
+from cnbplatform.files.untrusted import check_module_id, check_version
 
 BUILDER_METADATA_LABEL = "io.buildpacks.builder.metadata"
 BUILDPACK_LAYERS_LABEL = "io.buildpacks.buildpack.layers"
@@ -194,7 +195,10 @@ def parse_module_layers(text: str, label: str = BUILDPACK_LAYERS_LABEL) -> Modul
     table = decode_label(text or "{}", label)
     out: ModuleLayers = {}
     for module_id in table.data:
+        check_module_id(module_id, file=f"label {label}", key=module_id)  # they name directories when unpacked
         versions = table.table(module_id)
+        for v in versions.data:
+            check_version(v, file=f"label {label}", key=f"{module_id}.{v}")
         out[module_id] = {v: ModuleLayer.from_table(versions.table(v)) for v in versions.data}
     return out
 

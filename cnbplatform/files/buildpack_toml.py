@@ -3,8 +3,9 @@ lookup of a module by id and version under ``<dir>/<escaped id>/<version>/`` (§
 
 Accepted spellings where the spec and the Go lifecycle differ (§3.1 ⚠): ``exec-env`` as the spec's
 ``[[buildpack.exec-env]] name = …`` tables or LC's ``exec-env = [...]`` strings; a target's ``variant`` (spec, pack)
-or ``arch-variant`` (LC). Versions are kept as written (LC's own fixtures use ``v1``); only an empty one is refused,
-and :attr:`Descriptor.is_semver` says whether it has the spec's ``X.Y.Z`` form.
+or ``arch-variant`` (LC). Versions are kept as written (LC's own fixtures use ``v1``); an empty one, or one that is
+not a single path segment (it names a directory, :mod:`cnbplatform.files.untrusted`), is refused, and
+:attr:`Descriptor.is_semver` says whether it has the spec's ``X.Y.Z`` form.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from cnbplatform.errors import NotFoundError
 from cnbplatform.files.apis import ApiVersion, ApiVersionError
 from cnbplatform.files.common import SpecFileError, Table, parse_toml, read_toml, write_toml
 from cnbplatform.files.order import OrderGroup, exec_env_list, parse_groups
+from cnbplatform.files.untrusted import check_module_id, check_version, join
 
 RESERVED_IDS = frozenset({"app", "config", "generated", "sbom"})
-_ID_RE = re.compile(r"^[A-Za-z0-9./-]+$")
 _SEMVER_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 
 
@@ -151,14 +152,13 @@ class ModuleInfo:
 
     @classmethod
     def from_table(cls, table: Table) -> ModuleInfo:
-        module_id = table.get_str("id", required=True)
-        if not _ID_RE.match(module_id):
-            raise table.error("id", f"{module_id!r}: may only contain letters, digits, '.', '/' and '-'")
+        module_id = check_module_id(table.get_str("id", required=True), file=table.path, key=table._key("id"))
         if module_id in RESERVED_IDS:
             raise table.error("id", f"{module_id!r} is reserved ({', '.join(sorted(RESERVED_IDS))} are not allowed)")
         version = table.get_str("version", required=True)
         if not version.strip():
             raise table.error("version", "must not be empty (expected X.Y.Z)")
+        check_version(version, file=table.path, key=table._key("version"))
         licenses = []
         for lic in table.tables("licenses"):
             if not lic.get_str("type") and not lic.get_str("uri"):
@@ -382,13 +382,14 @@ def version_key(version: str) -> tuple[Any, ...]:
 
 def _find(cls: type[_D], modules_dir: Path, module_id: str, version: str) -> _D:
     kind = cls.KIND
-    base = Path(modules_dir) / escape_id(module_id)
+    check_module_id(module_id, key=f"{kind} id")
+    base = join(Path(modules_dir), escape_id(module_id))
     if not version:
         versions = [d.name for d in base.iterdir() if (d / cls.FILE_NAME).is_file()] if base.is_dir() else []
         if not versions:
             raise NotFoundError(f"{kind} {module_id} not found in {modules_dir}: no {base}/<version>/{cls.FILE_NAME}")
         version = max(versions, key=version_key)
-    file = base / version / cls.FILE_NAME
+    file = join(base, check_version(version, key=f"{kind} {module_id} version"), cls.FILE_NAME)
     if not file.is_file():
         raise NotFoundError(f"{kind} {module_id}@{version} not found in {modules_dir}: no {file}")
     found = cls.load(file)

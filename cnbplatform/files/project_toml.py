@@ -12,6 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnbplatform.files.common import SpecFileError, Table, read_toml
+from cnbplatform.files.untrusted import check_module_id, check_relative, check_version
+
+#: uris that do not name a file of the app; every other uri is a path inside the project dir (it is the app's
+#: text, so an absolute path or a ``..`` that would reach the host's files is refused).
+REMOTE_URI_PREFIXES = ("docker://", "urn:", "http://", "https://")
 
 
 @dataclass(frozen=True)
@@ -141,4 +146,10 @@ def _group(table: Table) -> GroupRef:
         raise SpecFileError(table.path, "a group entry needs an id or a uri", key=table.prefix)
     if script is not None and not ref.id:
         raise table.error("id", "an inline buildpack needs an id")
+    if ref.id:
+        check_module_id(ref.id, file=table.path, key=table._key("id"))
+    if ref.version:
+        check_version(ref.version, file=table.path, key=table._key("version"))
+    if ref.uri and not ref.uri.startswith(REMOTE_URI_PREFIXES):
+        check_relative(ref.uri.removeprefix("file://"), file=table.path, key=table._key("uri"), what="a local uri")
     return ref

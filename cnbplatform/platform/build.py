@@ -170,13 +170,18 @@ def _project_ref(
         bp_id, version = write_inline_buildpack(ws.buildpacks, entry)
         return bp_id, version, False
     if entry.uri:
+        from cnbplatform.files.project_toml import REMOTE_URI_PREFIXES
+        from cnbplatform.files.untrusted import join
+
         uri = entry.uri
+        if uri.startswith(REMOTE_URI_PREFIXES):
+            return _buildpack_flag(ctx, uri, ws)
         base = project.path.parent if project and project.path else Path(".")
-        local = (base / uri.removeprefix("file://")) if not uri.startswith(("docker://", "urn:")) else None
-        if local is not None and local.is_dir():
+        local = join(base, uri.removeprefix("file://"), file=(project and project.path) or "", key="uri")
+        if local.is_dir():
             descriptor = add_buildpack_dir(ws.buildpacks, local)
             return descriptor.id, descriptor.version, False
-        return _buildpack_flag(ctx, uri, ws)
+        return _buildpack_flag(ctx, str(local), ws)
     found = resolve_in(ws.buildpacks, entry.id, entry.version)
     return found[0], found[1], False
 

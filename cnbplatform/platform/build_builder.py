@@ -182,6 +182,7 @@ def add_packaged_buildpack(ctx: PlatformContext, ref: str, buildpacks_dir: Path)
 
     from cnbplatform.builder.modules import ModuleResolver
     from cnbplatform.files.buildpack_toml import escape_id
+    from cnbplatform.files.untrusted import join
     from cnbplatform.oci.stores import StoreOptions
 
     with (
@@ -190,7 +191,7 @@ def add_packaged_buildpack(ctx: PlatformContext, ref: str, buildpacks_dir: Path)
     ):
         resolved = ModuleResolver(stores, Path(work), platform=host_os_arch()).resolve(ref, Path.cwd())
         for module in resolved.all:
-            target = buildpacks_dir / escape_id(module.descriptor.id) / module.descriptor.version
+            target = join(buildpacks_dir, escape_id(module.descriptor.id), module.descriptor.version)
             if not target.exists():
                 shutil.copytree(module.directory, target, symlinks=True)
     return resolved.main.descriptor.id, resolved.main.descriptor.version

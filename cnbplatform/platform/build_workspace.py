@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from cnbplatform.errors import NotFoundError, UsageError
 from cnbplatform.files.buildpack_toml import BuildpackDescriptor, escape_id, find_buildpack
+from cnbplatform.files.common import write_toml
+from cnbplatform.files.untrusted import check_module_id, check_version, join
 
 if TYPE_CHECKING:
     import pathspec
@@ -149,9 +151,9 @@ def link_tree(src: Path, dst: Path) -> None:
 
 def add_buildpack_dir(buildpacks: Path, source: Path) -> BuildpackDescriptor:
     """Put the buildpack in *source* (a dir with buildpack.toml) at ``<buildpacks>/<escaped id>/<version>``."""
-    descriptor = BuildpackDescriptor.load(source)
-    target = buildpacks / escape_id(descriptor.id) / descriptor.version
-    if target.exists():
+    descriptor = BuildpackDescriptor.load(source)  # its id and version are checked path segments
+    target = join(buildpacks, escape_id(descriptor.id), descriptor.version, file=source / "buildpack.toml")
+    if target.exists() or target.is_symlink():
         shutil.rmtree(target)
     shutil.copytree(source, target, symlinks=True)
     return descriptor
@@ -161,11 +163,9 @@ def write_inline_buildpack(buildpacks: Path, ref: GroupRef) -> tuple[str, str]:
     """An inline (project.toml script) buildpack: bin/detect passes, bin/build is ``#!<shell>\\n<inline>``."""
     assert ref.script is not None
     version = ref.version or "0.0.0"
-    target = buildpacks / escape_id(ref.id) / version
+    target = join(buildpacks, escape_id(check_module_id(ref.id)), check_version(version))
     (target / "bin").mkdir(parents=True, exist_ok=True)
-    (target / "buildpack.toml").write_text(
-        f'api = "{ref.script.api}"\n[buildpack]\nid = "{ref.id}"\nversion = "{version}"\n'
-    )
+    write_toml(target / "buildpack.toml", {"api": ref.script.api, "buildpack": {"id": ref.id, "version": version}})
     for name, body in (("detect", "#!/bin/sh\nexit 0\n"), ("build", f"#!{ref.script.shell}\n{ref.script.inline}\n")):
         path = target / "bin" / name
         path.write_text(body)

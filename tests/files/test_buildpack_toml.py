@@ -183,10 +183,20 @@ def test_reserved_ids_are_refused(reserved: str) -> None:
     assert "buildpack.id" in str(err.value) and "reserved" in str(err.value) and "/bp/buildpack.toml" in str(err.value)
 
 
-@pytest.mark.parametrize("bad_id", ["", "has space", "under_score", "émoji", "a:b"])
+@pytest.mark.parametrize("bad_id", ["", "has space", "émoji", "a:b", "a//b", "../x", "a/..", "./a", "/abs", "a\\u0000b"])
 def test_ids_outside_the_charset_are_refused(bad_id: str) -> None:
     with pytest.raises(SpecFileError, match=r"key 'buildpack\.id'"):
         BuildpackDescriptor.parse(bp_toml(bp_id=bad_id), "/bp.toml")
+
+
+def test_ids_with_an_underscore_are_accepted_as_the_go_lifecycle_does() -> None:
+    assert BuildpackDescriptor.parse(bp_toml(bp_id="under_score/x.y-z")).id == "under_score/x.y-z"
+
+
+@pytest.mark.parametrize("bad", ["/abs/dir", "../../x", "a/b", "..", ".", "a\\u0000b"])
+def test_versions_that_are_not_one_path_segment_are_refused(bad: str) -> None:
+    with pytest.raises(SpecFileError, match=r"^/bp/buildpack\.toml: key 'buildpack\.version': "):
+        BuildpackDescriptor.parse(bp_toml(version=bad), "/bp/buildpack.toml")
 
 
 def test_odd_versions_are_kept_but_empty_is_refused() -> None:

@@ -1,0 +1,189 @@
+"""Threat: text from an app, a buildpack or an image names a host path (issue 9 item 1).
+
+A buildpack's ``version`` becomes ``<buildpacks>/<escaped id>/<version>``, which ``cnb build`` used to remove and
+replace: ``version = "/some/host/dir"`` deleted that host directory. Every way a buildpack.toml reaches cnb
+(an app's project.toml, ``--buildpack DIR``, builder.toml, package.toml) must refuse such a value with one line
+naming buildpack.toml and the key, and leave a marker directory at the named host path alone.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cnbplatform.files.common import SpecFileError
+from cnbplatform.files.project_toml import ProjectDescriptor
+from cnbplatform.files.untrusted import UntrustedValueError, check_module_id, join
+from tests.support.builders import BUILDER, REPO, make_tiny_builder
+
+pytestmark = pytest.mark.integration
+
+#: the TOML text of a bad version; ``{marker}`` is the marker dir's absolute path (the deep ``..`` reaches ``/``
+#: from anywhere, so that one names the marker too)
+BAD_VERSIONS = {
+    "absolute": "{marker}",
+    "dotdot": "../../x",
+    "deep-dotdot": "../../../../../../../../../../../../../../..{marker}",
+    "slash": "a/b",
+    "nul": "a\\u0000b",
+}
+bad_versions = pytest.mark.parametrize("template", BAD_VERSIONS.values(), ids=BAD_VERSIONS.keys())
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A CNB_HOME with the tiny builder, shared by the module (every build here fails before it writes an image)."""
+    path = tmp_path_factory.mktemp("untrusted-home")
+    make_tiny_builder(path)
+    yield path
+
+
+def cnb(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {"CNB_HOME": str(home), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "cnbplatform", *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+
+
+def make_marker(tmp_path: Path) -> Path:
+    marker = tmp_path / "host" / "precious"
+    marker.mkdir(parents=True)
+    (marker / "keep.txt").write_text("do not delete")
+    return marker
+
+
+def write_bad_buildpack(directory: Path, version_toml: str) -> Path:
+    (directory / "bin").mkdir(parents=True)
+    (directory / "buildpack.toml").write_text(
+        f'api = "0.10"\n[buildpack]\nid = "evil/bp"\nversion = "{version_toml}"\n'
+    )
+    for name in ("detect", "build"):
+        (directory / "bin" / name).write_text("#!/bin/sh\nexit 0\n")
+        (directory / "bin" / name).chmod(0o755)
+    return directory
+
+
+def assert_refused(done: subprocess.CompletedProcess[str], marker: Path, home: Path) -> None:
+    assert done.returncode != 0, done.stdout
+    assert "Traceback" not in done.stderr, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "buildpack.toml" in last and "'buildpack.version'" in last, done.stderr
+    assert (marker / "keep.txt").read_text() == "do not delete"
+    assert sorted(p.name for p in marker.iterdir()) == ["keep.txt"]  # nothing copied into it either
+    assert not [p for p in home.rglob("x") if p.name == "x"], "a '../../x' dir was made inside CNB_HOME"
+
+
+def _version(template: str, marker: Path) -> str:
+    return template.format(marker=marker)
+
+
+@bad_versions
+def test_an_apps_project_toml_buildpack(home: Path, tmp_path: Path, template: str) -> None:
+    marker = make_marker(tmp_path)
+    app = tmp_path / "app"
+    write_bad_buildpack(app / "bp", _version(template, marker))
+    (app / "project.toml").write_text('[_]\nschema-version = "0.2"\n[[io.buildpacks.group]]\nuri = "bp"\n')
+    (app / "Procfile").write_text("web: echo hi\n")
+    done = cnb(home, "build", f"evil-app-{tmp_path.name}", "--builder", BUILDER, "--path", str(app))
+    assert_refused(done, marker, home)
+
+
+@bad_versions
+def test_a_buildpack_flag_dir(home: Path, tmp_path: Path, template: str) -> None:
+    marker = make_marker(tmp_path)
+    bp = write_bad_buildpack(tmp_path / "bp", _version(template, marker))
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "Procfile").write_text("web: echo hi\n")
+    done = cnb(
+        home, "build", f"evil-flag-{tmp_path.name}", "--builder", BUILDER, "--path", str(app), "--buildpack", str(bp)
+    )
+    assert_refused(done, marker, home)
+
+
+@bad_versions
+def test_a_builder_toml_buildpack(home: Path, tmp_path: Path, template: str) -> None:
+    marker = make_marker(tmp_path)
+    write_bad_buildpack(tmp_path / "bp", _version(template, marker))
+    config = tmp_path / "builder.toml"
+    config.write_text(
+        '[[buildpacks]]\nuri = "bp"\n[[order]]\n[[order.group]]\nid = "evil/bp"\n'
+        '[build]\nimage = "cnb/tiny-build"\n[[run.images]]\nimage = "cnb/tiny-run"\n'
+    )
+    done = cnb(home, "builder", "create", f"evil-builder-{tmp_path.name}", "--config", str(config))
+    assert_refused(done, marker, home)
+
+
+@bad_versions
+def test_a_package_toml_buildpack(home: Path, tmp_path: Path, template: str) -> None:
+    marker = make_marker(tmp_path)
+    bp = write_bad_buildpack(tmp_path / "bp", _version(template, marker))
+    (bp / "package.toml").write_text('[buildpack]\nuri = "."\n')
+    out = tmp_path / "evil.cnb"
+    done = cnb(home, "buildpack", "package", str(out), "--config", str(bp / "package.toml"))
+    assert_refused(done, marker, home)
+    assert not out.exists()
+
+
+# -- the checks themselves, where the files are read -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("entry", "key"),
+    [
+        ('id = "../../x"\nscript = { api = "0.10", inline = "true" }', "'io.buildpacks.group[0].id'"),
+        ('id = "a"\nversion = "/etc"', "'io.buildpacks.group[0].version'"),
+        ('uri = "/etc"', "'io.buildpacks.group[0].uri'"),
+        ('uri = "file:///etc"', "'io.buildpacks.group[0].uri'"),
+        ('uri = "../outside"', "'io.buildpacks.group[0].uri'"),
+        ('uri = "bp\\u0000"', "'io.buildpacks.group[0].uri'"),
+    ],
+)
+def test_project_toml_group_entries_that_name_host_paths(tmp_path: Path, entry: str, key: str) -> None:
+    path = tmp_path / "project.toml"
+    path.write_text(f'[_]\nschema-version = "0.2"\n[[io.buildpacks.group]]\n{entry}\n')
+    with pytest.raises(UntrustedValueError) as info:
+        ProjectDescriptor.load(path)
+    assert str(info.value).startswith(f"{path}: key {key}: ")
+
+
+def test_a_project_toml_uri_through_a_symlink_that_leads_out_is_refused(home: Path, tmp_path: Path) -> None:
+    outside = write_bad_buildpack(tmp_path / "elsewhere", "1.0.0")
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "bp").symlink_to(outside)
+    (app / "project.toml").write_text('[_]\nschema-version = "0.2"\n[[io.buildpacks.group]]\nuri = "bp"\n')
+    done = cnb(home, "build", f"evil-link-{tmp_path.name}", "--builder", BUILDER, "--path", str(app))
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert "project.toml" in last and "leads outside" in last, done.stderr
+
+
+def test_the_join_refuses_symlink_escapes_and_keeps_inner_links(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "inner").mkdir(parents=True)
+    (root / "to-inner").symlink_to("inner")
+    (root / "to-host").symlink_to("/etc")
+    assert join(root, "to-inner", "x") == root / "to-inner" / "x"
+    with pytest.raises(SpecFileError, match="leads outside"):
+        join(root, "to-host", "passwd")
+    with pytest.raises(SpecFileError, match=r"'\.\.'"):
+        join(root, "inner/../../x")
+    with pytest.raises(SpecFileError, match="absolute"):
+        join(root, "/etc")
+
+
+@pytest.mark.parametrize("good", ["a", "a/b", "under_score/x", "io.buildpacks.x-y"])
+def test_ids_the_go_lifecycle_accepts(good: str) -> None:
+    assert check_module_id(good) == good
+
+
+def test_a_non_utf8_name_is_refused() -> None:
+    name = os.fsdecode(b"layer-\xff")
+    with pytest.raises(UntrustedValueError, match="not valid UTF-8"):
+        join(Path("/tmp"), name)
