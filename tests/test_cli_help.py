@@ -21,6 +21,7 @@ COMMANDS = [
     ["inspect"],
     ["build"],
     ["rebase"],
+    ["resolve"],
     ["builder"],
     ["buildpack"],
     ["builder", "create"],

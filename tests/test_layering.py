@@ -18,7 +18,10 @@ RANKS = {
     "lifecycle": 3,
     "builder": 3,
     "platform": 4,
-    "cli": 5,
+    "imagebuilders": 5,
+    "resolve": 6,
+    "k8s": 6,
+    "cli": 7,
 }
 # top-level modules importable from anywhere (they import nothing of cnbplatform themselves)
 LEAVES = {"errors", "__init__"}

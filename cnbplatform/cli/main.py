@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from cnbplatform import __version__
-from cnbplatform.cli import base, build, builder, config, image, inspect_cmd, lifecycle, rebase, sbom
+from cnbplatform.cli import base, build, builder, config, image, inspect_cmd, lifecycle, rebase, resolve, sbom
 from cnbplatform.cli.output import OPTIONS, setup_logging
 from cnbplatform.cli.run import run
 
@@ -27,6 +27,7 @@ app.command("rebase")(rebase.rebase)
 app.add_typer(sbom.app, name="sbom")
 app.command("inspect")(inspect_cmd.inspect)
 app.command("run")(run)
+app.command("resolve")(resolve.resolve)
 
 
 def _version(value: bool) -> None:
