@@ -38,6 +38,9 @@ def build(
     host_ca_certs: Path | None = typer.Option(
         None, "--host-ca-certs", help="CA bundle of this machine for buildpacks (TLS-intercepting proxies)."
     ),
+    keep_workspace: bool = typer.Option(
+        False, "--keep-workspace", help="Keep the build's work dir when the build fails (to look into)."
+    ),
 ) -> None:
     """Build IMAGE from the app in --path with the buildpacks of --builder."""
     build_command(
@@ -47,5 +50,5 @@ def build(
         default_process=default_process, sbom_output_dir=sbom_output_dir, report_output_dir=report_output_dir,
         creation_time=creation_time, pull_policy=pull_policy, network=network, volume=volume,
         insecure_registry=insecure_registry, sandbox=sandbox, detect_timeout=detect_timeout,
-        host_ca_certs=host_ca_certs,
+        host_ca_certs=host_ca_certs, keep_workspace=keep_workspace,
     )  # fmt: skip

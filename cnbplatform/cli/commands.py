@@ -42,6 +42,7 @@ def build_command(
     sandbox: str,
     detect_timeout: float,
     host_ca_certs: Path | None,
+    keep_workspace: bool,
 ) -> None:
     """``cnb build``: run the phases with the builder's buildpacks and report the image written."""
     from cnbplatform.platform.build import BuildRequest, run_build
@@ -55,7 +56,7 @@ def build_command(
         previous_image=previous_image, default_process=default_process, sbom_output_dir=sbom_output_dir,
         report_output_dir=report_output_dir, creation_time=creation_time, pull_policy=pull_policy,
         network=network, volumes=tuple(volume), sandbox=sandbox, detect_timeout=detect_timeout,
-        host_ca_certs=host_ca_certs,
+        host_ca_certs=host_ca_certs, keep_workspace=keep_workspace,
     )  # fmt: skip
     with reporter_for("warn" if OPTIONS.quiet else "info", prefix_output=True) as reporter:
         outcome = run_build(ctx, request, reporter)

@@ -15,6 +15,14 @@ from cnbplatform.lifecycle.common import Reporter
 from cnbplatform.oci.address import parse_address
 from cnbplatform.oci.rootfs_cache import rootfs_for
 from cnbplatform.platform.build_builder import BuilderRef, resolve_builder
+from cnbplatform.platform.build_locks import (
+    cache_dir_lock,
+    cache_key,
+    holding,
+    home_in_use,
+    image_lock,
+    own_workdir,
+)
 from cnbplatform.platform.build_workspace import (
     Workspace,
     add_buildpack_dir,
@@ -67,6 +75,7 @@ class BuildRequest:
     detect_timeout: float | None = 600.0
     build_timeout: float | None = None
     host_ca_certs: Path | None = None
+    keep_workspace: bool = False
 
 
 @dataclass
@@ -188,7 +197,6 @@ def _project_ref(
 
 def run_build(ctx: PlatformContext, request: BuildRequest, reporter: Reporter) -> BuildOutcome:
     started = time.perf_counter()
-    timings: dict[str, float] = {}
     if request.publish and request.daemon:
         raise UsageError("--publish and --daemon exclude each other")
     if request.network not in ("host", "none"):
@@ -202,12 +210,38 @@ def run_build(ctx: PlatformContext, request: BuildRequest, reporter: Reporter) -
     if not builder_name:
         raise UsageError("no builder: pass --builder, set one in project.toml, or `cnb config default-builder NAME`")
 
+    locks = [image_lock(output)]
+    if request.cache_image is not None:
+        locks.append(image_lock(destination(request, request.cache_image)))
+    if request.cache_dir is not None:  # the default cache dir is the image's own: its lock covers it
+        locks.append(cache_dir_lock(request.cache_dir))
+    cache_dir = request.cache_dir or ctx.home / "cache" / cache_key(output)
+    with (
+        home_in_use(ctx.home),
+        holding(ctx.home, locks, reporter),
+        own_workdir(ctx.home, keep_on_failure=request.keep_workspace, reporter=reporter) as root,
+    ):
+        return _build(ctx, request, reporter, Workspace.in_dir(root), builder_name, project, cache_dir, started)
+
+
+def _build(
+    ctx: PlatformContext,
+    request: BuildRequest,
+    reporter: Reporter,
+    ws: Workspace,
+    builder_name: str,
+    project: ProjectDescriptor | None,
+    cache_dir: Path,
+    started: float,
+) -> BuildOutcome:
+    """The build itself, in its own workspace, holding the locks of its image and cache."""
+    output = destination(request, request.image)
+    timings: dict[str, float] = {}
     tick = time.perf_counter()
     builder: BuilderRef = resolve_builder(ctx, builder_name, request.pull_policy, reporter)
     builder_root = rootfs_for(builder.image, ctx.home / "rootfs", limits=ctx.unpack_limits)
     timings["builder"] = time.perf_counter() - tick
 
-    ws = Workspace.for_image(ctx.home, output)
     ws.reset()
     copy_app(request.path.resolve(), ws.app, project)
     # The builder's buildpacks are used where they are (cnb's private, read-only copy of the image) unless this
@@ -231,7 +265,6 @@ def run_build(ctx: PlatformContext, request: BuildRequest, reporter: Reporter) -
         write_order(ws.order, groups)
         order = ws.order
 
-    cache_dir = request.cache_dir or ctx.home / "cache" / ws.root.name
     if request.clear_cache and cache_dir.exists() and request.cache_image is None:
         shutil.rmtree(cache_dir)
     flags: dict[str, object] = {

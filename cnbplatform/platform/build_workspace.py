@@ -1,13 +1,13 @@
 """The directories one ``cnb build`` works in: the app copy, the layers, the platform env, the buildpacks and order.
 
-Everything lives under ``$CNB_HOME/work/<image key>/`` so a rebuild of the same image reuses the directory names
-(and so the layer cache's fingerprints). The app is copied in fresh each build, after project.toml's include /
+Everything lives in the build's own ``$CNB_HOME/work/<random>/`` (see :mod:`cnbplatform.platform.build_locks`; the
+layer cache's fingerprints leave host paths out, so a fresh dir per build costs no cache hit). The app is copied in
+fresh each build, after project.toml's include /
 exclude patterns are applied (CNB-SPEC §11: excluded files are removed before the build, not just from the image).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
@@ -38,9 +38,7 @@ class Workspace:
     order: Path
 
     @classmethod
-    def for_image(cls, home: Path, image: str) -> Workspace:
-        key = hashlib.sha256(image.encode()).hexdigest()[:16]
-        root = home / "work" / key
+    def in_dir(cls, root: Path) -> Workspace:
         return cls(root, root / "app", root / "layers", root / "platform", root / "buildpacks", root / "order.toml")
 
     def reset(self) -> None:
