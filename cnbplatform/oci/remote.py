@@ -51,7 +51,7 @@ class RegistryBlobSource:
 
     @contextlib.contextmanager
     def open_blob(self, descriptor: Descriptor) -> Iterator[BinaryIO]:
-        with self._client.open_blob(self._origin.repository, descriptor.digest) as stream:
+        with self._client.open_blob(self._origin.repository, descriptor.digest, descriptor.size) as stream:
             yield stream
 
 

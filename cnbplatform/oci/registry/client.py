@@ -24,7 +24,7 @@ from cnbplatform.oci.registry.credentials import Credential
 from cnbplatform.oci.registry.transport import (
     Endpoint,
     Failure,
-    ResponseReader,
+    ResumingReader,
     failure_from_response,
     read_limited,
     with_retries,
@@ -296,28 +296,38 @@ class RegistryClient:
         return self._call(f"check blob {digest} in {where}", attempt)
 
     @contextmanager
-    def open_blob(self, repo: str, digest: str) -> Iterator[BinaryIO]:
-        """``GET /v2/<name>/blobs/<digest>``, redirects followed; the bytes are NOT verified here."""
+    def open_blob(self, repo: str, digest: str, size: int | None = None) -> Iterator[BinaryIO]:
+        """``GET /v2/<name>/blobs/<digest>``, redirects followed; the bytes are NOT verified here.
+
+        A connection that drops in the middle of the body, or a body that ends before *size* bytes (or its
+        ``Content-Length``), is asked for again from where it stopped (:class:`ResumingReader`), within the
+        client's retry budget."""
         where = self._where(repo)
         validate_digest(digest)
         action = f"pull blob {digest} from {where}"
         scopes = (repository_scope(repo, "pull"),)
-        response = self._call(
-            action,
-            lambda: self.request(
+
+        def get(offset: int) -> httpx.Response:
+            headers = {"Accept-Encoding": "identity"}
+            if offset:
+                headers["Range"] = f"bytes={offset}-"
+            path = f"/v2/{repo}/blobs/{digest}"
+            return self.request(
                 "GET",
-                f"/v2/{repo}/blobs/{digest}",
+                path,
                 scopes=scopes,
-                ok=(200,),
-                headers={"Accept-Encoding": "identity"},
+                ok=(200, 206) if offset else (200,),
+                headers=headers,
                 stream=True,
                 follow=True,
-            ),
-        )
+            )
+
+        response = self._call(action, lambda: get(0))
+        reader = ResumingReader(response, get, action, size=size, retries=self.retries, backoff=self.backoff)
         try:
-            yield cast(BinaryIO, io.BufferedReader(ResponseReader(response, action), buffer_size=1024 * 1024))
+            yield cast(BinaryIO, io.BufferedReader(reader, buffer_size=1024 * 1024))
         finally:
-            response.close()
+            reader.close()
 
     def mount_blob(self, repo: str, digest: str, from_repo: str) -> bool:
         """``POST /v2/<name>/blobs/uploads/?mount=<digest>&from=<other>``: True when mounted (201)."""

@@ -18,7 +18,7 @@ import re
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import TypeVar
@@ -259,7 +259,7 @@ def with_retries(action: str, attempt: Callable[[], T], *, retries: int, backoff
             last = failure
             if number == attempts:
                 break
-            delay = backoff * (2 ** (number - 1)) + random.uniform(0, backoff / 4)
+            delay = backoff_delay(backoff, number)
             if failure.delay is not None and failure.delay <= MAX_RETRY_AFTER:
                 delay = max(failure.delay, 0.0)
             log.debug("%s: %s; retrying in %.2fs (attempt %d of %d)", action, failure.reason, delay, number, attempts)
@@ -268,31 +268,132 @@ def with_retries(action: str, attempt: Callable[[], T], *, retries: int, backoff
     raise RegistryError(f"{action}: {last.reason} after {attempts} attempts") from last
 
 
-class ResponseReader(io.RawIOBase):
-    """A readable stream over a streamed httpx response body, raw bytes (no content decoding)."""
+_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
 
-    def __init__(self, response: httpx.Response, action: str) -> None:
+
+def backoff_delay(backoff: float, number: int) -> float:
+    """The pause after failed attempt *number* (1-based): exponential, with jitter."""
+    return backoff * 2.0 ** (number - 1) + random.uniform(0, backoff / 4)
+
+
+class ResumingReader(io.RawIOBase):
+    """A readable stream over a streamed blob response (raw bytes, no content decoding) that survives a dropped
+    connection or a truncated body: it asks again from the first byte not yet handed out, with ``Range:
+    bytes=N-`` (OCI Distribution Spec, "Pulling blobs"; RFC 9110 section 14). A registry that answers ``206``
+    continues there; one that ignores the range answers ``200`` with the whole blob, whose first N bytes are
+    skipped. A body is truncated when it ends before *size* bytes (or before the first response's
+    ``Content-Length``). The whole read gets at most *retries* attempts, with :func:`with_retries`'s backoff;
+    the caller verifies the digest over everything read, as before.
+
+    *reopen(offset)* sends the request again (with the ``Range`` header when offset > 0) and returns a response
+    whose status is 200 or 206, or raises :class:`Failure`.
+    """
+
+    def __init__(
+        self,
+        response: httpx.Response,
+        reopen: Callable[[int], httpx.Response],
+        action: str,
+        *,
+        size: int | None = None,
+        retries: int = 1,
+        backoff: float = 0.0,
+    ) -> None:
         super().__init__()
-        # A response whose body is already in memory (mock transports) cannot be streamed again.
-        self._chunks = iter([response.content]) if response.is_stream_consumed else response.iter_raw()
-        self._pending = b""
         self._action = action
+        self._reopen = reopen
+        self._retries = max(1, retries)
+        self._backoff = backoff
+        self._attempts = 1
+        self._offset = 0  # bytes handed to the reader so far
+        self._skip = 0  # bytes still to drop from the current body (a 200 answer to a range request)
+        self._pending = b""
+        declared = response.headers.get("content-length", "")
+        self._size = size if size is not None else int(declared) if declared.isdigit() else None
+        self._response = response
+        self._chunks = self._body(response)
+
+    @property
+    def resumed(self) -> int:
+        """How many times the body was asked for again."""
+        return self._attempts - 1
+
+    @staticmethod
+    def _body(response: httpx.Response) -> Iterator[bytes]:
+        # A response whose body is already in memory (mock transports) cannot be streamed again.
+        return iter([response.content]) if response.is_stream_consumed else response.iter_raw()
 
     def readable(self) -> bool:
         return True
 
+    def close(self) -> None:
+        self._response.close()
+        super().close()
+
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         while not self._pending:
             try:
-                self._pending = next(self._chunks)
+                chunk = next(self._chunks)
             except StopIteration:
-                return 0
+                if self._size is None or self._offset >= self._size:
+                    return 0
+                self._resume(Failure(f"the body ended after {self._offset} of {self._size} bytes", retryable=True))
+                continue
+            except httpx.TransportError as exc:
+                self._resume(transport_failure(exc))
+                continue
             except httpx.HTTPError as exc:
-                raise RegistryError(f"{self._action}: connection lost while reading ({one_line(str(exc))})") from exc
+                self._resume(Failure(f"connection lost while reading ({one_line(str(exc))})", retryable=True))
+                continue
+            if self._skip:
+                dropped = min(self._skip, len(chunk))
+                chunk, self._skip = chunk[dropped:], self._skip - dropped
+            self._pending = chunk
         n = min(len(buffer), len(self._pending))
         memoryview(buffer)[:n] = self._pending[:n]
         self._pending = self._pending[n:]
+        self._offset += n
         return n
+
+    def _resume(self, failure: Failure) -> None:
+        """Ask again from ``self._offset`` until a body to go on with arrives, or the attempts are spent."""
+        self._response.close()
+        while True:
+            if not failure.retryable:
+                raise failure.error(f"{self._action}: {failure.reason}") from failure
+            if self._attempts >= self._retries:
+                raise RegistryError(f"{self._action}: {failure.reason} after {self._attempts} attempts") from failure
+            delay = backoff_delay(self._backoff, self._attempts)
+            self._attempts += 1
+            log.debug(
+                "%s: %s; resuming at byte %d in %.2fs (attempt %d of %d)",
+                self._action,
+                failure.reason,
+                self._offset,
+                delay,
+                self._attempts,
+                self._retries,
+            )
+            time.sleep(delay)
+            try:
+                response = self._reopen(self._offset)
+            except Failure as again:
+                failure = again
+                continue
+            self._skip = self._start_of(response)
+            self._response, self._chunks = response, self._body(response)
+            return
+
+    def _start_of(self, response: httpx.Response) -> int:
+        """How many bytes of *response*'s body to drop to continue at ``self._offset``."""
+        if response.status_code != 206:
+            return self._offset  # the range was ignored: the whole blob again
+        found = _CONTENT_RANGE.match(response.headers.get("content-range", ""))
+        if found is None or int(found.group(1)) != self._offset:
+            response.close()
+            got = response.headers.get("content-range", "none")
+            raise RegistryError(f"{self._action}: asked to resume at byte {self._offset}, got the range {got!r}")
+        return 0
 
 
 class Endpoint:

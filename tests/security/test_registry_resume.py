@@ -1,0 +1,113 @@
+"""Issue 9 item 9: registry reads resume. A blob download whose connection dies in the middle, or whose body is
+cut short, is asked for again from where it stopped (``Range``), or from the start where the registry ignores
+ranges, within the retry budget (``CNB_REGISTRY_RETRIES``); the digest is still checked over the whole blob.
+
+A fault-injecting proxy (:mod:`tests.support.faultproxy`) sits between cnb and a real docker-registry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Cnb
+from tests.support.faultproxy import FaultProxy
+from tests.support.images import make_random_image
+from tests.support.registry import RunningRegistry
+from tests.support.tools import skopeo_inspect
+
+pytestmark = pytest.mark.integration
+MB = 1024 * 1024
+
+
+def _pushed(tmp_path: Path, cnb: Cnb, registry: RunningRegistry, repo: str) -> tuple[str, dict[str, int | str]]:
+    """A two-layer image pushed to the registry; (its reference below the registry host, its big layer)."""
+    src = tmp_path / "src"
+    make_random_image(src, "img", [6 * MB, 1 * MB], seed=len(repo))
+    ref = f"security/{repo}:1"
+    cnb("image", "copy", f"oci:{src}:img", f"{registry.host}/{ref}")
+    layers = json.loads((src / "blobs" / "sha256" / _manifest_hex(src)).read_text())["layers"]
+    big = max(layers, key=lambda layer: int(layer["size"]))
+    return ref, big
+
+
+def _manifest_hex(layout: Path) -> str:
+    index = json.loads((layout / "index.json").read_text())
+    return str(index["manifests"][0]["digest"]).split(":", 1)[1]
+
+
+def _blob_sha256(layout: Path, digest: str) -> str:
+    data = (layout / "blobs" / "sha256" / digest.split(":", 1)[1]).read_bytes()
+    return f"sha256:{hashlib.sha256(data).hexdigest()}"
+
+
+def _blob_gets(proxy: FaultProxy, digest: str) -> list[tuple[str | None, int, bool]]:
+    return [(e.range, e.status, e.cut) for e in proxy.log if e.method == "GET" and e.path.endswith(digest)]
+
+
+def test_a_connection_dropped_mid_blob_resumes_with_range(tmp_path: Path, cnb: Cnb, registry: RunningRegistry) -> None:
+    ref, big = _pushed(tmp_path, cnb, registry, "resume-range")
+    cut = int(big["size"]) // 2
+    with FaultProxy(registry.host, blob=str(big["digest"]), drop_after=cut) as proxy:
+        dst = tmp_path / "dst"
+        cnb("image", "copy", f"{proxy.host}/{ref}", f"oci:{dst}:img")
+        gets = _blob_gets(proxy, str(big["digest"]))
+    assert gets[0] == (None, 200, True), gets  # the first GET died half way
+    assert len(gets) == 2, gets
+    resumed_at = int(str(gets[1][0]).removeprefix("bytes=").removesuffix("-"))
+    assert 0 < resumed_at <= cut  # only the missing part was asked for again
+    assert gets[1][1:] == (206, False)
+    assert _blob_sha256(dst, str(big["digest"])) == big["digest"]
+    assert skopeo_inspect(f"oci:{dst}:img")["Digest"] == skopeo_inspect(f"oci:{tmp_path / 'src'}:img")["Digest"]
+
+
+def test_a_registry_that_ignores_ranges_is_read_again_from_the_start(
+    tmp_path: Path, cnb: Cnb, registry: RunningRegistry
+) -> None:
+    ref, big = _pushed(tmp_path, cnb, registry, "resume-norange")
+    with FaultProxy(
+        registry.host, blob=str(big["digest"]), drop_after=int(big["size"]) // 3, strip_range=True
+    ) as proxy:
+        dst = tmp_path / "dst"
+        cnb("image", "copy", f"{proxy.host}/{ref}", f"oci:{dst}:img")
+        gets = _blob_gets(proxy, str(big["digest"]))
+    assert [(status, cut) for _, status, cut in gets] == [(200, True), (200, False)], gets
+    assert gets[1][0] is None  # the range never reached the registry
+    assert _blob_sha256(dst, str(big["digest"])) == big["digest"]
+
+
+def test_a_body_cut_short_without_a_length_is_noticed_by_size_and_resumed(
+    tmp_path: Path, cnb: Cnb, registry: RunningRegistry
+) -> None:
+    ref, big = _pushed(tmp_path, cnb, registry, "resume-nolength")
+    with FaultProxy(registry.host, blob=str(big["digest"]), drop_after=MB, hide_length=True) as proxy:
+        dst = tmp_path / "dst"
+        cnb("image", "copy", f"{proxy.host}/{ref}", f"oci:{dst}:img")
+        gets = _blob_gets(proxy, str(big["digest"]))
+    assert [(status, cut) for _, status, cut in gets] == [(200, True), (206, False)], gets
+    assert _blob_sha256(dst, str(big["digest"])) == big["digest"]
+
+
+def test_resuming_stays_within_the_retry_budget(tmp_path: Path, cnb: Cnb, registry: RunningRegistry) -> None:
+    ref, big = _pushed(tmp_path, cnb, registry, "resume-budget")
+    with FaultProxy(registry.host, blob=str(big["digest"]), drop_after=MB, drops=100) as proxy:
+        dst = tmp_path / "dst"
+        done = cnb(
+            "image",
+            "copy",
+            f"{proxy.host}/{ref}",
+            f"oci:{dst}:img",
+            check=False,
+            extra_env={"CNB_REGISTRY_RETRIES": "3"},
+        )
+        gets = _blob_gets(proxy, str(big["digest"]))
+    assert done.returncode != 0
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert str(big["digest"]) in lines[0] and "after 3 attempts" in lines[0], lines[0]
+    assert len(gets) == 3 and all(cut for _, _, cut in gets), gets
+    index = json.loads((dst / "index.json").read_text()) if (dst / "index.json").exists() else {"manifests": []}
+    assert index["manifests"] == []
