@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from cnbplatform import __version__
-from cnbplatform.cli import base, build, builder, config, image, inspect_cmd, lifecycle, rebase, resolve, sbom
+from cnbplatform.cli import base, build, builder, config, image, inspect_cmd, k8s, lifecycle, rebase, resolve, sbom
 from cnbplatform.cli.output import OPTIONS, setup_logging
 from cnbplatform.cli.run import run
 
@@ -28,6 +28,7 @@ app.add_typer(sbom.app, name="sbom")
 app.command("inspect")(inspect_cmd.inspect)
 app.command("run")(run)
 app.command("resolve")(resolve.resolve)
+app.add_typer(k8s.app, name="k8s")
 
 
 def _version(value: bool) -> None:

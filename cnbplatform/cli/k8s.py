@@ -1,0 +1,91 @@
+"""``cnb k8s``: Kubernetes documents (pull secrets, app manifests). Other commands join this group."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from cnbplatform.cli.output import OPTIONS, err_console
+
+if TYPE_CHECKING:
+    from cnbplatform.k8s.deploy import AppFacts
+    from cnbplatform.platform.context import PlatformContext
+
+app = typer.Typer(help="Kubernetes documents for what cnb builds.", no_args_is_help=True)
+
+
+def emit(text: str, output: Path | None, *, private: bool = False) -> None:
+    """*text* to stdout, or to *output* (0600 when *private*) through a temporary file."""
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    from cnbplatform.resolve.documents import write_atomically
+
+    write_atomically(output, text, 0o600 if private else 0o644)
+
+
+@app.command("pull-secret")
+def pull_secret(
+    registry: str = typer.Argument(..., help="Registry host, e.g. ghcr.io or 127.0.0.1:5000."),
+    name: str = typer.Option("cnb-pull-secret", "--name", help="The Secret's name."),
+    namespace: str | None = typer.Option(None, "--namespace", "-n", help="Namespace of the Secret."),
+    service_account: str | None = typer.Option(
+        None, "--service-account", help="Also output this ServiceAccount listing the Secret in imagePullSecrets."
+    ),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write to this file (mode 0600)."),
+) -> None:
+    """A kubernetes.io/dockerconfigjson Secret from the credentials cnb uses for REGISTRY."""
+    from cnbplatform.k8s.secrets import pull_secret_yaml
+    from cnbplatform.oci.registry import resolve_credential
+    from cnbplatform.platform.context import context_from_env
+
+    ctx = context_from_env()
+    credential = resolve_credential(registry, ctx.env)
+    text = pull_secret_yaml(registry, credential, name=name, namespace=namespace, service_account=service_account)
+    emit(text, output, private=True)
+    if not OPTIONS.quiet and output is not None:
+        err_console.print(f"wrote Secret {name} for {registry} to {output}")
+
+
+@app.command("manifests")
+def manifests(
+    image: str = typer.Argument(..., help="A buildpacks-built image (registry reference or any cnb address)."),
+    port: int | None = typer.Option(None, "--port", help="Container port (default: the image's PORT, or 8080)."),
+    replicas: int = typer.Option(1, "--replicas", help="Pods to run."),
+    name: str | None = typer.Option(None, "--name", help="Name of the Deployment and Service."),
+    namespace: str | None = typer.Option(None, "--namespace", "-n", help="Namespace of both."),
+    pull_secret: str | None = typer.Option(None, "--pull-secret", help="Name of an image pull secret to use."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write to this file, not stdout."),
+    insecure_registry: list[str] = typer.Option([], "--insecure-registry", help="Registry over plain HTTP."),
+) -> None:
+    """A Deployment and a Service for IMAGE, from its buildpacks labels."""
+    from cnbplatform.k8s.deploy import manifests_yaml
+    from cnbplatform.platform.context import context_from_env
+
+    ctx = context_from_env(insecure_registries=insecure_registry)
+    facts = read_facts(ctx, image, port=port, name=name)
+    emit(manifests_yaml(facts, replicas=replicas, pull_secret=pull_secret, namespace=namespace), output)
+
+
+def read_facts(ctx: PlatformContext, image: str, *, port: int | None, name: str | None) -> AppFacts:
+    """The image's facts for its manifests; a registry image is named by its digest."""
+    from cnbplatform.k8s.deploy import app_facts
+    from cnbplatform.oci.address import StoreKind
+    from cnbplatform.platform.images import inspect_image
+
+    details = inspect_image(ctx, image)
+    if details.image is None:
+        details = inspect_image(ctx, image, platform="linux/amd64")
+    assert details.image is not None
+    pinned = image
+    if details.address.kind is StoreKind.REGISTRY and details.address.reference is not None:
+        ref = details.address.reference
+        registry = "index.docker.io" if ref.registry == "docker.io" else ref.registry
+        pinned = f"{registry}/{ref.repository}@{details.descriptor.digest}"
+    elif not OPTIONS.quiet:
+        err_console.styled("warning:", "yellow", f"{image} is not in a registry: a cluster cannot pull it as named")
+    return app_facts(pinned, details.image.config, port=port, name=name)
