@@ -38,6 +38,12 @@ def build(
     host_ca_certs: Path | None = typer.Option(
         None, "--host-ca-certs", help="CA bundle of this machine for buildpacks (TLS-intercepting proxies)."
     ),
+    dockerfile: Path | None = typer.Option(
+        None, "--dockerfile", help="Build this Dockerfile (BuildKit through DOCKER_HOST, else buildah) instead."
+    ),
+    using: str | None = typer.Option(
+        None, "--using", help="Image builder: buildpacks (default), dockerfile, go, or an installed plug-in."
+    ),
     keep_workspace: bool = typer.Option(
         False, "--keep-workspace", help="Keep the build's work dir when the build fails (to look into)."
     ),
@@ -50,5 +56,5 @@ def build(
         default_process=default_process, sbom_output_dir=sbom_output_dir, report_output_dir=report_output_dir,
         creation_time=creation_time, pull_policy=pull_policy, network=network, volume=volume,
         insecure_registry=insecure_registry, sandbox=sandbox, detect_timeout=detect_timeout,
-        host_ca_certs=host_ca_certs, keep_workspace=keep_workspace,
+        host_ca_certs=host_ca_certs, dockerfile=dockerfile, using=using, keep_workspace=keep_workspace,
     )  # fmt: skip

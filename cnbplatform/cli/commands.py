@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cnbplatform.cli.output import OPTIONS, TransferProgress, out_console, reporter_for
 from cnbplatform.errors import UsageError
+
+if TYPE_CHECKING:
+    from cnbplatform.platform.context import PlatformContext
 
 
 def build_command(
@@ -43,12 +47,19 @@ def build_command(
     detect_timeout: float,
     host_ca_certs: Path | None,
     keep_workspace: bool,
+    dockerfile: Path | None = None,
+    using: str | None = None,
 ) -> None:
     """``cnb build``: run the phases with the builder's buildpacks and report the image written."""
     from cnbplatform.platform.build import BuildRequest, run_build
     from cnbplatform.platform.context import context_from_env
 
     ctx = context_from_env(insecure_registries=insecure_registry)
+    if dockerfile is not None or (using is not None and using != "buildpacks"):
+        return _build_using(
+            ctx, image, using or "dockerfile", path, dockerfile, publish=publish, daemon=daemon, tags=tag,
+            ignored={"--builder": builder, "--buildpack": buildpack, "--run-image": run_image},
+        )  # fmt: skip
     request = BuildRequest(
         image=image, builder=builder, path=path, publish=publish, daemon=daemon, tags=tuple(tag),
         run_image=run_image, env=tuple(env), env_files=tuple(env_file), buildpacks=tuple(buildpack),
@@ -65,6 +76,36 @@ def build_command(
             f"Successfully built {outcome.image} {outcome.digest} ({outcome.added} layers added, "
             f"{outcome.reused} reused, {outcome.size / 1e6:.2f} MB new) in {outcome.seconds:.2f}s"
         )
+
+
+def _build_using(
+    ctx: PlatformContext,
+    image: str,
+    using: str,
+    path: Path,
+    dockerfile: Path | None,
+    *,
+    publish: bool,
+    daemon: bool,
+    tags: Sequence[str],
+    ignored: Mapping[str, object],
+) -> None:
+    """``cnb build --dockerfile``/``--using NAME``: an image builder other than buildpacks."""
+    from cnbplatform.imagebuilders.run import build_to
+    from cnbplatform.platform.build import BuildRequest, destination
+
+    if dockerfile is not None and using != "dockerfile":
+        raise UsageError(f"--dockerfile builds with the dockerfile builder, not --using {using}")
+    given = [flag for flag, value in ignored.items() if value]
+    if given:
+        raise UsageError(f"{', '.join(given)}: not used when building with the {using} builder")
+    options = {"file": str(dockerfile.resolve())} if dockerfile is not None else {}
+    target = destination(BuildRequest(image=image, publish=publish, daemon=daemon), image)
+    extra = [destination(BuildRequest(image=t, publish=publish, daemon=daemon), t) for t in tags]
+    with reporter_for("warn" if OPTIONS.quiet else "info", prefix_output=True) as reporter:
+        written, digest = build_to(ctx, using, path.resolve(), options, [target, *extra], reporter)
+    if not OPTIONS.quiet:
+        out_console.print(f"Successfully built {written} {digest} with the {using} builder")
 
 
 def rebase_command(

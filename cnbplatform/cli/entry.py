@@ -55,6 +55,8 @@ BUILD: tuple[Positionals, Options] = (
         "sandbox": (("--sandbox",), "str", "bwrap"),
         "detect_timeout": (("--detect-timeout",), "float", 600.0),
         "host_ca_certs": (("--host-ca-certs",), "path", None),
+        "dockerfile": (("--dockerfile",), "path", None),
+        "using": (("--using",), "str", None),
         "keep_workspace": (("--keep-workspace",), "flag", False),
     },
 )

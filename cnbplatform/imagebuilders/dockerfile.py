@@ -11,6 +11,7 @@ tool, passed as given). The engine is the one at ``DOCKER_HOST`` (or ``/var/run/
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -51,6 +52,31 @@ def engine_host(env: Mapping[str, str]) -> str | None:
     except (OSError, ValueError):
         return None
     return host
+
+
+def buildkit_cli(env: Mapping[str, str]) -> str | None:
+    """A ``docker`` client on PATH that can drive BuildKit: before 23.0 it is built in (``DOCKER_BUILDKIT=1``),
+    from 23.0 on it needs the buildx plug-in. The first that can, in PATH order."""
+    seen: set[str] = set()
+    for directory in (env.get("PATH") or "").split(os.pathsep):
+        found = shutil.which("docker", path=directory) if directory else None
+        if found is None or os.path.realpath(found) in seen:
+            continue
+        seen.add(os.path.realpath(found))
+        try:
+            version = subprocess.run(
+                [found, "version", "--format", "{{.Client.Version}}"], capture_output=True, text=True, timeout=30,
+                env=dict(env), check=False,
+            ).stdout.strip()  # fmt: skip
+            major = int(version.split(".", 1)[0]) if version.split(".", 1)[0].isdigit() else 0
+            if 0 < major < 23:
+                return found
+            buildx = subprocess.run([found, "buildx", "version"], capture_output=True, timeout=30, env=dict(env))
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if buildx.returncode == 0:
+            return found
+    return None
 
 
 def tool_args(options: Mapping[str, Any], source: Path, *, buildah: bool, epoch: str | None) -> list[str]:
@@ -136,13 +162,13 @@ class DockerfileBuilder:
     def tool(self, ctx: PlatformContext) -> str:
         """``buildkit`` or ``buildah``: what this build will use on this machine (or a one-line reason why none)."""
         host = engine_host(ctx.env) if self.engine in ("auto", "buildkit") else None
-        if host is not None and shutil.which("docker", path=ctx.env.get("PATH")):
+        if host is not None and buildkit_cli(ctx.env) is not None:
             return "buildkit"
         if self.engine != "buildkit" and shutil.which("buildah", path=ctx.env.get("PATH")):
             return "buildah"
         raise UsageError(
-            "the dockerfile builder needs a Docker engine (set DOCKER_HOST; the docker CLI installed) or buildah "
-            "(apt-get install buildah) and found neither"
+            "the dockerfile builder needs a Docker engine with BuildKit (DOCKER_HOST, and a docker CLI before 23.0 "
+            "or with buildx: apt-get install docker.io) or buildah (apt-get install buildah) and found neither"
         )
 
     def build(self, ctx: PlatformContext, request: SourceBuild, reporter: Reporter) -> BuiltImage:
@@ -153,15 +179,22 @@ class DockerfileBuilder:
         action = f"build {request.name} from {request.source} with {tool}"
         if tool == "buildkit":
             env = {**ctx.env, "DOCKER_BUILDKIT": "1", "DOCKER_HOST": engine_host(ctx.env) or ""}
-            _run(["docker", "build", *args, "-t", f"{name}:latest", str(request.source)], env, request.source,
-                 reporter, action)  # fmt: skip
+            docker = buildkit_cli(ctx.env) or "docker"
+            command = [docker, "build", *args, "-t", f"{name}:latest", str(request.source)]
+            _run(command, env, request.source, reporter, action)
             return BuiltImage(f"docker-daemon:{name}:latest", "")
         env = buildah_env(ctx)
         layout = ctx.home / "tmp" / "buildah-out" / name.replace("/", "-")
         shutil.rmtree(layout, ignore_errors=True)
         layout.parent.mkdir(parents=True, exist_ok=True)
         local = f"localhost/{name}:latest"
-        _run(["buildah", "bud", *args, "-t", local, str(request.source)], env, request.source, reporter, action)
+        _run(
+            ["buildah", "bud", "--layers", *args, "-t", local, str(request.source)],
+            env,
+            request.source,
+            reporter,
+            action,
+        )
         _run(["buildah", "push", "--format", "oci", local, f"oci:{layout}:latest"], env, request.source, reporter,
              f"{action}: export")  # fmt: skip
         subprocess.run(["buildah", "rmi", local], env=env, capture_output=True, check=False, timeout=120)

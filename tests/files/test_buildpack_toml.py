@@ -183,7 +183,9 @@ def test_reserved_ids_are_refused(reserved: str) -> None:
     assert "buildpack.id" in str(err.value) and "reserved" in str(err.value) and "/bp/buildpack.toml" in str(err.value)
 
 
-@pytest.mark.parametrize("bad_id", ["", "has space", "émoji", "a:b", "a//b", "../x", "a/..", "./a", "/abs", "a\\u0000b"])
+@pytest.mark.parametrize(
+    "bad_id", ["", "has space", "émoji", "a:b", "a//b", "../x", "a/..", "./a", "/abs", "a\\u0000b"]
+)
 def test_ids_outside_the_charset_are_refused(bad_id: str) -> None:
     with pytest.raises(SpecFileError, match=r"key 'buildpack\.id'"):
         BuildpackDescriptor.parse(bp_toml(bp_id=bad_id), "/bp.toml")
