@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from cnbplatform.files.common import Table, parse_toml, read_toml, write_toml
+from cnbplatform.files.untrusted import check_module_id, check_version
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,8 @@ class GroupMember:
     @classmethod
     def from_table(cls, table: Table, *, extension: bool) -> GroupMember:
         return cls(
-            id=_non_empty(table, "id"),
-            version=_non_empty(table, "version"),
+            id=check_module_id(_non_empty(table, "id"), file=table.path, key=table._key("id")),
+            version=check_version(_non_empty(table, "version"), file=table.path, key=table._key("version")),
             api=_non_empty(table, "api"),
             homepage=table.get_str("homepage"),
             extension=extension,

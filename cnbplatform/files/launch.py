@@ -32,8 +32,9 @@ def _api(api: str, path: str | Path) -> tuple[int, int]:
 
 
 def valid_process_type(name: str) -> bool:
-    """Process types are letters, digits, ``.``, ``_`` and ``-`` (§3.5)."""
-    return _PROCESS_TYPE.fullmatch(name) is not None
+    """Process types are letters, digits, ``.``, ``_`` and ``-`` (§3.5); not ``.`` or ``..``, as a type names
+    ``/cnb/process/<type>`` in the image."""
+    return _PROCESS_TYPE.fullmatch(name) is not None and name not in (".", "..")
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cnbplatform.files.common import Table, parse_toml, read_toml, write_toml
+from cnbplatform.files.untrusted import check_module_id, check_version
 
 
 @dataclass(frozen=True)
@@ -95,9 +96,12 @@ def parse_entry(table: Table, *, version_required: bool = True, with_exec_env: b
     entry_id = table.get_str("id", required=True)
     if not entry_id:
         raise table.error("id", "must not be empty")
+    check_module_id(entry_id, file=table.path, key=table._key("id"))  # it names <buildpacks>/<id> and <layers>/<id>
     version = table.get_str("version", required=version_required)
     if version_required and not version:
         raise table.error("version", "must not be empty")
+    if version:
+        check_version(version, file=table.path, key=table._key("version"))
     return GroupEntry(
         id=entry_id,
         version=version,

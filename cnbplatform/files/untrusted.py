@@ -55,6 +55,16 @@ def check_name(value: str, *, file: str | Path = "", key: str = "", what: str = 
     return value
 
 
+def is_name(value: str) -> bool:
+    """Whether :func:`check_name` accepts *value* (for readers that skip a bad entry with a warning, as the Go
+    lifecycle's restorer does with a layer name from an image label)."""
+    try:
+        check_name(value)
+    except UntrustedValueError:
+        return False
+    return True
+
+
 def check_version(value: str, *, file: str | Path = "", key: str = "version") -> str:
     """A buildpack or extension version: a name (it is a directory under ``<escaped id>/``)."""
     return check_name(value, file=file, key=key, what="a version")

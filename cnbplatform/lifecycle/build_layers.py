@@ -27,6 +27,7 @@ from cnbplatform.buildpack.layers_env import check_confined
 from cnbplatform.errors import CnbError, PhaseError
 from cnbplatform.files.common import SpecFileError
 from cnbplatform.files.layer_toml import LayerToml, LayerTypes
+from cnbplatform.files.untrusted import check_name
 from cnbplatform.lifecycle.common import EXIT_BUILD_OTHER
 
 PHASE = "build"
@@ -130,6 +131,7 @@ def process_layers(bp_dir: Path, boundary: Path, *, buildpack: str) -> list[Laye
     for name in names:
         toml_path = bp_dir / f"{name}.toml"
         try:
+            check_name(name, file=bp_dir, what="a layer name")
             checked_file(toml_path, boundary)
             toml = LayerToml.load(toml_path)
         except CnbError as exc:

@@ -36,6 +36,7 @@ from cnbplatform.errors import CnbError
 from cnbplatform.files.buildpack_toml import escape_id
 from cnbplatform.files.launch import BomEntry
 from cnbplatform.files.layer_toml import LayerTypes
+from cnbplatform.files.untrusted import check_name
 from cnbplatform.lifecycle.build_layers import checked_file, phase_error, remove_path
 from cnbplatform.lifecycle.common import Reporter
 
@@ -96,6 +97,10 @@ def find_sbom_files(
     found: list[SbomFile] = []
     for name in names:
         path = bp_dir / name
+        try:
+            check_name(name, file=bp_dir, what="an SBOM file name")  # named in messages and in the image
+        except CnbError as exc:
+            raise phase_error(action, exc.message) from exc
         owner, _, extension = name.rpartition(".sbom.")
         if extension not in SBOM_MEDIA_TYPES:
             raise phase_error(

@@ -29,6 +29,7 @@ from cnbplatform.files.build_toml import StoreToml
 from cnbplatform.files.buildpack_toml import escape_id
 from cnbplatform.files.group import GroupMember
 from cnbplatform.files.layer_toml import LayerToml
+from cnbplatform.files.untrusted import check_name
 from cnbplatform.launcher import LAUNCHER_PATH, LAUNCHER_SCRIPT, LIFECYCLE_DIR, PROCESS_DIR
 from cnbplatform.lifecycle.build_layers import RESERVED_LAYER_NAMES, checked_file
 from cnbplatform.lifecycle.common import EXIT_EXPORT
@@ -114,6 +115,7 @@ def read_buildpack_dir(layers_dir: Path, member: GroupMember) -> BuildpackDir:
     try:
         for name in _toml_names(bp_dir):
             toml_path = bp_dir / f"{name}.toml"
+            check_name(name, file=bp_dir, what="a layer name")
             checked_file(toml_path, layers_dir)
             toml = LayerToml.load(toml_path)
             layer_dir = optional_dir(bp_dir / name, f"layer '{member.id}:{name}'")

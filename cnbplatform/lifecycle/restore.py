@@ -38,6 +38,7 @@ from cnbplatform.files.build_toml import StoreToml
 from cnbplatform.files.buildpack_toml import escape_id
 from cnbplatform.files.group import GroupFile, GroupMember
 from cnbplatform.files.labels import CacheMetadata
+from cnbplatform.files.untrusted import is_name
 from cnbplatform.lifecycle.cache import READ_ERRORS, Cache, extract_layer, remove_path
 from cnbplatform.lifecycle.common import EXIT_RESTORE, Reporter
 
@@ -79,10 +80,6 @@ def _is_dir(path: Path) -> bool:
         return False
 
 
-def _valid_name(name: str) -> bool:
-    return bool(name) and name not in (".", "..") and "/" not in name and "\0" not in name
-
-
 def restore(inputs: RestoreInputs, reporter: Reporter) -> None:
     """Run the restore phase (module docstring); raises PhaseError (exit 42) on failure."""
     _Restorer(inputs, reporter).run()
@@ -111,7 +108,7 @@ class _Restorer:
         for member in inputs.group.group:
             check_buildpack_api(member.api, f"buildpack {member}")
             escaped = escape_id(member.id)
-            if not _valid_name(escaped):
+            if not is_name(escaped):
                 raise PhaseError("restore", EXIT_RESTORE, f"read group: invalid buildpack id {member.id!r}")
             self.buildpacks.append(_Buildpack(member, inputs.layers_dir / escaped))
         if inputs.cache is None:
@@ -149,7 +146,7 @@ class _Restorer:
     # -- steps 2 and 3 --------------------------------------------------------------------------------
 
     def _write_toml(self, bp: _Buildpack, name: str, entry: LayerEntry, source: str) -> None:
-        if not _valid_name(name):
+        if not is_name(name):
             self.reporter.warn(f"Not restoring layer {name!r} of {bp.id}: not a valid layer name")
             return
         self.reporter.info(f"Restoring metadata for '{bp.id}:{name}' from {source}")

@@ -16,9 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from cnbplatform.errors import PhaseError
 from cnbplatform.files.common import SpecFileError
+from cnbplatform.files.group import GroupFile
+from cnbplatform.files.launch import LaunchToml
 from cnbplatform.files.project_toml import ProjectDescriptor
 from cnbplatform.files.untrusted import UntrustedValueError, check_module_id, join
+from cnbplatform.lifecycle.build_layers import process_layers
 from tests.support.builders import BUILDER, REPO, make_tiny_builder
 
 pytestmark = pytest.mark.integration
@@ -187,3 +191,39 @@ def test_a_non_utf8_name_is_refused() -> None:
     name = os.fsdecode(b"layer-\xff")
     with pytest.raises(UntrustedValueError, match="not valid UTF-8"):
         join(Path("/tmp"), name)
+
+
+# -- buildpack outputs and lifecycle files that name directories ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("toml_name", "problem"),
+    [("..toml", "'.' is not allowed"), ("...toml", "'..' is not allowed"), (b"web\xff.toml", "not valid UTF-8")],
+)
+def test_a_layer_toml_whose_name_is_not_a_path_segment_fails_the_build(
+    tmp_path: Path, toml_name: str | bytes, problem: str
+) -> None:
+    layers = tmp_path / "layers"
+    bp_dir = layers / "evil_bp"
+    bp_dir.mkdir(parents=True)
+    with open(os.path.join(os.fsencode(bp_dir), os.fsencode(toml_name)), "w") as f:
+        f.write("[types]\nlaunch = true\n")
+    with pytest.raises(PhaseError) as info:
+        process_layers(bp_dir, layers, buildpack="evil/bp@1")
+    assert info.value.exit_code == 52 and "evil/bp@1" in info.value.message and problem in info.value.message
+    assert sorted(os.listdir(layers)) == ["evil_bp"]  # nothing renamed to ".ignore" next to it
+
+
+@pytest.mark.parametrize("ptype", ["..", ".", "a/b", "web\\u0000"])
+def test_launch_toml_process_types_that_are_not_one_path_segment(ptype: str) -> None:
+    text = f'[[processes]]\ntype = "{ptype}"\ncommand = ["true"]\n'
+    with pytest.raises(SpecFileError, match=r"launch\.toml: key 'processes\[0\]\.type'"):
+        LaunchToml.parse(text, "/layers/bp/launch.toml", api="0.12")
+
+
+@pytest.mark.parametrize(("key", "value"), [("id", "../x"), ("id", "a//b"), ("version", "/etc"), ("version", "..")])
+def test_group_toml_ids_and_versions_name_no_other_directory(key: str, value: str) -> None:
+    entry = {"id": "a/b", "version": "1.0.0", "api": "0.12", key: value}
+    text = "[[group]]\n" + "".join(f'{k} = "{v}"\n' for k, v in entry.items())
+    with pytest.raises(UntrustedValueError, match=rf"group\.toml: key 'group\[0\]\.{key}'"):
+        GroupFile.parse(text, "/layers/group.toml")
