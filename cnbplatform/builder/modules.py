@@ -34,6 +34,7 @@ from cnbplatform.oci.fingerprint import fingerprint_tree
 from cnbplatform.oci.image import Image, as_image, resolve_platform
 from cnbplatform.oci.layout import LayoutStore
 from cnbplatform.oci.model import Platform
+from cnbplatform.oci.pull import fetch
 from cnbplatform.oci.stores import Stores
 
 #: (url, destination file) -> None; injected so the builder never opens a network connection itself.
@@ -83,8 +84,10 @@ class ModuleResolver:
         *,
         platform: Platform | None = None,
         downloader: Downloader | None = None,
+        pull_policy: str = "if-not-present",
     ) -> None:
         self.stores = stores
+        self.pull_policy = pull_policy
         self.work_dir = work_dir
         self.platform = platform or Platform("linux", "amd64")
         self.downloader = downloader
@@ -99,12 +102,12 @@ class ModuleResolver:
         return path
 
     def read_image(self, where: str, *, what: str = "image") -> Image:
-        """The image at *where* (any store; an index is narrowed to :attr:`platform`)."""
+        """The image *where* names, from where the name says (:mod:`cnbplatform.oci.pull`: a registry's image is
+        pulled into the local store under :attr:`pull_policy`); an index is narrowed to :attr:`platform`."""
         try:
-            store, ref = self.stores.open(parse_address(where))
-            artifact = store.read(ref)
-            self.read_inputs.images[where] = artifact.descriptor.digest
-            return as_image(resolve_platform(artifact, self.platform))
+            fetched = fetch(self.stores, where, pull_policy=self.pull_policy, platform=self.platform)
+            self.read_inputs.images[where] = fetched.image.descriptor.digest
+            return fetched.image
         except NotFoundError as exc:
             raise NotFoundError(f"reading {what} {where}: {exc}") from exc
         except CnbError as exc:

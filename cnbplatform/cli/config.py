@@ -45,9 +45,13 @@ def insecure_registries(
 def registry_mirrors(
     action: str = typer.Argument("list", help="list, add or remove"),
     registry: str | None = typer.Argument(None, help="Registry host (e.g. docker.io)."),
-    mirror: str | None = typer.Argument(None, help="Mirror host (add only)."),
+    mirror: str | None = typer.Argument(None, help="Mirror host[/prefix] (add only; or --mirror)."),
+    mirror_option: str | None = typer.Option(None, "--mirror", "-m", help="Mirror host[/prefix] (pack's flag)."),
 ) -> None:
-    """Mirrors to use for a registry."""
+    """Mirrors to pull a registry's images through (registry host, or '*' for every registry)."""
+    if mirror is not None and mirror_option is not None and mirror != mirror_option:
+        raise typer.BadParameter("give the mirror once (as an argument or with --mirror)")
+    mirror = mirror or mirror_option
     config = load_config(_home())
     if action == "list":
         for key, value in sorted(config.registry_mirrors.items()):

@@ -28,6 +28,7 @@ class StoreOptions:
     env: Mapping[str, str] = field(default_factory=dict)
     insecure_registries: frozenset[str] = frozenset()
     ca_file: Path | None = None
+    mirrors: Mapping[str, str] = field(default_factory=dict)  # registry host (or ``*``) -> mirror host[/prefix]
     parallel: int = 4
     retries: int = 4
     backoff: float = 0.25

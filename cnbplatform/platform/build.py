@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from cnbplatform.errors import UsageError
 from cnbplatform.lifecycle.common import Reporter
 from cnbplatform.oci.address import parse_address
+from cnbplatform.oci.reference import has_registry_host
 from cnbplatform.oci.rootfs_cache import rootfs_for
 from cnbplatform.platform.build_builder import BuilderRef, resolve_builder
 from cnbplatform.platform.build_locks import (
@@ -99,6 +100,36 @@ def destination(request: BuildRequest, name: str) -> str:
     if request.daemon:
         return f"docker-daemon:{name}"
     return f"local:{name}"
+
+
+def input_name(request: BuildRequest, name: str) -> str:
+    """How the build reads an input image given by name (--run-image): an explicit store prefix as is, the Docker
+    engine with --daemon, else the name itself, read from where it says (:mod:`cnbplatform.oci.pull`: the local
+    store when it has the name, else the registry of the normalised name under --pull-policy)."""
+    if name.startswith(("oci:", "docker-daemon:", "local:", "docker://", "registry:")):
+        return name
+    return f"docker-daemon:{name}" if request.daemon else name
+
+
+def previous_name(request: BuildRequest, name: str) -> str:
+    """--previous-image and --cache-image: where the output goes (destination), except that a name whose first
+    component is a registry host is that registry's (its local copy, if any, for the previous image)."""
+    if request.publish or request.daemon or not has_registry_host(name):
+        return destination(request, name)
+    return name
+
+
+def own_run_config(builder_root: Path, run_image: str, ws_root: Path) -> Path | None:
+    """A run.toml naming *run_image* when the builder's does not, so the app records the run image it was built
+    on (``runImage.image``, what ``cnb rebase --run-image`` checks); None keeps the builder's."""
+    from cnbplatform.files.run_toml import RunConfig, RunImage
+
+    config = RunConfig.load(builder_root / "cnb" / "run.toml")
+    if config.find(run_image) is not None:
+        return None
+    path = ws_root / "run.toml"
+    RunConfig((RunImage(run_image),)).dump(path)
+    return path
 
 
 HOST_CA_PATH = "/cnb/host-ca-certificates.crt"
@@ -212,7 +243,7 @@ def run_build(ctx: PlatformContext, request: BuildRequest, reporter: Reporter) -
 
     locks = [image_lock(output)]
     if request.cache_image is not None:
-        locks.append(image_lock(destination(request, request.cache_image)))
+        locks.append(image_lock(previous_name(request, request.cache_image)))
     if request.cache_dir is not None:  # the default cache dir is the image's own: its lock covers it
         locks.append(cache_dir_lock(request.cache_dir))
     cache_dir = request.cache_dir or ctx.home / "cache" / cache_key(output)
@@ -265,6 +296,9 @@ def _build(
         write_order(ws.order, groups)
         order = ws.order
 
+    run_toml = builder_root / "cnb" / "run.toml"
+    if request.run_image:
+        run_toml = own_run_config(builder_root, request.run_image, ws.root) or run_toml
     if request.clear_cache and cache_dir.exists() and request.cache_image is None:
         shutil.rmtree(cache_dir)
     flags: dict[str, object] = {
@@ -275,13 +309,13 @@ def _build(
         "buildpacks": buildpacks,
         "build_config": builder_root / "cnb" / "build-config",
         "order": order,
-        "run": builder_root / "cnb" / "run.toml",
+        "run": run_toml,
         "system": builder_root / "cnb" / "system.toml",
         "report": ws.layers / "report.toml",
         "cache_dir": None if request.cache_image else cache_dir,
-        "cache_image": destination(request, request.cache_image) if request.cache_image else None,
-        "previous_image": destination(request, request.previous_image) if request.previous_image else None,
-        "run_image": destination(request, request.run_image) if request.run_image else None,
+        "cache_image": previous_name(request, request.cache_image) if request.cache_image else None,
+        "previous_image": previous_name(request, request.previous_image) if request.previous_image else None,
+        "run_image": input_name(request, request.run_image) if request.run_image else None,
         "skip_layers": request.clear_cache,
         "process_type": request.default_process,
         "sandbox": request.sandbox,
@@ -303,7 +337,7 @@ def _build(
         if seconds is not None:
             reporter.info(f"[{name}] done in {seconds:.2f}s")
 
-    with Phases(run_ctx, settings, reporter, extra_mounts=mounts) as phases:
+    with Phases(run_ctx, settings, reporter, extra_mounts=mounts, pull_policy=request.pull_policy) as phases:
         result, phase_timings = run_phases(phases, reporter, announce)
     timings.update(phase_timings)
     _copy_outputs(request, ws)

@@ -19,15 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from cnbplatform import __version__
-from cnbplatform.errors import CnbError, NotFoundError, UsageError
+from cnbplatform.errors import CnbError, NotFoundError
 from cnbplatform.lifecycle.common import Reporter
-from cnbplatform.oci.address import StoreKind, parse_address, pinned_address
+from cnbplatform.oci.address import parse_address, pinned_address
 from cnbplatform.oci.image import Image, as_image, is_index, resolve_platform
+from cnbplatform.oci.pull import check_pull_policy, fetch
 from cnbplatform.oci.stores import Stores
 from cnbplatform.platform.context import PlatformContext
 from cnbplatform.platform.run import host_os_arch
-
-PULL_POLICIES = ("always", "if-not-present", "never")
 
 
 @dataclass(frozen=True)
@@ -45,8 +44,7 @@ def _read(stores: Stores, address: str) -> Image:
 
 
 def resolve_builder(ctx: PlatformContext, name: str, pull_policy: str, reporter: Reporter) -> BuilderRef:
-    if pull_policy not in PULL_POLICIES:
-        raise UsageError(f"--pull-policy must be one of {', '.join(PULL_POLICIES)}")
+    check_pull_policy(pull_policy)
     directory = Path(name)
     if (directory / "builder.toml").is_file() or name.endswith(".toml"):
         config = directory / "builder.toml" if directory.is_dir() else directory
@@ -54,25 +52,12 @@ def resolve_builder(ctx: PlatformContext, name: str, pull_policy: str, reporter:
     if name.startswith(("/", "./", "../", "~")) or directory.is_dir():
         where = "has no builder.toml" if directory.is_dir() else "does not exist"
         raise NotFoundError(f"builder {name}: the directory {where} (a builder is an image or a dir with builder.toml)")
-    address = parse_address(name)
     with Stores(ctx.store_options()) as stores:
-        if address.kind is not StoreKind.REGISTRY:
-            image = _read(stores, name)
-            return BuilderRef(pinned_address(address, image.descriptor.digest), image)
-        assert address.reference is not None
-        local = f"local:{address.reference}"
-        if pull_policy != "always":
-            try:
-                image = _read(stores, local)
-                return BuilderRef(f"local:{address.reference.name}@{image.descriptor.digest}", image)
-            except NotFoundError:
-                if pull_policy == "never":
-                    raise NotFoundError(f"builder {name} is not in the local store (--pull-policy never)") from None
-        reporter.info(f"pulling builder {name}")
-        remote = _read(stores, name)
-        local_store, ref = stores.open(parse_address(local))
-        local_store.write(remote, ref)
-        return BuilderRef(f"local:{address.reference.name}@{remote.descriptor.digest}", remote)
+        try:
+            fetched = fetch(stores, name, pull_policy=pull_policy, platform=host_os_arch(), announce=reporter.info)
+        except NotFoundError as exc:
+            raise NotFoundError(f"builder {name}: {exc.message}") from exc
+    return BuilderRef(fetched.address, fetched.image)
 
 
 #: Bumped when what goes into an assembled builder changes in a way cnb's version does not tell.
@@ -153,8 +138,7 @@ def _reuse(stores: Stores, record_path: Path, config_digest: str, name: str) -> 
             if not fingerprint.stable or fingerprint.digest != digest:
                 return None
         for where, digest in record["images"].items():
-            store, ref = stores.open(parse_address(where))
-            if store.read(ref).descriptor.digest != digest:
+            if fetch(stores, where, pull_policy="never", platform=host_os_arch()).image.descriptor.digest != digest:
                 return None
         image = _read(stores, f"local:{name}")
         if image.descriptor.digest != record["digest"]:

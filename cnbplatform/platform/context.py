@@ -50,6 +50,7 @@ class PlatformContext:
     ca_file: Path | None = None
     retries: int = 4
     unpack_limits: UnpackLimits | None = None  # None: the defaults (config.toml ``[unpack]`` sets them)
+    mirrors: Mapping[str, str] = field(default_factory=dict)
 
     def store_options(self) -> StoreOptions:
         return StoreOptions(
@@ -58,6 +59,7 @@ class PlatformContext:
             insecure_registries=self.insecure_registries,
             ca_file=self.ca_file,
             retries=self.retries,
+            mirrors=self.mirrors,
         )
 
 
@@ -69,12 +71,14 @@ def context_from_env(
     insecure.update(insecure_registries)
     home = default_home(env)
     limits = None
+    mirrors: dict[str, str] = {}
     if (home / "config.toml").exists():  # most homes have none; then the config module need not load
         from cnbplatform.platform.config import load_config
 
         config = load_config(home)
         insecure.update(config.insecure_registries)
         limits = config.unpack_limits
+        mirrors = config.registry_mirrors
     ca = env.get("CNB_REGISTRY_CA")
     retries = env.get("CNB_REGISTRY_RETRIES", "4")
     return PlatformContext(
@@ -84,4 +88,5 @@ def context_from_env(
         ca_file=Path(ca) if ca else None,
         retries=int(retries) if retries.isdigit() and int(retries) > 0 else 4,
         unpack_limits=limits,
+        mirrors=mirrors,
     )

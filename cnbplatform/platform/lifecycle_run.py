@@ -41,11 +41,11 @@ def run_export(phases: Phases, reporter: Reporter) -> ExportResult:
     analyzed = Analyzed.load(s.analyzed)
     if not analyzed.run_image or not analyzed.run_image.reference:
         raise PhaseError("export", 62, f"read {s.analyzed}", "no run-image reference (run analyze first)")
-    run = phases.open_image(analyzed.run_image.reference)
+    run = phases.input_image(analyzed.run_image.reference)
     assert run is not None
     previous = None
     if analyzed.previous_image and analyzed.previous_image.reference:
-        opened = phases.open_image(analyzed.previous_image.reference, missing_ok=True)
+        opened = phases.input_image(analyzed.previous_image.reference, missing_ok=True)
         previous = opened.image if opened else None
     destinations = [phases.destination(name) for name in (*s.images, *s.tags)]
     uid, gid = phases.export_ids()

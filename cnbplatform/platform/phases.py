@@ -27,9 +27,10 @@ from cnbplatform.lifecycle.common import EXIT_ANALYZE, Reporter
 from cnbplatform.lifecycle.context import Dirs, Execution, SandboxPaths, filter_base_env
 from cnbplatform.lifecycle.detect import DetectInputs, DetectResult, detect
 from cnbplatform.lifecycle.restore import RestoreInputs, restore
-from cnbplatform.oci.address import ImageAddress, parse_address, pinned_address
+from cnbplatform.oci.address import ImageAddress, StoreKind, parse_address, pinned_address
 from cnbplatform.oci.image import Image, as_image, is_index, resolve_platform
 from cnbplatform.oci.layercache import LayerCache
+from cnbplatform.oci.pull import fetch
 from cnbplatform.oci.rootfs_cache import rootfs_for
 from cnbplatform.oci.store import ImageStore
 from cnbplatform.oci.stores import Stores
@@ -46,7 +47,8 @@ if TYPE_CHECKING:
 class OpenedImage:
     address: ImageAddress
     image: Image
-    identifier: str
+    identifier: str  # the reference to record (a valid image reference for the local store and registries)
+    name: str = ""  # the name as given (recorded as the run image's name)
 
 
 class Phases:
@@ -59,8 +61,10 @@ class Phases:
         reporter: Reporter,
         *,
         extra_mounts: tuple[Mount, ...] = (),
+        pull_policy: str = "if-not-present",
     ) -> None:
         self.ctx = ctx
+        self.pull_policy = pull_policy
         self.settings = settings
         self.reporter = reporter
         self.extra_mounts = extra_mounts
@@ -108,7 +112,26 @@ class Phases:
         if is_index(artifact):
             artifact = resolve_platform(artifact, host_os_arch())
         image = as_image(artifact)
-        return OpenedImage(address, image, pinned_address(address, image.descriptor.digest))
+        return OpenedImage(address, image, pinned_address(address, image.descriptor.digest), text)
+
+    def input_image(self, text: str, *, missing_ok: bool = False) -> OpenedImage | None:
+        """An image this command only reads (run image, build image, an explicit previous image), from where its
+        name says (:mod:`cnbplatform.oci.pull`): the local store when it has the name, else its registry (through
+        the mirrors) under the pull policy, copied into the local store unless the output goes to a registry.
+        With ``-daemon`` images come from the Docker engine, as for the Go lifecycle."""
+        if self.settings.daemon and not text.startswith(("oci:", "local:", "docker://", "registry:")):
+            return self.open_image(text, missing_ok=missing_ok)
+        keep = not (self.settings.images and self.output_address().kind is StoreKind.REGISTRY)
+        announce = self.reporter.info
+        # a digest names one content: once it is here, "always" has nothing newer to pull
+        policy = "if-not-present" if "@sha256:" in text and self.pull_policy == "always" else self.pull_policy
+        try:
+            fetched = fetch(self.stores, text, pull_policy=policy, keep=keep, announce=announce)
+        except NotFoundError:
+            if missing_ok:
+                return None
+            raise
+        return OpenedImage(parse_address(fetched.address), fetched.image, fetched.reference, text)
 
     def destination(self, text: str) -> tuple[ImageStore, str | None]:
         return self.stores.open(self.address(text))
@@ -122,7 +145,7 @@ class Phases:
     def export_ids(self) -> tuple[int, int]:
         """Owner of layer and app files in the image: flags/env, else the build image's CNB_USER_ID/GROUP_ID."""
         if self.settings.sandbox == "bwrap" and self.settings.build_image:
-            opened = self.open_image(self.settings.build_image)
+            opened = self.input_image(self.settings.build_image)
             assert opened is not None
             return self.uid_gid(opened.image.config.config.env_dict())
         return self.uid_gid(dict(self.ctx.env))
@@ -147,7 +170,7 @@ class Phases:
         elif s.sandbox == "bwrap":
             if not s.build_image:
                 raise UsageError("--sandbox bwrap needs --build-image (the image buildpacks run in)")
-            opened = self.open_image(s.build_image)
+            opened = self.input_image(s.build_image)
             assert opened is not None
             rootfs = rootfs_for(opened.image, self.ctx.home / "rootfs", limits=self.ctx.unpack_limits)
             image_env = opened.image.config.config.env_dict()
@@ -158,7 +181,7 @@ class Phases:
         else:
             if not s.build_image:
                 raise UsageError("--sandbox docker needs --build-image (the image buildpacks run in)")
-            opened = self.open_image(s.build_image)
+            opened = self.input_image(s.build_image)
             assert opened is not None
             image_env = opened.image.config.config.env_dict()
             self._sandbox = self._docker_sandbox(opened.image)
@@ -208,14 +231,17 @@ class Phases:
         api = self.platform_api()
         s = self.settings
         output = self.output_address()
-        previous = self.open_image(s.previous_image or s.images[0], missing_ok=True)
+        if s.previous_image:
+            previous = self.input_image(s.previous_image, missing_ok=True)
+        else:
+            previous = self.open_image(s.images[0], missing_ok=True)
         run = self._run_image(output)
         return analyze(
             AnalyzeInputs(
                 previous_image=previous.image if previous else None,
                 previous_reference=previous.identifier if previous else "",
                 run_image=run.image,
-                run_image_name=run.address.text,
+                run_image_name=run.name,
                 run_image_reference=run.identifier,
                 layers_dir=s.layers,
                 analyzed_path=s.analyzed,
@@ -228,21 +254,27 @@ class Phases:
     def _run_image(self, output: ImageAddress) -> OpenedImage:
         s = self.settings
         if s.run_image:
-            opened = self.open_image(s.run_image)
+            opened = self.input_image(s.run_image)
             assert opened is not None
             return opened
         config = RunConfig.load(s.run)
         candidates = [(entry.image, tuple(entry.mirrors)) for entry in config.images]
         registry = output.reference.registry if output.reference else ""
 
+        opened_by_name: dict[str, OpenedImage] = {}
+
         def readable(name: str) -> bool:
             try:
-                return self.open_image(name, missing_ok=True) is not None
-            except CnbError:
+                opened = self.input_image(name, missing_ok=True)
+            except CnbError as exc:
+                self.reporter.debug(f"run image {name} is not readable: {exc.message}")
                 return False
+            if opened is not None:
+                opened_by_name[name] = opened
+            return opened is not None
 
         chosen = select_run_image(candidates, registry, readable)
-        opened = self.open_image(chosen)
+        opened = opened_by_name.get(chosen) or self.input_image(chosen)
         if opened is None:
             raise PhaseError("analyze", EXIT_ANALYZE, f"read run image {chosen}", "not found")
         return opened

@@ -9,7 +9,6 @@ SIGKILL after ``STOP_GRACE`` seconds; a second Ctrl-C kills it at once. cnb exit
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import sys
 import threading
@@ -41,9 +40,9 @@ class RunOptions:
 
 
 def host_os_arch() -> Platform:
-    machine = os.uname().machine.lower()
-    arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
-    return Platform("linux", arch)
+    from cnbplatform.oci.pull import host_platform
+
+    return host_platform()
 
 
 def resolve_user(user: str, rootfs: Path) -> tuple[int, int]:
