@@ -117,7 +117,13 @@ def fetch(
     if pull_policy == "never":
         where = "a registry" if explicit else "the local store"
         raise NotFoundError(f"image {text} is not in {where} and --pull-policy is never")
-    remote, top, origin = _remote(stores, address.reference, platform, text)
+    try:
+        remote, top, origin = _remote(stores, address.reference, platform, text)
+    except CnbError as exc:
+        if explicit or pull_policy == "always" or isinstance(exc, NotFoundError):
+            raise
+        # not here, and its registry could not say: what the user needs to hear is both
+        raise NotFoundError(f"image {text} is not in the local store, and {exc.message}") from exc
     if not keep:
         digest = remote.descriptor.digest
         return Fetched(remote, f"docker://{origin.name}@{digest}",
