@@ -191,6 +191,9 @@ def copy_command(*, source: str, destination: str, platform: str | None, insecur
         )
 
 
+LOG_LEVELS = ("debug", "info", "warn", "error")
+
+
 def phase_command(
     phase: str,
     flags: Mapping[str, object],
@@ -203,6 +206,9 @@ def phase_command(
     from cnbplatform.platform.lifecycle_run import run_phase
 
     ctx = context_from_env(insecure_registries=insecure_registry)
-    log_level = flags.get("log_level")
-    with reporter_for(log_level if isinstance(log_level, str) else None) as reporter:
+    flag = flags.get("log_level")
+    log_level = (flag if isinstance(flag, str) and flag else ctx.env.get("CNB_LOG_LEVEL", "")).strip().lower()
+    if log_level and log_level not in LOG_LEVELS:
+        raise UsageError(f"--log-level / CNB_LOG_LEVEL: expected one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+    with reporter_for(log_level or None) as reporter:
         return run_phase(ctx, phase, dict(flags), tuple(images or ()), tuple(tag), reporter)

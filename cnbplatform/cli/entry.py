@@ -94,7 +94,8 @@ COPY: tuple[Positionals, Options] = (
 _PHASE_PATHS = (
     ("platform_api", "--platform-api"), ("layers", "--layers"), ("app_dir", "--app"), ("platform", "--platform"),
     ("buildpacks", "--buildpacks"), ("build_config", "--build-config"), ("analyzed", "--analyzed"),
-    ("group", "--group"), ("plan", "--plan"), ("order", "--order"), ("run", "--run"), ("system", "--system"),
+    ("group", "--group"), ("plan", "--plan"), ("order", "--order"), ("run", "--run"), ("stack", "--stack"),
+    ("system", "--system"),
     ("report", "--report"), ("project_metadata", "--project-metadata"), ("cache_dir", "--cache-dir"),
     ("cache_image", "--cache-image"), ("previous_image", "--previous-image"), ("run_image", "--run-image"),
 )  # fmt: skip

@@ -38,6 +38,7 @@ def _make(phase: str):  # type: ignore[no-untyped-def]
         plan: str | None = typer.Option(None, "--plan", help="CNB_PLAN_PATH"),
         order: str | None = typer.Option(None, "--order", help="CNB_ORDER_PATH"),
         run: str | None = typer.Option(None, "--run", help="CNB_RUN_PATH (default /cnb/run.toml)"),
+        stack: str | None = typer.Option(None, "--stack", help="CNB_STACK_PATH (Platform API < 0.12: /cnb/stack.toml)"),
         system: str | None = typer.Option(None, "--system", help="CNB_SYSTEM_PATH"),
         report: str | None = typer.Option(None, "--report", help="CNB_REPORT_PATH"),
         project_metadata: str | None = typer.Option(None, "--project-metadata", help="CNB_PROJECT_METADATA_PATH"),
@@ -66,7 +67,7 @@ def _make(phase: str):  # type: ignore[no-untyped-def]
         flags = {
             "platform_api": platform_api, "layers": layers, "app": app_dir, "platform": platform,
             "buildpacks": buildpacks, "build_config": build_config, "analyzed": analyzed, "group": group,
-            "plan": plan, "order": order, "run": run, "system": system, "report": report,
+            "plan": plan, "order": order, "run": run, "stack": stack, "system": system, "report": report,
             "project_metadata": project_metadata, "cache_dir": cache_dir, "cache_image": cache_image,
             "previous_image": previous_image, "run_image": run_image, "uid": uid, "gid": gid,
             "skip_layers": skip_layers, "skip_restore": skip_restore, "process_type": process_type,

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from cnbplatform.files.apis import LATEST_PLATFORM_API
 from cnbplatform.files.common import Table
 from cnbplatform.files.layers_metadata import BuildpackLayers
 from cnbplatform.files.lifecycle_label import (
@@ -45,7 +46,7 @@ from cnbplatform.files.lifecycle_label import (
     sha_json,
     tolerant,
 )
-from cnbplatform.files.metadata import BuildMetadata, BuildpackRef, ProcessEntry
+from cnbplatform.files.metadata import BuildMetadata, BuildpackRef, ProcessEntry, command_as_string, keeps_bom
 from cnbplatform.files.project_metadata import ProjectMetadata, ProjectSource
 
 __all__ = [
@@ -106,30 +107,46 @@ def _buildpack_json(ref: BuildpackRef) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class BuildMetadataLabel:
-    """The ``io.buildpacks.build.metadata`` label (§6.5). Labels and slices are not part of it."""
+    """The ``io.buildpacks.build.metadata`` label (§6.5). Labels and slices are not part of it.
+
+    Written as *platform_api* says (empty: the latest): below 0.10 a process ``command`` is one string (the rest
+    of the command leads ``args``); below 0.9 the deprecated ``bom`` key is present, ``null`` when no buildpack
+    wrote a launch BOM, as the Go lifecycle writes it
+    (https://github.com/buildpacks/spec/blob/platform/v0.8/platform.md#iobuildpacksbuildmetadata-json).
+    """
 
     processes: tuple[ProcessEntry, ...] = ()
     buildpacks: tuple[BuildpackRef, ...] = ()
     extensions: tuple[BuildpackRef, ...] = ()
     launcher: LauncherInfo = field(default_factory=LauncherInfo)
     default_process_type: str = ""
+    bom: tuple[dict[str, Any], ...] = ()
+    platform_api: str = ""
 
     @classmethod
-    def from_build_metadata(cls, metadata: BuildMetadata, launcher: LauncherInfo) -> BuildMetadataLabel:
+    def from_build_metadata(
+        cls, metadata: BuildMetadata, launcher: LauncherInfo, platform_api: str = ""
+    ) -> BuildMetadataLabel:
         return cls(
             processes=metadata.sorted().processes,
             buildpacks=metadata.buildpacks,
             extensions=metadata.extensions,
             launcher=launcher,
             default_process_type=metadata.default_process_type,
+            bom=metadata.bom,
+            platform_api=platform_api,
         )
 
     def to_json_dict(self) -> dict[str, Any]:
+        api = self.platform_api or LATEST_PLATFORM_API
+        as_string = command_as_string(api)
         out: dict[str, Any] = {
-            "processes": [p.to_dict(buildpack_id_key="buildpackID") for p in self.processes],
+            "processes": [p.to_dict(buildpack_id_key="buildpackID", command_string=as_string) for p in self.processes],
             "buildpacks": [_buildpack_json(b) for b in self.buildpacks],
             "launcher": self.launcher.to_json_dict(),
         }
+        if keeps_bom(api):
+            out["bom"] = [dict(entry) for entry in self.bom] if self.bom else None
         if self.extensions:
             out["extensions"] = [_buildpack_json(e) for e in self.extensions]
         if self.default_process_type:
@@ -149,6 +166,7 @@ class BuildMetadataLabel:
             extensions=tuple(BuildpackRef.from_table(t) for t in table.tables("extensions")),
             launcher=LauncherInfo.from_table(table.table("launcher")),
             default_process_type=table.get_str("buildpack-default-process-type"),
+            bom=tuple(dict(t.data) for t in table.tables("bom")) if isinstance(table.data.get("bom"), list) else (),
         )
 
     @classmethod

@@ -14,6 +14,7 @@ Deprecated ``[[bom]]`` entries are read (a top-level ``version`` in one is an er
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,14 @@ class BomEntry:
         if self.metadata:
             out["metadata"] = dict(self.metadata)
         return out
+
+
+def bom_json(entries: Iterable[tuple[str, str, BomEntry]]) -> list[dict[str, Any]]:
+    """Deprecated BOM entries as the Go lifecycle writes them: ``name``, ``metadata``, ``buildpack`` (id, version)."""
+    return [
+        {"name": e.name, "metadata": dict(e.metadata), "buildpack": {"id": bp_id, "version": bp_version}}
+        for bp_id, bp_version, e in entries
+    ]
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,11 @@ buildpack-default-process-type = "web"     # omitted if none
 [[slices]]       paths
 ```
 
-Written as Platform API ≥ 0.10 does: ``command`` is an array; processes are sorted by type; ``default`` is never
-written (the default lives in ``buildpack-default-process-type``). Reading also accepts a ``command`` string
-(files written for Platform < 0.10).
+Written as the Platform API of the build says (https://github.com/buildpacks/spec/blob/platform/v0.9/platform.md
+and later): ``command`` is an array from 0.10 on and one string before (the builder has moved the rest of the
+command to the front of ``args``); the deprecated ``[[bom]]`` (launch BOM of Buildpack API < 0.7 buildpacks,
+each entry tagged with its buildpack) is kept below 0.9 only. Processes are sorted by type; ``default`` is never
+written (the default lives in ``buildpack-default-process-type``). Reading accepts both ``command`` forms.
 """
 
 from __future__ import annotations
@@ -20,8 +22,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from cnbplatform.files.apis import LATEST_PLATFORM_API, ApiVersion
 from cnbplatform.files.common import Table, parse_toml, read_toml, write_toml
 from cnbplatform.files.launch import Label, Process, Slice
+
+
+def command_as_string(platform_api: str | ApiVersion) -> bool:
+    """Platform API < 0.10 writes a process ``command`` as one string, later ones as an array."""
+    return ApiVersion.parse(platform_api).less_than("0.10")
+
+
+def keeps_bom(platform_api: str | ApiVersion) -> bool:
+    """Platform API < 0.9 keeps the deprecated ``bom`` in metadata.toml and the build metadata label."""
+    return ApiVersion.parse(platform_api).less_than("0.9")
 
 
 @dataclass(frozen=True)
@@ -97,11 +110,16 @@ class ProcessEntry:
             exec_env=tuple(table.str_list("exec-env")),
         )
 
-    def to_dict(self, *, buildpack_id_key: str = "buildpack-id") -> dict[str, Any]:
+    def to_dict(self, *, buildpack_id_key: str = "buildpack-id", command_string: bool = False) -> dict[str, Any]:
+        """With *command_string* (Platform API < 0.10) ``command`` is its first entry and the others lead ``args``."""
+        command: Any = list(self.command)
+        args = list(self.args)
+        if command_string:
+            command, args = (self.command[0] if self.command else ""), [*self.command[1:], *self.args]
         out: dict[str, Any] = {
             "type": self.type,
-            "command": list(self.command),
-            "args": list(self.args),
+            "command": command,
+            "args": args,
             "direct": self.direct,
             buildpack_id_key: self.buildpack_id,
         }
@@ -122,6 +140,7 @@ class BuildMetadata:
     processes: tuple[ProcessEntry, ...] = ()
     slices: tuple[Slice, ...] = ()
     default_process_type: str = ""
+    bom: tuple[dict[str, Any], ...] = ()
 
     def process(self, process_type: str) -> ProcessEntry | None:
         return next((p for p in self.processes if p.type == process_type), None)
@@ -139,6 +158,7 @@ class BuildMetadata:
             processes=tuple(ProcessEntry.from_table(t) for t in table.tables("processes")),
             slices=tuple(Slice.from_table(t) for t in table.tables("slices")),
             default_process_type=table.get_str("buildpack-default-process-type"),
+            bom=tuple(dict(t.data) for t in table.tables("bom")),
         )
 
     @classmethod
@@ -153,17 +173,21 @@ class BuildMetadata:
     def load(cls, path: Path) -> BuildMetadata:
         return cls.from_table(read_toml(path))
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, platform_api: str | ApiVersion = LATEST_PLATFORM_API) -> dict[str, Any]:
+        """The file as *platform_api* writes it (module docstring)."""
         out: dict[str, Any] = {}
+        if self.bom and keeps_bom(platform_api):
+            out["bom"] = [dict(entry) for entry in self.bom]
         if self.default_process_type:
             out["buildpack-default-process-type"] = self.default_process_type
         out["buildpacks"] = [b.to_dict() for b in self.buildpacks]
         if self.extensions:
             out["extensions"] = [e.to_dict() for e in self.extensions]
         out["labels"] = [label.to_dict() for label in self.labels]
-        out["processes"] = [p.to_dict() for p in self.sorted().processes]
+        as_string = command_as_string(platform_api)
+        out["processes"] = [p.to_dict(command_string=as_string) for p in self.sorted().processes]
         out["slices"] = [s.to_dict() for s in self.slices]
         return out
 
-    def dump(self, path: Path) -> None:
-        write_toml(path, self.to_dict())
+    def dump(self, path: Path, platform_api: str | ApiVersion = LATEST_PLATFORM_API) -> None:
+        write_toml(path, self.to_dict(platform_api))

@@ -188,7 +188,8 @@ class Plan:
         return cls.from_table(read_toml(path))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"entries": [e.to_dict() for e in self.entries]}
+        """No entries is an empty document (an empty file), as the Go lifecycle writes plan.toml then."""
+        return {"entries": [e.to_dict() for e in self.entries]} if self.entries else {}
 
     def dump(self, path: Path) -> None:
         write_toml(path, self.to_dict())

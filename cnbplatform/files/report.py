@@ -8,7 +8,9 @@ manifest-size = 1234     # registry export
 image-id = "sha256:…"    # daemon export
 ```
 
-The Platform < 0.9 ``[build] bom`` table of report.toml is not written, and ignored when read.
+Below Platform API 0.9 the exporter also writes ``[[build.bom]]``: the deprecated build BOM entries of the
+buildpacks' ``build.toml`` files, each tagged with its buildpack
+(https://github.com/buildpacks/spec/blob/platform/v0.8/platform.md#reporttoml-toml). It is ignored when read.
 
 ``project-metadata.toml`` is in ``project_metadata.py``; its types are still importable from here, loaded on
 first use (the rebaser writes report.toml and has no use for them).
@@ -37,6 +39,7 @@ class Report:
     digest: str = ""
     manifest_size: int = 0
     image_id: str = ""
+    build_bom: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def from_table(cls, table: Table) -> Report:
@@ -64,7 +67,10 @@ class Report:
             image["digest"] = self.digest
         if self.manifest_size:
             image["manifest-size"] = self.manifest_size
-        return {"image": image}
+        out: dict[str, Any] = {"image": image}
+        if self.build_bom:
+            out["build"] = {"bom": [dict(entry) for entry in self.build_bom]}
+        return out
 
     def dump(self, path: Path) -> None:
         write_toml(path, self.to_dict())

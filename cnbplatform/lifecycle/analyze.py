@@ -4,9 +4,12 @@ The platform resolves and opens the images (registry, layout or daemon) and pass
 
 * decodes the previous image's ``io.buildpacks.lifecycle.metadata`` label into ``[metadata]`` (a missing or
   undecodable label is empty metadata) and records its identifier in ``[image] reference`` (``""`` if none);
-* records the run image's identifier, its name as selected, and ``[run-image.target]`` from its config (os,
-  arch, variant) and labels (``io.buildpacks.base.distro.name/version``, ``io.buildpacks.base.id``); a run
-  image without an OS is an error;
+* records the run image's identifier and, from Platform API 0.12 on, its name as selected and
+  ``[run-image.target]`` from its config (os, arch, variant) and labels (``io.buildpacks.base.distro.name/version``,
+  ``io.buildpacks.base.id``); a run image without an OS is then an error, and one without distro labels gets
+  its distro from its own ``os-release`` (https://github.com/buildpacks/spec/blob/main/platform.md#analyzedtoml-toml:
+  "if target distribution data is missing, it will be inferred from /etc/os-release"). Below 0.12
+  ``[run-image]`` holds only ``reference``, as the spec of those versions and the Go lifecycle write it;
 * unless skip-layers (Platform ≥ 0.8), extracts the previous image's SBOM layer (``sbom.sha``), whose entries
   are ``<layers mount>/sbom/…``, into the host layers directory so ``<layers>/sbom/launch/…`` is back for the
   restorer (§7.3 step 5); a previous image that lacks that layer, or whose layer is corrupt, fails the phase
@@ -85,18 +88,32 @@ def previous_metadata(image: Image | None, reporter: Reporter) -> LayersMetadata
         return LayersMetadata()
 
 
-def run_image_target(image: Image) -> TargetInfo:
-    """``[run-image.target]`` from the run image's config and ``io.buildpacks.base.*`` labels (§2.1 step 5)."""
+def run_image_target(image: Image, reporter: Reporter | None = None) -> TargetInfo:
+    """``[run-image.target]`` from the run image's config and ``io.buildpacks.base.*`` labels (§2.1 step 5); a
+    Linux image without distro labels gets ``ID``/``VERSION_ID`` of its own ``os-release``."""
     config = _config(image, "run image")
     if not config.os:
         raise _fail("read run image target", "the run image config has no os")
     labels = config.labels
+    name = labels.get(BASE_DISTRO_NAME_LABEL, "")
+    version = labels.get(BASE_DISTRO_VERSION_LABEL, "")
+    if config.os == "linux" and BASE_DISTRO_NAME_LABEL not in labels and BASE_DISTRO_VERSION_LABEL not in labels:
+        from cnbplatform.sbom.ospkgs import scan_distro  # only for images without distro labels
+
+        try:
+            distro = scan_distro(image)
+        except CnbError as exc:
+            raise _fail("read the run image's os-release", exc.message) from exc
+        if distro is not None:
+            name, version = distro.id, distro.version_id
+            if reporter is not None:
+                reporter.debug(f"run image distro from its os-release: {name} {version}".rstrip())
     return TargetInfo(
         os=config.os,
         arch=config.architecture,
         arch_variant=config.variant or "",
-        distro_name=labels.get(BASE_DISTRO_NAME_LABEL, ""),
-        distro_version=labels.get(BASE_DISTRO_VERSION_LABEL, ""),
+        distro_name=name,
+        distro_version=version,
         id=labels.get(BASE_ID_LABEL, ""),
     )
 
@@ -120,16 +137,21 @@ def restore_sbom_layer(image: Image, sha: str, inputs: AnalyzeInputs, reporter: 
 def analyze(inputs: AnalyzeInputs, reporter: Reporter) -> Analyzed:
     """Run the analyze phase (module docstring): write and return analyzed.toml."""
     metadata = previous_metadata(inputs.previous_image, reporter)
-    analyzed = Analyzed(
-        previous_image=ImageIdentifier(inputs.previous_reference if inputs.previous_image is not None else ""),
-        run_image=RunImageInfo(
+    api = ApiVersion.parse(inputs.platform_api)
+    if api.at_least("0.12"):
+        run_image = RunImageInfo(
             reference=inputs.run_image_reference,
             image=inputs.run_image_name,
-            target=run_image_target(inputs.run_image),
-        ),
+            target=run_image_target(inputs.run_image, reporter),
+        )
+    else:
+        run_image = RunImageInfo(reference=inputs.run_image_reference)
+    analyzed = Analyzed(
+        previous_image=ImageIdentifier(inputs.previous_reference if inputs.previous_image is not None else ""),
+        run_image=run_image,
         metadata=metadata,
     )
-    sbom_wanted = not inputs.skip_layers and ApiVersion.parse(inputs.platform_api).at_least("0.8")
+    sbom_wanted = not inputs.skip_layers and api.at_least("0.8")
     if inputs.previous_image is not None and metadata.sbom and sbom_wanted:
         restore_sbom_layer(inputs.previous_image, metadata.sbom, inputs, reporter)
     try:

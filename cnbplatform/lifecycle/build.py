@@ -59,7 +59,13 @@ from cnbplatform.lifecycle.build_sbom import (
     find_sbom_files,
     write_legacy_bom,
 )
-from cnbplatform.lifecycle.common import EXIT_BUILDPACK_API, EXIT_BUILDPACK_BUILD, EXIT_PLATFORM_API, Reporter
+from cnbplatform.lifecycle.common import (
+    EXIT_BUILDPACK_API,
+    EXIT_BUILDPACK_BUILD,
+    EXIT_PLATFORM_API,
+    Reporter,
+    check_group_apis,
+)
 from cnbplatform.lifecycle.context import Execution
 from cnbplatform.sandbox import Mount
 
@@ -138,6 +144,7 @@ def build(inputs: BuildInputs, reporter: Reporter) -> BuildResult:
     """Run the build phase (§3.10) and write ``<layers>/config/metadata.toml``."""
     layers_dir = inputs.execution.dirs.layers
     platform_api = _platform_api(inputs.platform_api)
+    check_group_apis(inputs.group, PHASE)
     descriptors = [_descriptor(inputs.execution, member) for member in inputs.group.group]
     clear_sbom_dir(layers_dir)
     metadata_path = layers_dir / "config" / "metadata.toml"
@@ -163,7 +170,7 @@ def build(inputs: BuildInputs, reporter: Reporter) -> BuildResult:
     )
     try:
         _replace_symlink_dir(metadata_path.parent)
-        metadata.dump(metadata_path)
+        metadata.dump(metadata_path, platform_api)
     except (OSError, CnbError) as exc:
         raise phase_error("write metadata.toml", f"{metadata_path}: {exc}") from exc
     return BuildResult(metadata, metadata_path, tuple(builder.outcomes), tuple(sbom_paths))

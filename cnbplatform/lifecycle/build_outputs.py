@@ -21,7 +21,7 @@ from pathlib import Path
 from cnbplatform.errors import CnbError
 from cnbplatform.files.apis import ApiVersion
 from cnbplatform.files.build_toml import BuildToml
-from cnbplatform.files.launch import BomEntry, Label, LaunchToml, Process, Slice
+from cnbplatform.files.launch import BomEntry, Label, LaunchToml, Process, Slice, bom_json
 from cnbplatform.files.metadata import BuildMetadata, BuildpackRef, ProcessEntry
 from cnbplatform.files.plan import BuildpackPlan
 from cnbplatform.lifecycle.build_layers import checked_file, phase_error
@@ -137,4 +137,5 @@ class Collected:
             processes=self.processes.entries(platform_api),
             slices=tuple(self.slices),
             default_process_type=self.processes.default_type,
+            bom=tuple(bom_json(self.launch_bom)) if platform_api.less_than("0.9") else (),
         )

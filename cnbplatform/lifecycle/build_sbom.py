@@ -30,11 +30,11 @@ import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from cnbplatform.errors import CnbError
 from cnbplatform.files.buildpack_toml import escape_id
-from cnbplatform.files.launch import BomEntry
+from cnbplatform.files.launch import BomEntry, bom_json
 from cnbplatform.files.layer_toml import LayerTypes
 from cnbplatform.files.untrusted import check_name
 from cnbplatform.lifecycle.build_layers import checked_file, phase_error, remove_path
@@ -158,13 +158,6 @@ def copy_sbom_files(layers_dir: Path, files: Iterable[SbomFile]) -> list[Path]:
     return out
 
 
-def _bom_json(entries: Iterable[tuple[str, str, BomEntry]]) -> list[dict[str, Any]]:
-    return [
-        {"name": e.name, "metadata": dict(e.metadata), "buildpack": {"id": bp_id, "version": bp_version}}
-        for bp_id, bp_version, e in entries
-    ]
-
-
 def write_legacy_bom(
     layers_dir: Path, launch: Iterable[tuple[str, str, BomEntry]], build: Iterable[tuple[str, str, BomEntry]]
 ) -> None:
@@ -173,6 +166,6 @@ def write_legacy_bom(
         path = layers_dir / "sbom" / kind / "sbom.legacy.json"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(_bom_json(entries), sort_keys=True, default=str) + "\n", encoding="utf-8")
+            path.write_text(json.dumps(bom_json(entries), sort_keys=True, default=str) + "\n", encoding="utf-8")
         except (OSError, ValueError) as exc:
             raise phase_error("write the legacy BOM", f"{path}: {exc}") from exc

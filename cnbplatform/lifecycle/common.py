@@ -6,7 +6,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+from cnbplatform.errors import PhaseError
+from cnbplatform.files.apis import UnsupportedApiError, check_buildpack_api
+
+if TYPE_CHECKING:
+    from cnbplatform.files.group import GroupFile
 
 T = TypeVar("T")
 
@@ -23,6 +29,16 @@ EXIT_BUILD_OTHER = 52
 EXIT_EXPORT = 62
 EXIT_REBASE = 72
 EXIT_LAUNCH = 82
+
+
+def check_group_apis(group: GroupFile, phase: str) -> None:
+    """Every buildpack of group.toml names a supported Buildpack API, or exit 12, as the Go lifecycle's restorer,
+    builder and exporter check before anything else (a malformed ``api`` included)."""
+    for member in group.group:
+        try:
+            check_buildpack_api(member.api, f"buildpack {member} in group.toml")
+        except UnsupportedApiError as exc:
+            raise PhaseError(phase, EXIT_BUILDPACK_API, "check the Buildpack APIs of the group", exc.message) from exc
 
 
 class Reporter(Protocol):

@@ -97,12 +97,29 @@ def detect(inputs: DetectInputs, reporter: Reporter) -> DetectResult:
     groups = inputs.order.groups
     if inputs.system is not None and not inputs.system.is_empty:
         if platform_api.at_least("0.15"):
-            groups = tuple(inputs.system.apply_to_group(g) for g in groups)
+            groups = _with_system_buildpacks(inputs.system, groups, reporter)
         else:
             reporter.debug(f"system buildpacks ignored: Platform API {platform_api} < 0.15")
     dirs = inputs.execution.dirs
     modules = load_modules(groups, dirs.buildpacks, extensions_dir=dirs.extensions)
     return _Detection(inputs, reporter, platform_api, modules).run(groups)
+
+
+def _with_system_buildpacks(
+    system: SystemConfig, groups: tuple[OrderGroup, ...], reporter: Reporter
+) -> tuple[OrderGroup, ...]:
+    """Every group with system.toml's buildpacks around it (§4.1), logged at debug level as the Go lifecycle does."""
+    out = []
+    for number, group in enumerate(groups, start=1):
+        present = {entry.id for entry in group}
+        pre = sum(entry.id not in present for entry in system.pre)
+        post = sum(entry.id not in present for entry in system.post)
+        if pre:
+            reporter.debug(f"Prepending {pre} system buildpack(s) to group {number}")
+        if post:
+            reporter.debug(f"Appending {post} system buildpack(s) to group {number}")
+        out.append(system.apply_to_group(group))
+    return tuple(out)
 
 
 def _platform_api(value: str) -> ApiVersion:
@@ -220,7 +237,7 @@ class _Detection:
             return self._group_failed(label, "; ".join(failed))
         if not passed:
             return self._group_failed(label, "no buildpack passed detection")
-        resolved = resolve_plan(passed)
+        resolved = resolve_plan(passed, lambda line: self.log.append((False, line)))
         if not isinstance(resolved, Resolution):
             tries = f" ({resolved.trials} trials)" if resolved.trials > 1 else ""
             return self._group_failed(label, f"no build plan resolved{tries}: {resolved.reason}")

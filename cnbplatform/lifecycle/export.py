@@ -28,16 +28,20 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cnbplatform.errors import CnbError, PhaseError
 from cnbplatform.files.analyzed import Analyzed
 from cnbplatform.files.apis import ApiVersion
+from cnbplatform.files.build_toml import BuildToml
+from cnbplatform.files.buildpack_toml import escape_id
 from cnbplatform.files.group import GroupFile
+from cnbplatform.files.launch import BomEntry, bom_json
 from cnbplatform.files.metadata import BuildMetadata
 from cnbplatform.files.report import ProjectMetadata, Report
 from cnbplatform.files.run_toml import RunConfig
 from cnbplatform.lifecycle.cache import Cache
-from cnbplatform.lifecycle.common import Reporter, run_concurrently
+from cnbplatform.lifecycle.common import Reporter, check_group_apis, run_concurrently
 from cnbplatform.lifecycle.export_cache import CacheOutcome, export_cache
 from cnbplatform.lifecycle.export_image import ExportedLayer, ImagePlan, LayerJob, plan_image
 from cnbplatform.lifecycle.export_layers import export_error, optional_dir, real_dir
@@ -155,6 +159,7 @@ class _Exporter:
             raise export_error("export the image", "no destination tag given")
         with _doing("read the platform API version"):
             ApiVersion.parse(inputs.platform_api)
+        check_group_apis(inputs.group, "export")
         if not real_dir(inputs.layers_dir) or not real_dir(inputs.app_dir):
             raise export_error("read the layers and app dirs", f"{inputs.layers_dir} and {inputs.app_dir} must be dirs")
         if optional_dir(inputs.layers_dir / "config", "the launcher config dir") is None:
@@ -278,6 +283,19 @@ class _Exporter:
 
     # -- report.toml ------------------------------------------------------------------------------------
 
+    def _build_bom(self) -> tuple[dict[str, Any], ...]:
+        """Platform API < 0.9: the ``[[bom]]`` entries of every buildpack's build.toml, for ``[build] bom``."""
+        inputs = self.inputs
+        if ApiVersion.parse(inputs.platform_api).at_least("0.9"):
+            return ()
+        entries: list[tuple[str, str, BomEntry]] = []
+        for member in inputs.group.group:
+            path = inputs.layers_dir / escape_id(member.id) / "build.toml"
+            with _doing(f"read {path}"):
+                if path.is_file():
+                    entries.extend((member.id, member.version, e) for e in BuildToml.load(path).bom)
+        return tuple(bom_json(entries))
+
     def _report(self, descriptor: Descriptor, raw_manifest: bytes, config_digest: str) -> Report:
         inputs = self.inputs
         tags = tuple(inputs.report_tags or [tag_name(store, ref) for store, ref in inputs.destinations])
@@ -288,6 +306,7 @@ class _Exporter:
             digest=descriptor.digest if registry else "",
             manifest_size=len(raw_manifest) if registry else 0,
             image_id=config_digest if daemon else "",
+            build_bom=self._build_bom(),
         )
         if inputs.report_path is not None:
             with _doing(f"write {inputs.report_path}"):

@@ -197,7 +197,7 @@ def image_labels(
         reporter.debug(f"Adding label '{label.key}'")
         labels[label.key] = label.value
     labels[LIFECYCLE_METADATA_LABEL] = lifecycle.to_json()
-    labels[BUILD_METADATA_LABEL] = BuildMetadataLabel.from_build_metadata(metadata, launcher).to_json()
+    labels[BUILD_METADATA_LABEL] = BuildMetadataLabel.from_build_metadata(metadata, launcher, platform_api).to_json()
     project_label = ProjectMetadataLabel.from_project_metadata(project or ProjectMetadata())
     labels[PROJECT_METADATA_LABEL] = project_label.to_json()
     if ApiVersion.parse(platform_api).at_least("0.15"):

@@ -136,6 +136,12 @@ class ImagePlan:
             if slot.layer is not None:
                 entry = LayerEntry.from_layer_toml(slot.layer.toml, layer.diff_id)
                 entries.setdefault(slot.layer.buildpack.id, {})[slot.layer.name] = entry
+        app = [(slot, layer) for slot, layer in zip(self.slots, exported, strict=True) if slot.kind == "app"]
+        reused_app = sum(layer.reused for _, layer in app)
+        if reused_app:
+            say.info(f"Reused {reused_app}/{len(app)} app layer(s)")
+        if len(app) - reused_app:
+            say.info(f"Added {len(app) - reused_app}/{len(app)} app layer(s)")
         label = self._lifecycle_metadata(shas, entries)
         base = inputs.run_image
         image = append_layers(base, layers, history)
@@ -173,11 +179,12 @@ class ImagePlan:
         inputs = self.inputs
         run_ref = cfg.run_image_for_export(inputs.run_config, inputs.analyzed, self.metadata)
         diff_ids = inputs.run_image.config.diff_ids
+        with_name = ApiVersion.parse(inputs.platform_api).at_least("0.12")  # below: only the stack key names it
         run_image = RunImageForRebase(
             top_layer=diff_ids[-1] if diff_ids else "",
             reference=inputs.analyzed.run_image_ref,
-            image=run_ref.image,
-            mirrors=run_ref.mirrors,
+            image=run_ref.image if with_name else "",
+            mirrors=run_ref.mirrors if with_name else (),
         )
         buildpacks = tuple(
             BuildpackLayers(

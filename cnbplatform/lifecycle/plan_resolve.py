@@ -16,7 +16,7 @@ first. Plan entries are in order of the name's first appearance in the walk (LC 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cnbplatform.files.plan import DetectOutput, PlanEntry, PlanProvider, PlanSections, Require
@@ -54,14 +54,19 @@ class Unresolved:
     trials: int
 
 
-def resolve_plan(passed: Sequence[Passed]) -> Resolution | Unresolved:
-    """The first resolving trial of *passed* (CNB-SPEC §4.4), or why none resolves."""
+def resolve_plan(passed: Sequence[Passed], log: Callable[[str], None] | None = None) -> Resolution | Unresolved:
+    """The first resolving trial of *passed* (CNB-SPEC §4.4), or why none resolves.
+
+    *log* receives the Go lifecycle's debug lines: ``Resolving plan... (try #N)``, then per culprit
+    ``skip:``/``fail: <bp> requires <name>`` or ``... provides unused <name>``."""
+    say = log or (lambda _message: None)
     choices = [_options(p) for p in passed]
     first_reason = ""
     count = 0
     for trial in itertools.product(*choices):
         count += 1
-        outcome = _resolve_trial(list(trial))
+        say(f"Resolving plan... (try #{count})")
+        outcome = _resolve_trial(list(trial), say)
         if isinstance(outcome, Resolution):
             return outcome
         first_reason = first_reason or outcome
@@ -98,24 +103,40 @@ def _walk(trial: Sequence[_Option]) -> dict[str, _Entry]:
     return deps
 
 
-def _resolve_trial(trial: list[_Option]) -> Resolution | str:
+def _resolve_trial(trial: list[_Option], say: Callable[[str], None]) -> Resolution | str:
     """A Resolution, or the reason the trial fails."""
     while True:
         deps = _walk(trial)
-        culprits: dict[Element, str] = {}
+        culprits: dict[Element, tuple[str, str]] = {}  # element -> (log line, reason)
         for name, entry in deps.items():
             for element in entry.unmet:
-                culprits.setdefault(element, f"{element} requires {name!r}, which no buildpack before it provides")
+                culprits.setdefault(
+                    element,
+                    (
+                        f"{element} requires {name}",
+                        f"{element} requires {name!r}, which no buildpack before it provides",
+                    ),
+                )
+        for name, entry in deps.items():
             for element in entry.pending:
-                culprits.setdefault(element, f"{element} provides {name!r}, which no buildpack after it requires")
+                culprits.setdefault(
+                    element,
+                    (
+                        f"{element} provides unused {name}",
+                        f"{element} provides {name!r}, which no buildpack after it requires",
+                    ),
+                )
         if not culprits:
             break
         optional = {o.element for o in trial if o.optional}
-        for element, reason in culprits.items():
+        for element, (line, reason) in culprits.items():
             if element not in optional:
+                say(f"fail: {line}")
                 return reason
+            say(f"skip: {line}")
         trial = [o for o in trial if o.element not in culprits]
     if not trial:
+        say("fail: no viable buildpacks in group")
         return "no buildpack is left in the plan trial"
     entries = tuple(
         PlanEntry(

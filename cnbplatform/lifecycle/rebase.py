@@ -223,8 +223,15 @@ def compatibility_problems(app: Image, new: Image) -> list[tuple[str, str]]:
         problems.append(
             ("target", f"the run image is {have.os}/{have.architecture}, the app is {want.os}/{want.architecture}")
         )
-    elif have.variant and want.variant and have.variant != want.variant:
-        problems.append(("target", f"the run image's variant is {have.variant}, the app's is {want.variant}"))
+    elif (have.variant or "") != (want.variant or ""):
+        # the spec's "variant (if specified)" must match the old run image: one side without a variant is a
+        # difference too (https://github.com/buildpacks/spec/blob/main/platform.md#rebaser)
+        problems.append(
+            (
+                "target",
+                f"the run image's variant is {have.variant or 'none'}, the app's is {want.variant or 'none'}",
+            )
+        )
     new_distro = (new_labels.get(BASE_DISTRO_NAME_LABEL, ""), new_labels.get(BASE_DISTRO_VERSION_LABEL, ""))
     app_distro = (app_labels.get(BASE_DISTRO_NAME_LABEL, ""), app_labels.get(BASE_DISTRO_VERSION_LABEL, ""))
     if any(new_distro) and new_distro != app_distro:

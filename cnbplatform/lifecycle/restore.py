@@ -40,7 +40,7 @@ from cnbplatform.files.group import GroupFile, GroupMember
 from cnbplatform.files.labels import CacheMetadata
 from cnbplatform.files.untrusted import is_name
 from cnbplatform.lifecycle.cache import READ_ERRORS, Cache, extract_layer, remove_path
-from cnbplatform.lifecycle.common import EXIT_RESTORE, Reporter
+from cnbplatform.lifecycle.common import EXIT_RESTORE, Reporter, check_group_apis
 
 _SBOM_FILE = re.compile(r"^sbom\.[A-Za-z0-9]+\.json$")
 
@@ -82,6 +82,7 @@ def _is_dir(path: Path) -> bool:
 
 def restore(inputs: RestoreInputs, reporter: Reporter) -> None:
     """Run the restore phase (module docstring); raises PhaseError (exit 42) on failure."""
+    check_group_apis(inputs.group, "restore")
     _Restorer(inputs, reporter).run()
 
 

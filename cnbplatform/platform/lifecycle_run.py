@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from cnbplatform.errors import PhaseError, UsageError
+from cnbplatform.errors import CnbError, PhaseError, UsageError
 from cnbplatform.files.analyzed import Analyzed
-from cnbplatform.files.apis import check_platform_api
+from cnbplatform.files.apis import ApiVersion, check_platform_api
 from cnbplatform.files.group import GroupFile
+from cnbplatform.files.metadata import BuildMetadata
 from cnbplatform.files.report import ProjectMetadata
-from cnbplatform.files.run_toml import RunConfig
-from cnbplatform.lifecycle.common import Reporter
+from cnbplatform.lifecycle.common import EXIT_LAUNCH, Reporter
 from cnbplatform.lifecycle.export import ExportInputs, ExportResult, export
 from cnbplatform.platform.context import PlatformContext
 from cnbplatform.platform.lifecycle_settings import LifecycleSettings, resolve_settings
@@ -66,9 +67,11 @@ def run_export(phases: Phases, reporter: Reporter) -> ExportResult:
             platform_api=api,
             default_process=s.process_type,
             project_metadata=ProjectMetadata.load(s.project_metadata, missing_ok=True),
-            run_config=RunConfig.load(s.run) if s.run.is_file() else None,
+            run_config=phases.run_config(),
             launcher_file=launcher,
-            source_date_epoch=source_date_epoch(phases.ctx.env, reporter),
+            source_date_epoch=source_date_epoch(phases.ctx.env, reporter)
+            if ApiVersion.parse(api).at_least("0.9")
+            else None,
             cache=phases.cache(),
             exec_env=s.exec_env,
             report_path=s.report,
@@ -143,12 +146,35 @@ def run_rebase_phase(
     run_rebase(ctx, request, reporter)
 
 
-def run_launch(settings: LifecycleSettings, env: Mapping[str, str]) -> int:
+def run_launch(settings: LifecycleSettings, process_type: str | None, env: Mapping[str, str]) -> int:
+    """The launcher as the image's entrypoint runs it: ``--process-type``, else the buildpacks' default process
+    (``/cnb/process/<type>``), else ``/cnb/lifecycle/launcher`` (which needs a command, or exits 82).
+
+    ``CNB_PROCESS_TYPE`` stays in the launcher's environment: like the Go launcher, it warns and ignores it."""
     from cnbplatform.launcher.pyrun import launch
 
-    argv0 = f"/cnb/process/{settings.process_type}" if settings.process_type else "/cnb/lifecycle/launcher"
-    launch_env = {k: v for k, v in env.items() if k not in ("CNB_PROCESS_TYPE",)}
-    return launch([argv0, *settings.images], launch_env, settings.layers, settings.app)
+    if not process_type:
+        path = settings.layers / "config" / "metadata.toml"
+        try:
+            process_type = BuildMetadata.load(path).default_process_type if path.is_file() else ""
+        except CnbError as exc:
+            raise CnbError(f"launch: read {path}: {exc.message}", exit_code=EXIT_LAUNCH) from exc
+    argv0 = f"/cnb/process/{process_type}" if process_type else "/cnb/lifecycle/launcher"
+    return launch([argv0, *settings.images], env, settings.layers, settings.app)
+
+
+def refuse_root(phase: str, settings: LifecycleSettings) -> None:
+    """The Go lifecycle's detector and builder refuse to run as root, since they run buildpacks as themselves
+    (exit 1, after the Platform API check); ``--sandbox host`` runs buildpacks as this process's user too."""
+    check_platform_api(settings.platform_api)
+    if os.getuid() == 0:
+        raise PhaseError(
+            phase,
+            1,
+            "check the user buildpacks run as",
+            "refusing to run as root (--sandbox host runs buildpacks as this user: run it as the CNB user, "
+            "or use --sandbox bwrap)",
+        )
 
 
 def run_phase(
@@ -166,9 +192,12 @@ def run_phase(
         raise PhaseError(phase, 3, "parse arguments", f"{phase} takes no positional arguments, got {len(images)}")
     settings = resolve_settings(flags, ctx.env, images=images, tags=tags)
     if phase == "launch":
-        return run_launch(settings, ctx.env)
+        flag = flags.get("process_type")
+        return run_launch(settings, flag if isinstance(flag, str) else None, ctx.env)
     if phase in ("analyze", "export", "create", "rebase") and not images:
         raise PhaseError(phase, 3, "parse arguments", "an output image is required")
+    if phase in ("detect", "build") and settings.sandbox == "host":
+        refuse_root(phase, settings)
     if phase == "rebase":
         run_rebase_phase(ctx, settings, reporter, bool(flags.get("report") or ctx.env.get("CNB_REPORT_PATH")))
         return 0

@@ -23,6 +23,7 @@ SETTINGS: dict[str, tuple[str | None, str | None]] = {
     "plan": ("CNB_PLAN_PATH", "<layers>/plan.toml"),
     "order": ("CNB_ORDER_PATH", None),  # <layers>/order.toml if it exists, else /cnb/order.toml
     "run": ("CNB_RUN_PATH", "/cnb/run.toml"),
+    "stack": ("CNB_STACK_PATH", "/cnb/stack.toml"),  # Platform API < 0.12 reads it instead of run.toml
     "system": ("CNB_SYSTEM_PATH", "/cnb/system.toml"),
     "report": ("CNB_REPORT_PATH", "<layers>/report.toml"),
     "project_metadata": ("CNB_PROJECT_METADATA_PATH", "<layers>/project-metadata.toml"),
@@ -90,6 +91,7 @@ class LifecycleSettings:
     plan: Path
     order: Path
     run: Path
+    stack: Path
     system: Path
     report: Path
     project_metadata: Path
@@ -153,6 +155,7 @@ def resolve_settings(
         plan=path("plan"),
         order=order_path or Path("/cnb/order.toml"),
         run=path("run"),
+        stack=path("stack"),
         system=path("system"),
         report=path("report"),
         project_metadata=path("project_metadata"),

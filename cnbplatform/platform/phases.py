@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from cnbplatform.errors import CnbError, NotFoundError, PhaseError, UsageError
 from cnbplatform.files.analyzed import Analyzed
-from cnbplatform.files.apis import check_platform_api
+from cnbplatform.files.apis import ApiVersion, check_platform_api
 from cnbplatform.files.group import GroupFile
 from cnbplatform.files.order import Order
 from cnbplatform.files.plan import Plan
@@ -89,6 +89,13 @@ class Phases:
         check_platform_api(self.settings.platform_api)
         assert self.settings.platform_api is not None
         return self.settings.platform_api
+
+    def run_config(self) -> RunConfig | None:
+        """Where run images live: run.toml, or below Platform API 0.12 the legacy stack.toml; None if absent."""
+        s = self.settings
+        if ApiVersion.parse(self.platform_api()).less_than("0.12"):
+            return RunConfig.load_stack(s.stack) if s.stack.is_file() else None
+        return RunConfig.load(s.run) if s.run.is_file() else None
 
     def output_address(self) -> ImageAddress:
         if not self.settings.images:
@@ -257,7 +264,7 @@ class Phases:
             opened = self.input_image(s.run_image)
             assert opened is not None
             return opened
-        config = RunConfig.load(s.run)
+        config = self.run_config() or RunConfig()
         candidates = [(entry.image, tuple(entry.mirrors)) for entry in config.images]
         registry = output.reference.registry if output.reference else ""
 

@@ -178,3 +178,17 @@ def scan_os_packages(image: Image, skip: Sequence[str] | set[str] = ()) -> OsInv
         what = f"layer {index + 1} ({layer.descriptor.digest})"
         state = apply_layer(state, layer_entries(layer, wanted, what=what))
     return inventory_from_state(state)
+
+
+def scan_distro(image: Image) -> Distro | None:
+    """The distribution *image*'s own ``os-release`` names (``/etc/os-release``, else ``/usr/lib/os-release``),
+    reading only those files' contents from its layers."""
+    state: dict[str, _Value] = {}
+    for index, layer in enumerate(image.layers()):
+        what = f"layer {index + 1} ({layer.descriptor.digest})"
+        state = apply_layer(state, layer_entries(layer, OS_RELEASE.__contains__, what=what))
+    for path in OS_RELEASE:
+        data = _resolve(state, path)
+        if data is not None:
+            return parse_os_release(data.decode("utf-8", "replace"))
+    return None

@@ -112,7 +112,7 @@ def test_rebase_updates_layers_metadata_labels_and_saves_every_tag(tmp_path: Pat
 REFUSALS = [
     ("rebasable", {"labels": {"io.buildpacks.rebasable": "false"}}, {}, "io.buildpacks.rebasable=false"),
     ("arch", {}, {"architecture": "arm64"}, "linux/arm64"),
-    ("variant", {}, {"variant": "v7"}, None),  # the app has no variant: any variant matches
+    ("variant", {}, {"variant": "v7"}, "variant is v7, the app's is none"),  # only the new run image has one
     ("distro", {}, {"labels": {**NEW_LABELS, "io.buildpacks.base.distro.name": "ubuntu"}}, "ubuntu"),
     ("distro version", {}, {"labels": {**NEW_LABELS, "io.buildpacks.base.distro.version": "2"}}, "busybox 2"),
 ]
@@ -142,6 +142,12 @@ def test_variant_mismatch_when_both_have_one() -> None:
     app = app_image(base_image(["os-1"], labels=OLD_LABELS, variant="v8", architecture="arm64"))
     problems = compatibility_problems(app, base_image(["x"], variant="v7", architecture="arm64", labels=NEW_LABELS))
     assert [check for check, _ in problems] == ["target"]
+
+
+def test_variant_mismatch_when_only_the_app_has_one() -> None:
+    app = app_image(base_image(["os-1"], labels=OLD_LABELS, variant="v8", architecture="arm64"))
+    problems = compatibility_problems(app, base_image(["x"], variant=None, architecture="arm64", labels=NEW_LABELS))
+    assert problems == [("target", "the run image's variant is none, the app's is v8")]
 
 
 def test_a_run_image_not_recorded_is_refused_and_forced_replaces_the_names() -> None:
