@@ -23,7 +23,7 @@ from cnbplatform.lifecycle.analyze import AnalyzeInputs, analyze, select_run_ima
 from cnbplatform.lifecycle.build import BuildInputs, BuildResult, build
 from cnbplatform.lifecycle.cache import Cache
 from cnbplatform.lifecycle.cache_dir import DirCache
-from cnbplatform.lifecycle.common import EXIT_ANALYZE, Reporter
+from cnbplatform.lifecycle.common import EXIT_ANALYZE, Reporter, check_group_apis
 from cnbplatform.lifecycle.context import Dirs, Execution, SandboxPaths, filter_base_env
 from cnbplatform.lifecycle.detect import DetectInputs, DetectResult, detect
 from cnbplatform.lifecycle.restore import RestoreInputs, restore
@@ -332,11 +332,13 @@ class Phases:
         api = self.platform_api()
         s = self.settings
         analyzed = Analyzed.load(s.analyzed) if s.analyzed.exists() else None
+        group = GroupFile.load(s.group)
+        check_group_apis(group, "build")  # before the sandbox is set up, as the Go builder checks its inputs first
         execution = replace(self.execution(), timeout=s.build_timeout)
         return build(
             BuildInputs(
                 execution=execution,
-                group=GroupFile.load(s.group),
+                group=group,
                 plan=Plan.load(s.plan),
                 analyzed_target=analyzed.run_image.target if analyzed and analyzed.run_image else None,
                 platform_api=api,
