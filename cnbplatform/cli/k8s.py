@@ -86,6 +86,7 @@ def read_facts(ctx: PlatformContext, image: str, *, port: int | None, name: str 
         ref = details.address.reference
         registry = "index.docker.io" if ref.registry == "docker.io" else ref.registry
         pinned = f"{registry}/{ref.repository}@{details.descriptor.digest}"
-    elif not OPTIONS.quiet:
+    facts = app_facts(pinned, details.image.config, port=port, name=name)
+    if details.address.kind is not StoreKind.REGISTRY and not OPTIONS.quiet:
         err_console.styled("warning:", "yellow", f"{image} is not in a registry: a cluster cannot pull it as named")
-    return app_facts(pinned, details.image.config, port=port, name=name)
+    return facts

@@ -63,16 +63,16 @@ def pull_secret_yaml(
     service_account: str | None = None,
 ) -> str:
     """The Secret (and, with *service_account*, the ServiceAccount that uses it) as YAML."""
-    if credential is None:
-        raise UsageError(
-            f"no credentials for {registry}: log in (docker login), configure a credential helper in "
-            "config.json, or set CNB_REGISTRY_AUTH"
-        )
     check_name(name, "--name")
     if namespace is not None:
         check_name(namespace, "--namespace")
     if service_account is not None:
         check_name(service_account, "--service-account")
+    if credential is None:
+        raise UsageError(
+            f"no credentials for {registry}: log in (docker login), configure a credential helper in "
+            "config.json, or set CNB_REGISTRY_AUTH"
+        )
     encoded = base64.b64encode(docker_config_json(registry, credential).encode()).decode("ascii")
     docs = render(
         "pull-secret.yaml.j2",
