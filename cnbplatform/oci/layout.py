@@ -7,6 +7,12 @@ Writes are atomic and safe for concurrent writers (DESIGN.md §3 decision 7):
   SIGKILL at any moment leaves either the old or the new index, never a torn one;
 - writers hold a shared lock for their whole write and garbage collection takes it exclusively, so gc never
   removes a blob that a writer has staged but not indexed yet.
+Writes are durable too, as containerd's content store makes them: every new blob (layers, configs, manifests) is
+flushed to disk, then renamed into ``blobs/`` and that directory flushed, before ``index.json`` is replaced to name
+it, so a power loss leaves an index that names only blobs that are there. The flushes are batched: all blobs of an
+artifact are written first, then flushed one after the other, and the directory once.
+A writer holds an exclusive ``flock`` on its staging dir (``.cnb-tmp/write-*``) while it lives; every write first
+removes the staging dirs whose lock it can take (their writer was killed), so nothing of a killed write stays.
 Several tags live in one layout as ``org.opencontainers.image.ref.name`` annotations.
 """
 
@@ -16,7 +22,7 @@ import contextlib
 import fcntl
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -46,6 +52,7 @@ LAYOUT_VERSION = b'{"imageLayoutVersion":"1.0.0"}'
 _TMP = ".cnb-tmp"
 _INDEX_LOCK = ".cnb-index.lock"
 _GC_LOCK = ".cnb-gc.lock"
+_STAGING_LOCK = ".cnb-staging.lock"
 
 _Staged = list[tuple[str, Path]]
 _Entries = list[dict[str, Any]]
@@ -205,9 +212,12 @@ class LayoutStore:
         self._ensure()
         result = WriteResult(descriptor=artifact.descriptor)
         with self._lock(_GC_LOCK, fcntl.LOCK_SH):
-            staging = _Staging(self.root / _TMP)
+            staging = _Staging(self.root / _TMP, self.root / _STAGING_LOCK)
             try:
+                staging.clean_dead()
                 staged = self._stage(artifact, staging, progress, result)
+                _flush(path for _, path in staged)
+                directories: set[Path] = set()
                 for digest, path in staged:
                     target = self.root / "blobs" / digest.replace(":", "/", 1)
                     try:
@@ -215,8 +225,9 @@ class LayoutStore:
                     except FileNotFoundError:  # a new algorithm's directory (sha512)
                         target.parent.mkdir(parents=True, exist_ok=True)
                         os.replace(path, target)
-                if staged:
-                    fsync_dir(self.root / "blobs" / "sha256")
+                    directories.add(target.parent)
+                for directory in sorted(directories):
+                    fsync_dir(directory)
             finally:
                 staging.remove()
             if ref is not None or not any(d.digest == artifact.descriptor.digest for d in self._entries()):
@@ -224,8 +235,9 @@ class LayoutStore:
         return result
 
     def _stage(self, artifact: Artifact, staging: _Staging, progress: Progress, result: WriteResult) -> _Staged:
-        """Write every blob the layout lacks into *staging*, verified; blobs already present are only counted
-        (their names are their digests, checked when they were written: nothing is read or hashed again)."""
+        """Write every blob the layout lacks into *staging*, verified (not flushed yet: the caller flushes them all
+        at once); blobs already present are only counted (their names are their digests, checked when they were
+        written: nothing is read or hashed again)."""
         staged: _Staged = []
         for item in dedupe(list(walk(artifact))):
             desc = item.descriptor
@@ -244,8 +256,6 @@ class LayoutStore:
                     while chunk := src.read(CHUNK):
                         dst.write(chunk)
                         progress.advance(desc.digest, len(chunk))
-                    dst.flush()
-                    os.fsync(dst.fileno())
                 progress.finish(desc.digest, "written")
             staged.append((desc.digest, path))
             result.written.append(desc.digest)
@@ -318,35 +328,110 @@ def _same_slot(entry: dict[str, Any], ref: str | None, digest: str) -> bool:
 
 class _Staging:
     """A private directory under ``.cnb-tmp`` for one write's blobs, made when the first blob needs it (a write
-    whose blobs are all present, or a rebase that adds only a config and a manifest, costs no more than that)."""
+    whose blobs are all present, or a rebase that adds only a config and a manifest, costs no more than that).
 
-    def __init__(self, parent: Path) -> None:
+    Its writer holds an exclusive ``flock`` on it until the write ends; the dir is made and locked under the
+    layout's staging lock, which cleaners take too, so a cleaner never sees a new dir before its owner locks it."""
+
+    def __init__(self, parent: Path, lock: Path) -> None:
         self.parent = parent
+        self.lock = lock
         self.dir: Path | None = None
+        self._fd: int | None = None
 
     def path(self, name: str) -> Path:
         if self.dir is None:
             self.parent.mkdir(exist_ok=True)
-            while True:
-                candidate = self.parent / f"write-{os.urandom(8).hex()}"
-                try:
-                    candidate.mkdir(mode=0o700)
-                except FileExistsError:
-                    continue
-                self.dir = candidate
-                break
+            with _flock_file(self.lock):
+                while True:
+                    candidate = self.parent / f"write-{os.urandom(8).hex()}"
+                    try:
+                        candidate.mkdir(mode=0o700)
+                    except FileExistsError:
+                        continue
+                    self._fd = _try_lock_dir(candidate)
+                    if self._fd is None:
+                        raise CnbError(f"cannot lock the staging directory {candidate}")
+                    self.dir = candidate
+                    break
         return self.dir / name
+
+    def clean_dead(self) -> None:
+        """Remove the staging dirs of writers that are gone (killed mid-write): those whose lock can be taken."""
+        try:
+            entries = [e.path for e in os.scandir(self.parent) if e.name.startswith("write-")]
+        except FileNotFoundError:
+            return
+        if not entries:
+            return
+        with _flock_file(self.lock):
+            for entry in entries:
+                fd = _try_lock_dir(Path(entry))
+                if fd is not None:
+                    try:
+                        _remove_dir(Path(entry))
+                    finally:
+                        os.close(fd)
 
     def remove(self) -> None:
         """Remove what is left (everything, when the write failed; nothing but the directory, when it worked)."""
         if self.dir is None:
             return
-        with os.scandir(self.dir) as entries:
+        try:
+            _remove_dir(self.dir)
+        finally:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+def _remove_dir(path: Path) -> None:
+    """Remove a staging dir and the blobs in it (it holds files only)."""
+    try:
+        with os.scandir(path) as entries:
             for entry in entries:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(entry.path)
-        with contextlib.suppress(OSError):
-            os.rmdir(self.dir)
+    except FileNotFoundError:
+        return
+    with contextlib.suppress(OSError):
+        os.rmdir(path)
+
+
+@contextlib.contextmanager
+def _flock_file(path: Path) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _try_lock_dir(path: Path) -> int | None:
+    """An fd holding an exclusive ``flock`` on directory *path*, or None when another process holds it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _flush(paths: Iterable[Path]) -> None:
+    """Flush the staged blobs to disk, all in one pass after they were all written (the kernel has been writing
+    them back meanwhile, so most of each ``fsync`` is already done). A linked blob is flushed too: the layer writer
+    does not flush its output, and the layout must not name content that a power loss can take away."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
