@@ -113,6 +113,8 @@ def tool_args(options: Mapping[str, Any], source: Path, *, buildah: bool, epoch:
 def buildah_env(ctx: PlatformContext) -> dict[str, str]:
     """The environment for buildah: the caller's, plus containers.conf and storage.conf when not given."""
     env = dict(ctx.env)
+    if env.get("DOCKER_CONFIG") and not (Path(env["DOCKER_CONFIG"]) / "config.json").is_file():
+        del env["DOCKER_CONFIG"]  # buildah refuses a DOCKER_CONFIG without config.json, even when no auth is needed
     root = ctx.home / "buildah"
     if not env.get("CONTAINERS_CONF"):
         conf = root / "containers.conf"
