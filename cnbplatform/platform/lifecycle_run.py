@@ -96,6 +96,10 @@ def run_phases(
         ("export", lambda: run_export(phases, reporter)),
     )
     result: object = None
+    if phases.settings.skip_layers and ApiVersion.parse(phases.platform_api()).less_than("0.10"):
+        # below Platform API 0.10 the creator's -skip-restore skips the whole restore phase; later versions still
+        # restore store.toml and layer metadata (https://github.com/buildpacks/spec/blob/platform/v0.9/platform.md)
+        steps = tuple(step for step in steps if step[0] != "restore")
     for name, step in steps:
         announce(name, None)
         started = time.perf_counter()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from cnbplatform.errors import CnbError, NotFoundError, PhaseError, UsageError
 from cnbplatform.files.analyzed import Analyzed
-from cnbplatform.files.apis import ApiVersion, check_platform_api
+from cnbplatform.files.apis import LATEST_PLATFORM_API, ApiVersion, check_platform_api
 from cnbplatform.files.group import GroupFile
 from cnbplatform.files.order import Order
 from cnbplatform.files.plan import Plan
@@ -158,10 +158,12 @@ class Phases:
         return self.uid_gid(dict(self.ctx.env))
 
     def dirs(self) -> Dirs:
+        """The phase's directories; the operator's build-config dir only from Platform API 0.11, which added it
+        (https://github.com/buildpacks/spec/blob/platform/v0.11/platform.md#build-time-environment)."""
         s = self.settings
-        return Dirs(
-            layers=s.layers, app=s.app, platform=s.platform, buildpacks=s.buildpacks, build_config=s.build_config
-        )
+        api = ApiVersion.parse(s.platform_api or str(LATEST_PLATFORM_API))
+        build_config = s.build_config if api.at_least("0.11") else None
+        return Dirs(layers=s.layers, app=s.app, platform=s.platform, buildpacks=s.buildpacks, build_config=build_config)
 
     def execution(self) -> Execution:
         """The sandbox buildpacks run in: the host itself (inside a build container) or bwrap over the build image."""

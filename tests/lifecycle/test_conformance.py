@@ -231,3 +231,25 @@ def test_export_says_how_many_app_layers_it_added_and_reused(tmp_path: Path) -> 
     scene.export(previous=scene.image())
     assert "Reused 1/2 app layer(s)" in scene.reporter.infos
     assert "Added 1/2 app layer(s)" in scene.reporter.infos
+
+
+# -- CNB_LOG_LEVEL ------------------------------------------------------------------------------------------------
+
+
+def test_cnb_log_level_sets_the_log_level_and_the_flag_wins(tmp_path: Path, cnb: Cnb) -> None:
+    layers = tmp_path / "layers"
+    layers.mkdir()
+    (layers / "group.toml").write_text('[[group]]\nid = "example/bp"\nversion = "1.0.0"\napi = "0.12"\n')
+    (layers / "analyzed.toml").write_text(
+        '[run-image]\nreference = "run@sha256:' + "1" * 64 + '"\n'
+        '[[metadata.buildpacks]]\nkey = "example/bp"\nversion = "1.0.0"\n'
+        '[metadata.buildpacks.layers.gone]\nsha = "sha256:' + "2" * 64 + '"\nlaunch = false\n'
+    )
+    env = {"CNB_PLATFORM_API": "0.15", "CNB_LAYERS_DIR": str(layers)}
+    debug_line = "Not restoring metadata for 'example/bp:gone', marked as launch=false"
+    assert debug_line not in cnb("lifecycle", "restore", extra_env=env).stderr
+    assert debug_line in cnb("lifecycle", "restore", extra_env={**env, "CNB_LOG_LEVEL": "debug"}).stderr
+    quiet = cnb("lifecycle", "restore", "--log-level", "info", extra_env={**env, "CNB_LOG_LEVEL": "debug"})
+    assert debug_line not in quiet.stderr
+    bad = cnb("lifecycle", "restore", extra_env={**env, "CNB_LOG_LEVEL": "loud"}, check=False)
+    assert bad.returncode != 0 and "CNB_LOG_LEVEL" in bad.stderr and "Traceback" not in bad.stderr

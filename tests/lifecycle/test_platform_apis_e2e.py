@@ -11,7 +11,10 @@ spec of that version says (https://github.com/buildpacks/spec/blob/platform/v0.7
 - below 0.12 the run image comes from ``stack.toml``, analyzed.toml's ``[run-image]`` has only ``reference`` and
   the lifecycle label names the run image under ``stack`` only; from 0.12 ``run.toml``, ``image``/``target`` and
   ``runImage.image``/``mirrors``, and history ``created_by`` entries;
-- ``io.buildpacks.exec-env`` from 0.15 on.
+- ``io.buildpacks.exec-env`` from 0.15 on;
+- the operator's build-config env reaches buildpacks from 0.11 on;
+- ``create -skip-restore`` skips the whole restore phase below 0.10, and from 0.10 on still restores
+  ``store.toml``.
 
 (How the launcher combines user arguments per Platform API is tested in tests/launcher/test_compile.py.)
 """
@@ -19,6 +22,7 @@ spec of that version says (https://github.com/buildpacks/spec/blob/platform/v0.7
 from __future__ import annotations
 
 import json
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -34,6 +38,9 @@ pytestmark = pytest.mark.integration
 
 MODERN_BP = r"""
 set -e
+echo "operator env: ${OPERATOR:-unset}"
+echo "restored store: $(cat "$CNB_LAYERS_DIR/store.toml" 2>/dev/null | tr -d '\n' || true)."
+printf '[metadata]\nrun = "yes"\n' > "$CNB_LAYERS_DIR/store.toml"
 mkdir -p "$CNB_LAYERS_DIR/rt"
 echo runtime > "$CNB_LAYERS_DIR/rt/file"
 printf '[types]\nlaunch = true\n' > "$CNB_LAYERS_DIR/rt.toml"
@@ -91,15 +98,18 @@ def expected_processes(api: str, bp_key: str) -> list[dict[str, Any]]:
     ]
 
 
-def build_with_phases(cnb: Cnb, root: Path, api: str) -> tuple[Path, str]:
+def build_with_phases(cnb: Cnb, root: Path, api: str) -> tuple[dict[str, str], str, str]:
+    """Build with analyze, detect, restore, build, export; returns the environment, the image and what the build
+    phase printed."""
     buildpacks = root / "buildpacks"
     write_buildpack(buildpacks, "test/legacy", "1.0.0", api="0.8", build=LEGACY_BP)
     write_buildpack(buildpacks, "test/modern", "1.0.0", api="0.12", build=MODERN_BP)
     order = write_order(root / "order.toml", [[("test/legacy", "1.0.0"), ("test/modern", "1.0.0")]])
     (root / "stack.toml").write_text(f'[run-image]\nimage = "tiny-run"\nmirrors = ["{MIRROR}"]\n')
     (root / "run.toml").write_text(f'[[images]]\nimage = "tiny-run"\nmirrors = ["{MIRROR}"]\n')
-    for name in ("layers", "app", "platform"):
-        (root / name).mkdir()
+    for name in ("layers", "app", "platform", "build-config/env"):
+        (root / name).mkdir(parents=True)
+    (root / "build-config" / "env" / "OPERATOR").write_text("set")
     (root / "app" / "index.txt").write_text("app\n")
     layout = root / "out"
     env = {
@@ -107,6 +117,7 @@ def build_with_phases(cnb: Cnb, root: Path, api: str) -> tuple[Path, str]:
         "CNB_LAYERS_DIR": str(root / "layers"),
         "CNB_APP_DIR": str(root / "app"),
         "CNB_PLATFORM_DIR": str(root / "platform"),
+        "CNB_BUILD_CONFIG_DIR": str(root / "build-config"),
         "CNB_BUILDPACKS_DIR": str(buildpacks),
         "CNB_ORDER_PATH": str(order),
         "CNB_STACK_PATH": str(root / "stack.toml"),
@@ -116,9 +127,11 @@ def build_with_phases(cnb: Cnb, root: Path, api: str) -> tuple[Path, str]:
         "SOURCE_DATE_EPOCH": EPOCH,
     }
     image = f"oci:{layout}:app"
+    output = ""
     for phase in ("analyze", "detect", "restore", "build", "export"):
-        cnb("lifecycle", phase, *([image] if phase in ("analyze", "export") else []), extra_env=env)
-    return root / "layers", image
+        done = cnb("lifecycle", phase, *([image] if phase in ("analyze", "export") else []), extra_env=env)
+        output += done.stdout if phase == "build" else ""
+    return env, image, output
 
 
 @pytest.mark.parametrize("api", ["0.7", "0.9", "0.12", "0.15"])
@@ -129,8 +142,11 @@ def test_a_build_through_the_phases_writes_the_files_and_labels_of_its_platform_
     api: str,
 ) -> None:
     home_with_bases(cnb, bases)
-    layers, image = build_with_phases(cnb, tmp_path / "project", api)
+    env, image, output = build_with_phases(cnb, tmp_path / "project", api)
+    layers = Path(env["CNB_LAYERS_DIR"])
     below_09, below_012 = api == "0.7", api in ("0.7", "0.9")
+    assert f"operator env: {'unset' if below_012 else 'set'}" in output
+    assert "restored store: ." in output  # the first build has no previous image
 
     metadata = tomllib.loads((layers / "config" / "metadata.toml").read_text())
     assert metadata["processes"] == expected_processes(api, "buildpack-id")
@@ -174,3 +190,10 @@ def test_a_build_through_the_phases_writes_the_files_and_labels_of_its_platform_
     assert config["created"].startswith("1980-01-01T00:00:01" if below_09 else "2023-11-14T22:13:20")
     assert config["history"][-1].get("created_by") == (None if below_012 else "Buildpacks Process Types")
     assert config["config"]["Entrypoint"] == ["/cnb/process/web"]
+
+    # a second build with create -skip-restore: store.toml of the previous image comes back from 0.10 on only
+    subprocess.run(["rm", "-rf", str(layers)], check=True)
+    layers.mkdir()
+    again = cnb("lifecycle", "create", "--skip-restore", image, extra_env=env)
+    restored = 'restored store: [metadata]run = "yes".' in again.stdout
+    assert restored == (not below_012), again.stdout
