@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import tarfile
-import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from cnbplatform.files.labels import canonical_json
 from cnbplatform.files.untrusted import join
 from cnbplatform.oci import mediatypes as mt
 from cnbplatform.oci.compress import open_uncompressed
-from cnbplatform.oci.digest import CHUNK, hex_part, verified_reader
+from cnbplatform.oci.digest import hex_part, verified_reader
 from cnbplatform.oci.image import FileLayer, Image, Layer
 from cnbplatform.oci.layercache import LayerCache
 from cnbplatform.oci.layerspec import Entry, LayerSpec
@@ -281,35 +280,11 @@ class _Bytes:
 # -- reading ---------------------------------------------------------------------------------------------------
 
 
-def _relative(name: str) -> str:
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    return "/".join(parts)
-
-
 def extract_tar(stream: BinaryIO, dest: Path, *, what: str) -> None:
-    """Unpack a (possibly compressed) tar into *dest* safely (:func:`cnbplatform.oci.unpack.unpack_tar`), after
-    making absolute names (``/cnb/…``, pack's style) relative."""
-    dest.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryFile(dir=dest.parent) as normalized:
-        try:
-            with (
-                tarfile.open(fileobj=stream, mode="r|*") as src,
-                tarfile.open(fileobj=normalized, mode="w|", format=tarfile.PAX_FORMAT) as out,
-            ):
-                for member in src:
-                    src.members = []  # type: ignore[attr-defined]  # streaming: keep no headers
-                    member.name = _relative(member.name)
-                    if member.islnk():
-                        member.linkname = _relative(member.linkname)
-                    if member.name and (member.isreg() or member.isdir() or member.issym() or member.islnk()):
-                        out.addfile(member, src.extractfile(member) if member.isreg() else None)
-                    # devices and fifos have no place in a buildpack: left out
-            while stream.read(CHUNK):  # to the end, so a verifying reader underneath checks the whole stream
-                pass
-        except (tarfile.TarError, EOFError, OSError) as exc:
-            raise CnbError(f"reading {what}: not a readable tar archive ({exc})") from exc
-        normalized.seek(0)
-        unpack_tar(normalized, dest, what=what)
+    """Unpack a tar (plain, gzip or zstd) into *dest* with :func:`cnbplatform.oci.unpack.unpack_tar`: absolute names
+    (``/cnb/…``, pack's style) are rooted under *dest*, escapes are refused, no device node, fifo or set-id bit is
+    made, and the per-layer byte and entry limits hold while the stream is read (no temporary copy)."""
+    unpack_tar(open_uncompressed(stream, None), dest, what=what)
 
 
 def read_package_image(image: Image, root: Path, *, kind: str = "buildpack", what: str) -> list[Module]:
@@ -334,7 +309,7 @@ def read_package_image(image: Image, root: Path, *, kind: str = "buildpack", wha
     for layer in image.layers():
         with layer.open() as compressed:
             plain = verified_reader(open_uncompressed(compressed, None), layer.diff_id, None, "layer content (diffID)")
-            extract_tar(plain, root, what=f"{what} layer {layer.descriptor.digest}")
+            unpack_tar(plain, root, what=f"{what} layer {layer.descriptor.digest}")
     modules = []
     for module_id, versions in sorted(layer_info.items()):
         for version in sorted(versions):

@@ -78,14 +78,24 @@ class UnpackLimits:
 class _Budget:
     """A reader that counts the bytes of the uncompressed stream and refuses to go past the byte limit."""
 
-    def __init__(self, stream: BinaryIO, limit: int, refuse: Callable[[], UnsafeArchiveError]) -> None:
+    def __init__(self, stream: BinaryIO, limit: int, refuse: Callable[[], UnsafeArchiveError], what: str) -> None:
         self.stream = stream
         self.limit = limit
         self.refuse = refuse
+        self.what = what
         self.position = 0
 
+    def unreadable(self, exc: Exception) -> UnsafeArchiveError:
+        reason = str(exc) or type(exc).__name__
+        return UnsafeArchiveError(f"unpacking {self.what}: cannot read the layer data: {reason}")
+
     def read(self, size: int = -1) -> bytes:
-        data = self.stream.read(size if size >= 0 else CHUNK)
+        try:
+            data = self.stream.read(size if size >= 0 else CHUNK)
+        except CnbError:
+            raise  # a digest mismatch, a registry that went away: already one line
+        except Exception as exc:  # the decompressor's own errors (OSError, EOFError, IsalError, ZstdError, ...)
+            raise self.unreadable(exc) from exc
         self.position += len(data)
         if self.position > self.limit:
             raise self.refuse()
@@ -367,7 +377,7 @@ def unpack_tar(stream: BinaryIO, root: Path, *, what: str, limits: UnpackLimits 
     root.mkdir(parents=True, exist_ok=True)
     root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     layer = _Layer(root_fd, what, limits or UnpackLimits())
-    budget = _Budget(stream, layer.limits.max_layer_bytes, layer.too_big)
+    budget = _Budget(stream, layer.limits.max_layer_bytes, layer.too_big, what)
     try:
         tar_stream = cast(IO[bytes], budget)
         with tarfile.open(fileobj=tar_stream, mode="r|", encoding="utf-8", errors="surrogateescape") as archive:

@@ -1,0 +1,108 @@
+"""Absolute tar member names and hard-link targets are rooted (``/cnb/x`` is ``cnb/x``) by every reader, as pack
+writes them and Docker, containerd and umoci read them; ``..`` escapes stay refused (issue 10 item 1).
+
+The unpacker itself is covered in ``test_unpack.py``; here: buildpack archives and ``.cnb`` files (the builder
+and buildpackage readers) and the layer-entry reader under the SBOM and OS-package readers.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from cnbplatform.builder.buildpackage import extract_tar
+from cnbplatform.errors import UnsafeArchiveError
+from cnbplatform.oci.image import FileLayer
+from cnbplatform.oci.model import Descriptor
+from cnbplatform.sbom.layers import layer_entries
+
+
+def _member(name: str, kind: bytes = tarfile.REGTYPE, data: bytes = b"", **kw: object) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.type, info.mode, info.size = kind, 0o755, len(data) if kind == tarfile.REGTYPE else 0
+    for key, value in kw.items():
+        setattr(info, key, value)
+    return info, data
+
+
+def _tar(*members: tuple[tarfile.TarInfo, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    return buf.getvalue()
+
+
+PACK_STYLE = _tar(
+    _member("/cnb", tarfile.DIRTYPE),
+    _member("/cnb/buildpacks/example_bp/1.0.0/buildpack.toml", data=b'api = "0.10"\n'),
+    _member("/cnb/buildpacks/example_bp/1.0.0/bin/build", data=b"#!/bin/sh\n"),
+    _member(
+        "/cnb/buildpacks/example_bp/1.0.0/bin/detect",
+        tarfile.LNKTYPE,
+        linkname="/cnb/buildpacks/example_bp/1.0.0/bin/build",
+    ),
+    _member("/dev/console", tarfile.CHRTYPE, devmajor=5, devminor=1),
+    _member("/workspace", tarfile.DIRTYPE),
+)
+
+
+def test_a_gzipped_buildpack_archive_with_absolute_names_is_rooted(tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    extract_tar(io.BytesIO(gzip.compress(PACK_STYLE)), dest, what="buildpack archive bp.tgz")
+    bp = dest / "cnb" / "buildpacks" / "example_bp" / "1.0.0"
+    assert (bp / "buildpack.toml").read_bytes() == b'api = "0.10"\n'
+    assert os.path.samefile(bp / "bin" / "detect", bp / "bin" / "build")
+    assert (dest / "workspace").is_dir()
+    assert not os.path.lexists(dest / "dev" / "console")
+    assert sorted(os.listdir(tmp_path)) == ["dest"]  # nothing written beside it (no temporary copy either)
+
+
+@pytest.mark.parametrize(
+    "members",
+    [
+        [_member("/../escape", data=b"x")],
+        [_member("/cnb/../../escape", data=b"x")],
+        [_member("/cnb/x", data=b"x"), _member("/cnb/y", tarfile.LNKTYPE, linkname="/../../etc/passwd")],
+    ],
+    ids=["dotdot-at-root", "dotdot-below", "hard-link-out"],
+)
+def test_escapes_stay_refused(tmp_path: Path, members: list[tuple[tarfile.TarInfo, bytes]]) -> None:
+    dest = tmp_path / "deep" / "dest"
+    with pytest.raises(UnsafeArchiveError, match="escapes the root"):
+        extract_tar(io.BytesIO(_tar(*members)), dest, what="buildpack archive bp.tar")
+    assert not (tmp_path / "escape").exists() and not (tmp_path / "deep" / "escape").exists()
+
+
+def _file_layer(tmp_path: Path, plain: bytes) -> FileLayer:
+    blob = gzip.compress(plain)
+    digest = f"sha256:{hashlib.sha256(blob).hexdigest()}"
+    path = tmp_path / "layer.tar.gz"
+    path.write_bytes(blob)
+    descriptor = Descriptor("application/vnd.oci.image.layer.v1.tar+gzip", digest, len(blob))
+    return FileLayer(descriptor, f"sha256:{hashlib.sha256(plain).hexdigest()}", path)
+
+
+def test_layer_entries_under_the_sbom_and_package_readers_are_rooted(tmp_path: Path) -> None:
+    layer = _file_layer(
+        tmp_path,
+        _tar(
+            _member("/var/lib/dpkg/status", data=b"Package: x\n"),
+            _member("/layers/sbom/launch/bp/sbom.cdx.json", data=b"{}"),
+            _member("/usr/lib/os-release", data=b"ID=debian\n"),
+            _member("/etc/os-release", tarfile.LNKTYPE, linkname="/usr/lib/os-release"),
+            _member("/../outside", data=b"no"),
+        ),
+    )
+    entries = list(layer_entries(layer, lambda path: path.startswith(("var/", "layers/")), what="layer 1"))
+    by_path = {e.path: e for e in entries}
+    assert by_path["var/lib/dpkg/status"].data == b"Package: x\n"
+    assert by_path["layers/sbom/launch/bp/sbom.cdx.json"].data == b"{}"
+    assert by_path["etc/os-release"].kind == "hardlink" and by_path["etc/os-release"].link == "usr/lib/os-release"
+    assert not any("outside" in path for path in by_path)  # an escaping name is never handed on
