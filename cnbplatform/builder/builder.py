@@ -60,7 +60,7 @@ CREATED_BY = ("cnb", __version__)
 def lifecycle_info() -> bl.LifecycleInfo:
     """cnb's own lifecycle, as the builder metadata describes it."""
     return bl.LifecycleInfo(
-        version=__version__,
+        version=apis.LIFECYCLE_VERSION,
         buildpack_apis=tuple(str(v) for v in apis.SUPPORTED_BUILDPACK_APIS),
         platform_apis=tuple(str(v) for v in apis.SUPPORTED_PLATFORM_APIS),
         deprecated_buildpack_apis=tuple(
@@ -259,10 +259,9 @@ def _labels(
         bl.BUILDPACK_LAYERS_LABEL: bl.module_layers_label(module_layers["buildpack"]),
         bl.BUILDPACK_ORDER_LABEL: bl.order_label(order.groups),
     }
-    if extensions:
-        labels[bl.EXTENSION_LAYERS_LABEL] = bl.module_layers_label(module_layers["extension"])
-    if order.order_extensions:
-        labels[bl.ORDER_EXTENSIONS_LABEL] = bl.order_label(order.order_extensions)
+    # pack writes both on every builder: {} for no extensions, the order (null when there is none)
+    labels[bl.EXTENSION_LAYERS_LABEL] = bl.module_layers_label(module_layers["extension"])
+    labels[bl.ORDER_EXTENSIONS_LABEL] = bl.order_label(order.order_extensions) if order.order_extensions else "null"
     if not system.is_empty:
         labels[bl.SYSTEM_LABEL] = bl.system_label(system)
     return labels

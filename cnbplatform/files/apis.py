@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from cnbplatform import __version__
 from cnbplatform.errors import CnbError
 
 PLATFORM_API_EXIT = 11
@@ -71,6 +72,12 @@ DEPRECATED_PLATFORM_APIS: tuple[ApiVersion, ...] = ()
 DEPRECATED_BUILDPACK_APIS: tuple[ApiVersion, ...] = ()
 LATEST_PLATFORM_API = max(SUPPORTED_PLATFORM_APIS)
 LATEST_BUILDPACK_API = max(SUPPORTED_BUILDPACK_APIS)
+
+#: The version cnb's lifecycle and launcher give themselves in labels (a builder's ``lifecycle.version``, an app's
+#: ``launcher.version``): the release of the Go lifecycle that implements the same APIs (Platform 0.7 to 0.15,
+#: Buildpack 0.7 to 0.12), with cnb's own version as semver build metadata. Tools compare it with Go lifecycle
+#: releases: pack runs the creator from 0.7.4 on and hides an app's run image reference below 0.5.0.
+LIFECYCLE_VERSION = "0.21.0+cnb." + __version__
 
 DEPRECATION_MODES = ("quiet", "warn", "error")
 

@@ -22,9 +22,8 @@ import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from cnbplatform import __version__
 from cnbplatform.files.analyzed import Analyzed, RunImageRef
-from cnbplatform.files.apis import ApiVersion
+from cnbplatform.files.apis import LIFECYCLE_VERSION, ApiVersion
 from cnbplatform.files.labels import (
     BUILD_METADATA_LABEL,
     EXEC_ENV_LABEL,
@@ -177,7 +176,7 @@ def run_image_for_export(run_config: RunConfig | None, analyzed: Analyzed, metad
 
 def launcher_info(custom: bool) -> LauncherInfo:
     """``launcher`` of the build metadata label: cnb's sh launcher, or unknown for a builder's own binary."""
-    return LauncherInfo() if custom else LauncherInfo(version=__version__, repository="cnbplatform")
+    return LauncherInfo() if custom else LauncherInfo(version=LIFECYCLE_VERSION, repository="cnbplatform")
 
 
 def image_labels(

@@ -23,10 +23,11 @@ from cnbplatform.errors import CnbError, NotFoundError, PhaseError, UsageError
 from cnbplatform.files.apis import LATEST_PLATFORM_API
 from cnbplatform.lifecycle.common import EXIT_REBASE, Reporter
 from cnbplatform.lifecycle.rebase import RebaseInputs, RebaseResult, app_metadata, choose_run_image, rebase
-from cnbplatform.oci.address import ImageAddress, StoreKind, parse_address, pinned_address
+from cnbplatform.oci.address import ImageAddress, StoreKind, parse_address
 from cnbplatform.oci.image import Image, as_image, is_index, resolve_platform
 from cnbplatform.oci.model import Platform
 from cnbplatform.oci.mutate import NORMALIZED_CREATED
+from cnbplatform.oci.pull import record_reference
 from cnbplatform.oci.store import ImageStore, Progress
 from cnbplatform.oci.stores import Stores
 from cnbplatform.platform.context import PlatformContext, creation_epoch
@@ -111,7 +112,7 @@ def _open(stores: Stores, address: ImageAddress, platform: Platform | None) -> t
         artifact = resolve_platform(artifact, platform)
     image = as_image(artifact)
     _ = image.config  # read the config while the store is open (a registry reads nothing else)
-    return image, pinned_address(address, image.descriptor.digest)
+    return image, record_reference(address, image.descriptor.digest)
 
 
 def _read_failed(what: str, text: str, exc: CnbError) -> PhaseError:

@@ -160,3 +160,32 @@ def test_build_on_a_run_image_then_rebase_onto_a_newer_one_needs_no_force(
     assert after[: len(newer_layers)] == newer_layers
     assert after != before
     assert after[len(newer_layers) :] == before[len(newer_layers) - 1 :]  # the app's layers, unchanged
+
+
+def _semver(text: str) -> tuple[int, int, int]:
+    core = text.split("+", 1)[0].split("-", 1)[0]
+    major, minor, patch = (int(part) for part in core.split("."))
+    return major, minor, patch
+
+
+def test_builder_and_app_labels_read_as_pack_and_the_go_lifecycle_write_them(
+    cnb: Cnb, tiny_home: Path, app: Path
+) -> None:
+    user = copied_home(cnb, tiny_home)
+    builder = labels(user, "cnb/tiny-builder")
+    assert builder["io.buildpacks.extension.layers"] == "{}"  # pack: always there, {} without extensions
+    assert json.loads(builder["io.buildpacks.buildpack.order-extensions"]) is None  # pack: a nil order
+    lifecycle = json.loads(builder["io.buildpacks.builder.metadata"])["lifecycle"]
+    assert lifecycle["apis"]["platform"]["supported"] == [f"0.{n}" for n in range(7, 16)]
+    assert lifecycle["apis"]["buildpack"]["supported"] == [f"0.{n}" for n in range(7, 13)]
+    assert lifecycle["api"] == {"buildpack": "0.7", "platform": "0.7"}
+    assert _semver(lifecycle["version"]) >= (0, 7, 4)  # pack runs the creator from lifecycle 0.7.4 on
+
+    user("build", "labelled-app", "--builder", "cnb/tiny-builder", "--path", str(app))
+    app_labels = labels(user, "labelled-app")
+    run_image = json.loads(app_labels["io.buildpacks.lifecycle.metadata"])["runImage"]
+    tiny_run = json.loads(user("image", "inspect", "--json", "cnb/tiny-run").stdout)["digest"]
+    assert run_image["image"] == "cnb/tiny-run"
+    assert run_image["reference"] == f"docker.io/cnb/tiny-run@{tiny_run}"
+    launcher = json.loads(app_labels["io.buildpacks.build.metadata"])["launcher"]
+    assert _semver(launcher["version"]) >= (0, 5, 0)  # pack inspect shows the run image reference from 0.5.0
