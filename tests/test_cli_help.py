@@ -25,6 +25,7 @@ COMMANDS = [
     ["k8s"],
     ["k8s", "pull-secret"],
     ["k8s", "manifests"],
+    ["deploy"],
     ["builder"],
     ["buildpack"],
     ["builder", "create"],

@@ -71,7 +71,9 @@ def manifests(
     emit(manifests_yaml(facts, replicas=replicas, pull_secret=pull_secret, namespace=namespace), output)
 
 
-def read_facts(ctx: PlatformContext, image: str, *, port: int | None, name: str | None) -> AppFacts:
+def read_facts(
+    ctx: PlatformContext, image: str, *, port: int | None, name: str | None, buildpacks: bool = True
+) -> AppFacts:
     """The image's facts for its manifests; a registry image is named by its digest."""
     from cnbplatform.k8s.deploy import app_facts
     from cnbplatform.oci.address import StoreKind
@@ -86,7 +88,7 @@ def read_facts(ctx: PlatformContext, image: str, *, port: int | None, name: str 
         ref = details.address.reference
         registry = "index.docker.io" if ref.registry == "docker.io" else ref.registry
         pinned = f"{registry}/{ref.repository}@{details.descriptor.digest}"
-    facts = app_facts(pinned, details.image.config, port=port, name=name)
+    facts = app_facts(pinned, details.image.config, port=port, name=name, buildpacks=buildpacks)
     if details.address.kind is not StoreKind.REGISTRY and not OPTIONS.quiet:
         err_console.styled("warning:", "yellow", f"{image} is not in a registry: a cluster cannot pull it as named")
     return facts

@@ -5,7 +5,20 @@ from __future__ import annotations
 import typer
 
 from cnbplatform import __version__
-from cnbplatform.cli import base, build, builder, config, image, inspect_cmd, k8s, lifecycle, rebase, resolve, sbom
+from cnbplatform.cli import (
+    base,
+    build,
+    builder,
+    config,
+    deploy,
+    image,
+    inspect_cmd,
+    k8s,
+    lifecycle,
+    rebase,
+    resolve,
+    sbom,
+)
 from cnbplatform.cli.output import OPTIONS, setup_logging
 from cnbplatform.cli.run import run
 
@@ -29,6 +42,7 @@ app.command("inspect")(inspect_cmd.inspect)
 app.command("run")(run)
 app.command("resolve")(resolve.resolve)
 app.add_typer(k8s.app, name="k8s")
+app.command("deploy")(deploy.deploy)
 
 
 def _version(value: bool) -> None:

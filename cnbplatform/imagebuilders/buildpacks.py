@@ -56,8 +56,6 @@ def request_from_options(image: str, options: Mapping[str, Any], request: BuildR
         else:
             fields[dest] = value
     fields["env"], fields["buildpacks"] = tuple(fields["env"]), tuple(fields["buildpacks"])
-    if fields.get("builder") is None and request.builder is None:
-        raise UsageError(f"build {image}: pack.build.builder is required")
     return replace(request, **fields)
 
 

@@ -41,12 +41,20 @@ def default_name(image: str) -> str:
     return name or "app"
 
 
-def app_facts(image: str, config: ImageConfig, *, port: int | None = None, name: str | None = None) -> AppFacts:
-    """What the manifests need, from the image's config (see the module doc)."""
+def app_facts(
+    image: str,
+    config: ImageConfig,
+    *,
+    port: int | None = None,
+    name: str | None = None,
+    buildpacks: bool = True,
+) -> AppFacts:
+    """What the manifests need, from the image's config (see the module doc). With *buildpacks* false, an image
+    built another way (a Dockerfile) is taken as it is: its own entrypoint, no process type."""
     container = config.config
     env = container.env_dict()
     labels = config.labels
-    if BUILD_METADATA_LABEL not in labels:
+    if buildpacks and BUILD_METADATA_LABEL not in labels:
         raise UsageError(f"{image} was not built with buildpacks (it has no {BUILD_METADATA_LABEL} label)")
     metadata = BuildMetadataLabel.from_json(labels.get(BUILD_METADATA_LABEL))
     types = [p.type for p in metadata.processes]

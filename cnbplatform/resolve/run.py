@@ -41,6 +41,7 @@ from cnbplatform.resolve.search import find_references, replace_references
 @dataclass(frozen=True)
 class ResolveRequest:
     files: tuple[str, ...]
+    texts: tuple[tuple[str, str], ...] = ()  # (name, YAML text) read after the files
     base: Path = field(default_factory=Path.cwd)
     lock_output: bool = False
     imgpkg_lock_output: bool = False
@@ -62,7 +63,7 @@ def run_resolve(ctx: PlatformContext, request: ResolveRequest, reporter: Reporte
     if request.lock_output and request.imgpkg_lock_output:
         raise UsageError("--lock-output and --imgpkg-lock-output cannot be used together (as in kbld)")
     started = time.monotonic()
-    docs = parse_documents(input_files(request.files))
+    docs = parse_documents([*(input_files(request.files) if request.files else []), *request.texts])
     config = Config()
     resources: list[Document] = []
     for doc in docs:
@@ -178,10 +179,11 @@ def _build(ctx: PlatformContext, config: Config, source: Source, image: str, rep
     built_image = builder.build(ctx, SourceBuild(source.path, image, source.options), reporter)
     pushed = builder.push(ctx, built_image, destination.new_image, destination.tags)
     reporter.info(f"pushed {image} -> {pushed.reference}")
-    return Resolved(image, pushed.reference, tuple(_source_origins(source.path)))
+    return Resolved(image, pushed.reference, tuple(source_origins(source.path)))
 
 
-def _source_origins(path: Path) -> list[dict[str, Any]]:
+def source_origins(path: Path) -> list[dict[str, Any]]:
+    """kbld's origins of an image built from *path*: ``local``, and ``git`` when *path* is in a git work tree."""
     origins: list[dict[str, Any]] = [{"local": {"path": str(path)}}]
     git = _git(path, "rev-parse", "HEAD")
     if git is None:

@@ -1,0 +1,96 @@
+"""``cnb deploy IMAGE``: build -> push -> manifests -> resolve (Draft's ``up``), to stdout, ``-o`` or kubectl."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import typer
+
+from cnbplatform.cli.output import OPTIONS, err_console
+from cnbplatform.errors import CnbError, UsageError
+
+
+def deploy(
+    image: str = typer.Argument(..., help="Registry reference to push the app image to."),
+    path: Path = typer.Option(Path("."), "--path", "-p", help="The app directory."),
+    builder: str | None = typer.Option(None, "--builder", "-B", help="Builder image for buildpacks."),
+    dockerfile: Path | None = typer.Option(None, "--dockerfile", help="Build this Dockerfile instead."),
+    using: str | None = typer.Option(None, "--using", help="Image builder: buildpacks, dockerfile, go, a plug-in."),
+    port: int | None = typer.Option(None, "--port", help="Container port (default: the image's PORT, or 8080)."),
+    replicas: int = typer.Option(1, "--replicas", help="Pods to run."),
+    name: str | None = typer.Option(None, "--name", help="Name of the Deployment and Service."),
+    namespace: str | None = typer.Option(None, "--namespace", "-n", help="Namespace of both."),
+    pull_secret: str | None = typer.Option(None, "--pull-secret", help="Name of an image pull secret to use."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write the manifests here, not to stdout."),
+    apply: bool = typer.Option(False, "--apply", help="Pipe the manifests to 'kubectl apply -f -'."),
+    insecure_registry: list[str] = typer.Option([], "--insecure-registry", help="Registry over plain HTTP."),
+) -> None:
+    """Build the app in --path, push IMAGE, and output (or apply) its digest-pinned Deployment and Service."""
+    import yaml
+
+    from cnbplatform.cli.k8s import emit, read_facts
+    from cnbplatform.cli.resolve import StderrReporter
+    from cnbplatform.imagebuilders.base import SourceBuild
+    from cnbplatform.imagebuilders.registry import builder_named
+    from cnbplatform.k8s.deploy import default_name, manifests_yaml
+    from cnbplatform.platform.context import context_from_env
+    from cnbplatform.resolve.config import CONFIG_API
+    from cnbplatform.resolve.run import ResolveRequest, run_resolve, source_origins
+
+    ctx = context_from_env(insecure_registries=insecure_registry)
+    kubectl = shutil.which("kubectl", path=ctx.env.get("PATH")) if apply else None
+    if apply and kubectl is None:
+        raise UsageError("--apply needs kubectl on PATH (apt-get install kubernetes-client)")
+    if apply and output is not None:
+        raise UsageError("--apply and --output exclude each other")
+    kind = "dockerfile" if dockerfile is not None else (using or "buildpacks")
+    if dockerfile is not None and using not in (None, "dockerfile"):
+        raise UsageError(f"--dockerfile builds with the dockerfile builder, not --using {using}")
+    options: dict[str, object] = {}
+    if kind == "buildpacks" and builder is not None:
+        options["builder"] = builder
+    elif builder is not None:
+        raise UsageError(f"--builder is for buildpacks builds, not the {kind} builder")
+    if dockerfile is not None:
+        options["file"] = str(dockerfile.resolve())
+    source = path.resolve()
+    if not source.is_dir():
+        raise UsageError(f"--path {path}: not a directory")
+    reporter = StderrReporter("warn" if OPTIONS.quiet else "info")
+    chosen = builder_named(kind)
+    built = chosen.build(ctx, SourceBuild(source, image, options), reporter)
+    pushed = chosen.push(ctx, built, image)
+    reporter.info(f"pushed {pushed.reference}")
+    facts = read_facts(
+        ctx, pushed.reference, port=port, name=name or default_name(image), buildpacks=kind == "buildpacks"
+    )
+    manifests = manifests_yaml(
+        replace(facts, image=image), replicas=replicas, pull_secret=pull_secret, namespace=namespace
+    )
+    lock = {
+        "apiVersion": CONFIG_API,
+        "kind": "Config",
+        "overrides": [
+            {"image": image, "newImage": pushed.reference, "preresolved": True, "origins": source_origins(source)}
+        ],
+    }
+    outcome = run_resolve(
+        ctx, ResolveRequest(files=(), texts=(("manifests", manifests), ("built", yaml.safe_dump(lock)))), reporter
+    )
+    if kubectl is None:
+        emit(outcome.text, output)
+        return
+    try:
+        done = subprocess.run([kubectl, "apply", "-f", "-"], input=outcome.text.encode(), stdout=sys.stdout.buffer,
+                              stderr=subprocess.PIPE, env=dict(ctx.env), timeout=300, check=False)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise CnbError(f"kubectl apply: {exc}") from exc
+    if done.returncode != 0:
+        last = done.stderr.decode(errors="replace").strip().splitlines()
+        raise CnbError(f"kubectl apply: exit status {done.returncode}" + (f": {last[-1][:300]}" if last else ""))
+    if not OPTIONS.quiet:
+        err_console.print(f"applied {facts.name} ({pushed.reference})")
