@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from cnbplatform.errors import CnbError, NotFoundError, PhaseError, UsageError
-from cnbplatform.files.analyzed import Analyzed
+from cnbplatform.files.analyzed import Analyzed, TargetInfo
 from cnbplatform.files.apis import LATEST_PLATFORM_API, ApiVersion, check_platform_api
 from cnbplatform.files.group import GroupFile
 from cnbplatform.files.order import Order
@@ -221,6 +221,37 @@ class Phases:
             _chown_tree(path, *self.uid_gid(image.config.config.env_dict()))
         return DockerSandbox(name, environment=self.ctx.env)
 
+    def buildpack_target(self, analyzed: Analyzed | None) -> TargetInfo:
+        """The target buildpacks see (``CNB_TARGET_*``) and match against: analyzed.toml's run image target, else
+        (Platform API < 0.12 records none) ``linux``, this machine's architecture and the distro of the build
+        image's ``os-release``, as the Go lifecycle infers it from the filesystem it runs on."""
+        target = analyzed.run_image.target if analyzed and analyzed.run_image else None
+        if target is not None:
+            return target
+        from cnbplatform.oci.pull import host_platform
+
+        name, version = self._build_distro()
+        return TargetInfo(os="linux", arch=host_platform().architecture, distro_name=name, distro_version=version)
+
+    def _build_distro(self) -> tuple[str, str]:
+        """``ID`` and ``VERSION_ID`` of the build image's os-release (this machine's with ``--sandbox host``)."""
+        from cnbplatform.sbom.ospkgs import scan_distro
+        from cnbplatform.sbom.pkgdb import parse_os_release
+
+        s = self.settings
+        if s.sandbox == "host" or not s.build_image:
+            for path in (Path("/etc/os-release"), Path("/usr/lib/os-release")):
+                try:
+                    distro = parse_os_release(path.read_text(errors="replace"))
+                except OSError:
+                    continue
+                return (distro.id, distro.version_id) if distro else ("", "")
+            return "", ""
+        opened = self.open_image(s.build_image)
+        assert opened is not None
+        distro = scan_distro(opened.image)
+        return (distro.id, distro.version_id) if distro else ("", "")
+
     def cache(self) -> Cache | None:
         s = self.settings
         if s.cache_image:
@@ -298,7 +329,7 @@ class Phases:
                 execution=execution,
                 order=Order.load(s.order),
                 system=_system(s.system),
-                run_target=analyzed.run_image.target if analyzed and analyzed.run_image else None,
+                run_target=self.buildpack_target(analyzed),
                 platform_api=api,
                 exec_env=s.exec_env,
                 group_path=s.group,
@@ -342,7 +373,7 @@ class Phases:
                 execution=execution,
                 group=group,
                 plan=Plan.load(s.plan),
-                analyzed_target=analyzed.run_image.target if analyzed and analyzed.run_image else None,
+                analyzed_target=self.buildpack_target(analyzed),
                 platform_api=api,
                 exec_env=s.exec_env,
             ),

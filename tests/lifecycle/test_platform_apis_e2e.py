@@ -22,6 +22,7 @@ spec of that version says (https://github.com/buildpacks/spec/blob/platform/v0.7
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import tomllib
 from pathlib import Path
@@ -39,6 +40,7 @@ pytestmark = pytest.mark.integration
 MODERN_BP = r"""
 set -e
 echo "operator env: ${OPERATOR:-unset}"
+echo "target: ${CNB_TARGET_OS:-none}/${CNB_TARGET_ARCH:-none} ${CNB_TARGET_DISTRO_NAME:-none}"
 echo "restored store: $(cat "$CNB_LAYERS_DIR/store.toml" 2>/dev/null | tr -d '\n' || true)."
 printf '[metadata]\nrun = "yes"\n' > "$CNB_LAYERS_DIR/store.toml"
 mkdir -p "$CNB_LAYERS_DIR/rt"
@@ -81,6 +83,7 @@ MODERN = {"id": "test/modern", "version": "1.0.0"}
 LAUNCH_BOM = [{"name": "dep", "metadata": {"version": "1.0"}, "buildpack": LEGACY}]
 BUILD_BOM = [{"name": "tool", "metadata": {"version": "2.0"}, "buildpack": LEGACY}]
 MIRROR = "mirror.invalid/tiny-run"
+ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
 EPOCH = "1700000000"  # 2023-11-14T22:13:20Z
 
 
@@ -147,6 +150,8 @@ def test_a_build_through_the_phases_writes_the_files_and_labels_of_its_platform_
     below_09, below_012 = api == "0.7", api in ("0.7", "0.9")
     assert f"operator env: {'unset' if below_012 else 'set'}" in output
     assert "restored store: ." in output  # the first build has no previous image
+    # below 0.12 analyzed.toml has no target: the build image's os-release names the distro, as in the Go lifecycle
+    assert f"target: linux/{ARCH} busybox" in output
 
     metadata = tomllib.loads((layers / "config" / "metadata.toml").read_text())
     assert metadata["processes"] == expected_processes(api, "buildpack-id")
