@@ -30,7 +30,9 @@ def build(
     report_output_dir: Path | None = typer.Option(None, "--report-output-dir", help="Copy report.toml here."),
     creation_time: str | None = typer.Option(None, "--creation-time", help="now, or seconds since the epoch."),
     pull_policy: str = typer.Option("if-not-present", "--pull-policy", help="always, if-not-present or never."),
-    network: str = typer.Option("host", "--network", help="Network for buildpacks: host or none."),
+    network: str = typer.Option(
+        "private", "--network", help="private (outside world, not this machine's loopback), host or none."
+    ),
     volume: list[str] = typer.Option([], "--volume", help="HOST:/path[:ro] mounted for buildpacks."),
     insecure_registry: list[str] = typer.Option([], "--insecure-registry", help="Registry over plain HTTP."),
     sandbox: str = typer.Option("bwrap", "--sandbox", help="bwrap (default), docker or host."),

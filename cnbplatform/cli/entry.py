@@ -49,7 +49,7 @@ BUILD: tuple[Positionals, Options] = (
         "report_output_dir": (("--report-output-dir",), "path", None),
         "creation_time": (("--creation-time",), "str", None),
         "pull_policy": (("--pull-policy",), "str", "if-not-present"),
-        "network": (("--network",), "str", "host"),
+        "network": (("--network",), "str", "private"),
         "volume": (("--volume",), "list", []),
         **INSECURE,
         "sandbox": (("--sandbox",), "str", "bwrap"),

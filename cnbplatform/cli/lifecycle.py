@@ -59,7 +59,9 @@ def _make(phase: str):  # type: ignore[no-untyped-def]
         build_image: str | None = typer.Option(None, "--build-image", help="Build image for --sandbox bwrap"),
         detect_timeout: float | None = typer.Option(None, "--detect-timeout", help="bin/detect timeout (600 s)"),
         build_timeout: float | None = typer.Option(None, "--build-timeout", help="Seconds per bin/build"),
-        network: bool | None = typer.Option(None, "--network/--no-network", help="Network for buildpacks"),
+        network: bool | None = typer.Option(
+            None, "--network/--no-network", help="Buildpacks get a network (CNB_NETWORK: private, host or none)"
+        ),
         log_level: str | None = typer.Option(None, "--log-level", help="CNB_LOG_LEVEL"),
         force: bool | None = typer.Option(None, "--force", help="CNB_FORCE_REBASE: rebase despite failed checks"),
         insecure_registry: list[str] = typer.Option([], "--insecure-registry", help="CNB_INSECURE_REGISTRIES"),

@@ -39,7 +39,7 @@ from cnbplatform.platform.context import PlatformContext, creation_epoch
 from cnbplatform.platform.lifecycle_run import run_phases
 from cnbplatform.platform.lifecycle_settings import resolve_settings
 from cnbplatform.platform.phases import Phases
-from cnbplatform.sandbox import Mount
+from cnbplatform.sandbox import Mount, check_network
 
 if TYPE_CHECKING:
     from cnbplatform.files.project_toml import GroupRef, ProjectDescriptor
@@ -70,7 +70,7 @@ class BuildRequest:
     report_output_dir: Path | None = None
     creation_time: str | None = None
     pull_policy: str = "if-not-present"
-    network: str = "host"
+    network: str = "private"
     volumes: tuple[str, ...] = ()
     sandbox: str = "bwrap"
     detect_timeout: float | None = 600.0
@@ -230,8 +230,7 @@ def run_build(ctx: PlatformContext, request: BuildRequest, reporter: Reporter) -
     started = time.perf_counter()
     if request.publish and request.daemon:
         raise UsageError("--publish and --daemon exclude each other")
-    if request.network not in ("host", "none"):
-        raise UsageError("--network must be host or none")
+    check_network(request.network)
     if request.sandbox not in ("bwrap", "docker", "host"):
         raise UsageError("--sandbox must be bwrap, docker or host")
     output = destination(request, request.image)
@@ -322,7 +321,7 @@ def _build(
         "build_image": builder.address,
         "detect_timeout": request.detect_timeout,
         "build_timeout": request.build_timeout,
-        "network": request.network == "host",
+        "network": request.network,
     }
     tags = tuple(destination(request, t) for t in request.tags)
     settings = resolve_settings(flags, {}, images=(output,), tags=tags)

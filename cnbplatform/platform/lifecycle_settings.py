@@ -45,9 +45,19 @@ SETTINGS: dict[str, tuple[str | None, str | None]] = {
     "build_image": ("CNB_BUILD_IMAGE", None),
     "detect_timeout": ("CNB_DETECT_TIMEOUT", "600"),
     "build_timeout": ("CNB_BUILD_TIMEOUT", None),
-    "network": ("CNB_NETWORK", "true"),
+    "network": ("CNB_NETWORK", "private"),
     "force": ("CNB_FORCE_REBASE", "false"),
 }
+
+
+def _network(value: str) -> str:
+    lowered = value.strip().lower()
+    if lowered in ("private", "host", "none"):
+        return lowered
+    try:
+        return "private" if _bool("network", lowered) else "none"
+    except UsageError:
+        raise UsageError(f"network: expected private, host or none (or true/false), got {value!r}") from None
 
 
 def _bool(name: str, value: str) -> bool:
@@ -111,7 +121,9 @@ class LifecycleSettings:
     build_image: str | None = None
     detect_timeout: float | None = 600.0
     build_timeout: float | None = None
-    network: bool = True
+    network: str = "private"
+    """The buildpacks' network: ``private`` (own namespace: the outside world, not the host's loopback), ``host``
+    or ``none``; ``true``/``false`` (the ``--network``/``--no-network`` flag) mean ``private``/``none``."""
     log_level: str = "info"
     force: bool = False
     tags: tuple[str, ...] = ()
@@ -175,7 +187,7 @@ def resolve_settings(
         build_image=raw["build_image"],
         detect_timeout=_float("detect_timeout", raw["detect_timeout"]),
         build_timeout=_float("build_timeout", raw["build_timeout"]),
-        network=_bool("network", raw["network"] or "true"),
+        network=_network(raw["network"] or "private"),
         log_level=raw["log_level"] or "info",
         force=_bool("force", raw["force"] or "false"),
         tags=tags,

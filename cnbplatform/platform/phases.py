@@ -37,7 +37,7 @@ from cnbplatform.oci.stores import Stores
 from cnbplatform.platform.context import PlatformContext
 from cnbplatform.platform.lifecycle_settings import LifecycleSettings
 from cnbplatform.platform.run import host_os_arch
-from cnbplatform.sandbox import BwrapSandbox, HostSandbox, Mount, Sandbox
+from cnbplatform.sandbox import BwrapSandbox, HostSandbox, Mount, Sandbox, loopback_proxy_ports, proxy_env
 
 if TYPE_CHECKING:
     from cnbplatform.files.system import SystemConfig
@@ -183,9 +183,12 @@ class Phases:
             assert opened is not None
             rootfs = rootfs_for(opened.image, self.ctx.home / "rootfs", limits=self.ctx.unpack_limits)
             image_env = opened.image.config.config.env_dict()
-            self._sandbox = BwrapSandbox(rootfs)
+            network = "host" if s.network == "host" else "private"
+            # a proxy that this machine's environment names on its loopback stays reachable (only its port)
+            ports = loopback_proxy_ports(self.ctx.env) if network == "private" else ()
+            self._sandbox = BwrapSandbox(rootfs, network=network, host_ports=ports)
             uid, gid = self.uid_gid(image_env)
-            base_env = filter_base_env(image_env)
+            base_env = {**filter_base_env(image_env), **self._proxy_env()}
             paths = SandboxPaths()
         else:
             if not s.build_image:
@@ -195,7 +198,7 @@ class Phases:
             image_env = opened.image.config.config.env_dict()
             self._sandbox = self._docker_sandbox(opened.image)
             uid, gid = self.uid_gid(image_env)
-            base_env = filter_base_env(image_env)
+            base_env = {**filter_base_env(image_env), **self._proxy_env()}
             paths = SandboxPaths()
         self._execution = Execution(
             sandbox=self._sandbox,
@@ -203,7 +206,7 @@ class Phases:
             paths=paths,
             uid=uid,
             gid=gid,
-            network=s.network,
+            network=s.network != "none",
             timeout=s.detect_timeout,
             base_env=base_env,
             extra_mounts=self.extra_mounts,
@@ -219,7 +222,14 @@ class Phases:
         DaemonStore(environment=self.ctx.env, spool_dir=self.ctx.home / "tmp").write(image, name)
         for path in (self.settings.layers, self.settings.app):
             _chown_tree(path, *self.uid_gid(image.config.config.env_dict()))
-        return DockerSandbox(name, environment=self.ctx.env)
+        return DockerSandbox(
+            name, environment=self.ctx.env, network="host" if self.settings.network == "host" else "private"
+        )
+
+    def _proxy_env(self) -> dict[str, str]:
+        """This machine's proxy variables for buildpacks that have a network (pack passes them to its build
+        containers too); the image's own values (CNB-SPEC §3.9 step 1) give way to them."""
+        return proxy_env(self.ctx.env) if self.settings.network != "none" else {}
 
     def buildpack_target(self, analyzed: Analyzed | None) -> TargetInfo:
         """The target buildpacks see (``CNB_TARGET_*``) and match against: analyzed.toml's run image target, else

@@ -127,7 +127,7 @@ def run_image(ctx: PlatformContext, options: RunOptions) -> int:
         sys.stderr.buffer.write(data)
         sys.stderr.buffer.flush()
 
-    sandbox = BwrapSandbox(rootfs)
+    sandbox = BwrapSandbox(rootfs, network="host")  # the app's port must be reachable on this machine's 127.0.0.1
     request = RunRequest(
         argv=argv,
         env=env,

@@ -21,6 +21,14 @@ from cnbplatform.sandbox.base import (
 )
 from cnbplatform.sandbox.bwrap import BwrapSandbox, check_bwrap
 from cnbplatform.sandbox.host import HostSandbox
+from cnbplatform.sandbox.network import (
+    DEFAULT_NETWORK,
+    NETWORKS,
+    PrivateNetwork,
+    check_network,
+    loopback_proxy_ports,
+    proxy_env,
+)
 
 if TYPE_CHECKING:
     from cnbplatform.sandbox.docker import DockerSandbox
@@ -29,19 +37,25 @@ SandboxKind = Literal["bwrap", "docker", "host"]
 KINDS: tuple[str, ...] = ("bwrap", "docker", "host")
 
 __all__ = [
+    "DEFAULT_NETWORK",
     "DEFAULT_OUTPUT_LIMIT",
     "KINDS",
+    "NETWORKS",
     "BwrapSandbox",
     "DockerSandbox",
     "HostSandbox",
     "Mount",
     "OutputCallback",
+    "PrivateNetwork",
     "RunRequest",
     "RunResult",
     "Sandbox",
     "SandboxKind",
     "check_bwrap",
+    "check_network",
+    "loopback_proxy_ports",
     "make_sandbox",
+    "proxy_env",
 ]
 
 
@@ -60,20 +74,24 @@ def make_sandbox(
     rootfs: Path | None = None,
     image: str | None = None,
     docker_env: Mapping[str, str] | None = None,
+    network: str = DEFAULT_NETWORK,
+    host_ports: tuple[int, ...] = (),
 ) -> Sandbox:
     """The sandbox named *kind*: ``bwrap`` needs *rootfs* (the unpacked build image), ``docker`` needs *image*
     (reference or image ID in the engine that *docker_env*'s ``DOCKER_HOST`` etc. point at), ``host`` needs
-    neither."""
+    neither. *network* (``private`` or ``host``) is what a request with the network gets; ``host`` runs on this
+    machine's network whatever it says. *host_ports* are host loopback ports a bwrap ``private`` network forwards
+    (a loopback proxy's)."""
     if kind == "bwrap":
         if rootfs is None:
             raise UsageError("sandbox bwrap needs the unpacked build image (rootfs)")
-        return BwrapSandbox(rootfs)
+        return BwrapSandbox(rootfs, network=network, host_ports=host_ports)
     if kind == "docker":
         if image is None:
             raise UsageError("sandbox docker needs the build image")
         from cnbplatform.sandbox.docker import DockerSandbox
 
-        return DockerSandbox(image, environment=docker_env)
+        return DockerSandbox(image, environment=docker_env, network=network)
     if kind == "host":
         return HostSandbox()
     raise UsageError(f"unknown sandbox {kind!r}: choose one of {', '.join(KINDS)}")

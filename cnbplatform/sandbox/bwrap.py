@@ -16,6 +16,11 @@ deeper), and which is remounted read-only at the end; bwrap creates the missing 
 When a top-level mount point is missing, the rebuilt directory is the root itself (a tmpfs root). Each bind
 costs a little (about 0.15 ms), so a direct root saves a few milliseconds per run.
 
+The network (when the request has one) is the sandbox's *network*: ``private`` (the default) is a network namespace
+of the build's own that reaches the outside world but not this machine's loopback
+(:mod:`cnbplatform.sandbox.network`: pasta, one namespace for every run of this sandbox, joined with ``nsenter``
+before bwrap starts); ``host`` shares this machine's network namespace (``--share-net``), its ``127.0.0.1`` included.
+
 With the network, the host's ``/etc/resolv.conf`` is bound read-only over the image's, as Docker does, so
 that names resolve. The unpacked images cnb makes (:func:`cnbplatform.oci.rootfs_cache.rootfs_for`) have
 such a file, an empty mount point where the image had none. Without one, ``/etc`` is rebuilt entry by entry
@@ -39,7 +44,7 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from cnbplatform.errors import CnbError, NotFoundError, SandboxUnavailableError
+from cnbplatform.errors import CnbError, NotFoundError, SandboxUnavailableError, UsageError
 from cnbplatform.sandbox.base import (
     Mount,
     RunRequest,
@@ -49,6 +54,7 @@ from cnbplatform.sandbox.base import (
     run_process,
     validate_request,
 )
+from cnbplatform.sandbox.network import DEFAULT_NETWORK, PrivateNetwork
 
 _PROVIDED = frozenset({"/proc", "/dev", "/tmp"})  # the sandbox makes its own; the image's are not used
 RESOLV_CONF = "/etc/resolv.conf"
@@ -84,14 +90,30 @@ def check_bwrap(bwrap: str | None = None) -> str:
 
 
 class BwrapSandbox:
-    """A bubblewrap sandbox over an unpacked build image at *rootfs* (never written to)."""
+    """A bubblewrap sandbox over an unpacked build image at *rootfs* (never written to).
 
-    def __init__(self, rootfs: Path, *, bwrap: str | None = None, resolv_conf: Path | None = HOST_RESOLV_CONF) -> None:
+    *network* is what a request with the network gets: ``private`` (own namespace, the outside world but not the
+    host's loopback, except the *host_ports* forwarded to it) or ``host``; a request without it has loopback only.
+    """
+
+    def __init__(
+        self,
+        rootfs: Path,
+        *,
+        bwrap: str | None = None,
+        resolv_conf: Path | None = HOST_RESOLV_CONF,
+        network: str = DEFAULT_NETWORK,
+        host_ports: tuple[int, ...] = (),
+    ) -> None:
         self.rootfs = Path(rootfs).resolve()
         if not self.rootfs.is_dir():
             raise NotFoundError(f"sandbox: build image root {self.rootfs} is not a directory")
+        if network not in ("private", "host"):
+            raise UsageError(f"sandbox: network {network!r}: expected private or host (none is a request without it)")
         self.bwrap = find_bwrap(bwrap)
         self.resolv_conf = resolv_conf
+        self.network = network
+        self._private = PrivateNetwork(host_ports=host_ports) if network == "private" else None
 
     def run(self, request: RunRequest) -> RunResult:
         """Run the request in a fresh sandbox; raise CnbError when bwrap cannot set it up."""
@@ -100,6 +122,8 @@ class BwrapSandbox:
         with open(status_read, "rb", buffering=0) as status:
             try:
                 argv = self.command(request, status_fd=status_write)
+                if request.network and self._private is not None:
+                    argv = [*self._private.enter(), *argv]
                 result = run_process(
                     argv, env=_BWRAP_ENV, cwd="/", request=request, pass_fds=(status_write,), terminate=_terminate
                 )
@@ -113,7 +137,9 @@ class BwrapSandbox:
         return result
 
     def close(self) -> None:
-        """Nothing to release: every run has its own short-lived namespaces."""
+        """End the build's private network, if one was started (every run has its own other namespaces)."""
+        if self._private is not None:
+            self._private.close()
 
     def command(self, request: RunRequest, *, status_fd: int | None = None) -> list[str]:
         """The bwrap command line for *request* (exposed for tests and ``--verbose`` output)."""
@@ -256,5 +282,5 @@ def _child_ran(status_fd: int) -> bool:
 
 
 def _bwrap_reason(stderr: bytes) -> str:
-    lines = [line for line in stderr.decode(errors="replace").splitlines() if line.startswith("bwrap:")]
+    lines = [line for line in stderr.decode(errors="replace").splitlines() if line.startswith(("bwrap:", "nsenter:"))]
     return lines[-1].removeprefix("bwrap:").strip() if lines else ""

@@ -13,8 +13,10 @@ step is an ``exec`` as ``CNB_USER_ID:CNB_GROUP_ID`` with the request's working d
   image must therefore have ``env`` and ``sh`` on its ``PATH`` (every build image does).
 * Unlike bwrap, the container sees real uids: a read-write mount must be writable by ``CNB_USER_ID`` on the
   host (the lifecycle chowns the layers and app dirs, as the Go lifecycle does).
-* The network is ``none`` unless the request allows it; then it is *network_mode* (``host`` by default,
-  like ``bwrap --share-net``).
+* The network is ``none`` unless the request allows it; then it follows *network* as the bwrap sandbox does:
+  ``private`` (the default) is the engine's own ``bridge`` network (the outside world through the engine's NAT,
+  not this machine's loopback, as pack's per-build bridge network), ``host`` the host's network namespace. An
+  engine started with ``--bridge=none`` has no bridge network: there, ``--network host`` or ``none`` is needed.
 * Timeout: a second exec as the same user runs ``kill -9 -1``, which ends every process of that user in
   the container (works with busybox and dash). If the output stream still has not ended a little later,
   it is closed. The exit code is then 137 and ``timed_out`` is true.
@@ -38,6 +40,7 @@ from cnbplatform.sandbox.base import (
     mounts_by_depth,
     validate_request,
 )
+from cnbplatform.sandbox.network import DEFAULT_NETWORK
 
 KEEPALIVE = ["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"]
 LABEL = "io.buildpacks.cnb.sandbox"
@@ -45,6 +48,7 @@ _KILL = ["/bin/sh", "-c", "kill -9 -1"]
 _RUNTIME_FAILED = b"OCI runtime exec failed"  # what the engine prints (exit 126) when the exec cannot start
 _CLOSE_AFTER = DRAIN_GRACE + 3.0  # seconds after the kill before the output stream is closed by force
 _EXIT_WAIT = 5.0  # seconds to wait for the engine to record an exec's exit code
+_NETWORK_MODES = {"private": "bridge", "host": "host"}  # the build network -> the engine's network mode
 
 
 class DockerSandbox:
@@ -56,10 +60,12 @@ class DockerSandbox:
         *,
         client: Any | None = None,
         environment: Mapping[str, str] | None = None,
-        network_mode: str = "host",
+        network: str = DEFAULT_NETWORK,
     ) -> None:
+        if network not in _NETWORK_MODES:
+            raise UsageError(f"sandbox: network {network!r}: expected private or host (none is a request without it)")
         self.image = image
-        self.network_mode = network_mode
+        self.network_mode = _NETWORK_MODES[network]
         self._client = client
         self._owns_client = client is None
         self._environment = dict(environment or {})

@@ -86,7 +86,8 @@ def create(
         "--buildpacks", str(project.buildpacks), "--order", str(project.order),
         "--sandbox", "bwrap", "--build-image", build, "--run-image", run,
         "--cache-dir", str(project.root / "cache"), *extra, project.output,
-        extra_env={"CNB_PLATFORM_API": "0.15"}, check=check,
+        # the tests' package servers listen on this machine's 127.0.0.1, which only the host network reaches
+        extra_env={"CNB_PLATFORM_API": "0.15", "CNB_NETWORK": "host"}, check=check,
     )  # fmt: skip
 
 

@@ -189,7 +189,10 @@ def test_stdin_is_empty(sandbox: BwrapSandbox, make_request: RequestFactory) -> 
     assert (result.exit_code, result.stdout, result.timed_out) == (0, b"", False)
 
 
-def test_network_is_off_unless_requested(sandbox: BwrapSandbox, make_request: RequestFactory, http_server: str) -> None:
+def test_network_is_off_unless_requested(rootfs: Path, make_request: RequestFactory, http_server: str) -> None:
+    """With the host network a request reaches a server on the host's 127.0.0.1; without the network it does not
+    (the default private network is tests/security/test_build_network.py's)."""
+    sandbox = BwrapSandbox(rootfs, network="host")
     fetch = ["/bin/wget", "-q", "-O", "-", http_server]
     online = sandbox.run(make_request(fetch, network=True, timeout=20))
     assert (online.exit_code, online.stdout) == (0, b"hello from the host\n")

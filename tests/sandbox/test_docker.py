@@ -125,12 +125,18 @@ def test_output_limit(sandbox: DockerSandbox, make_request: RequestFactory) -> N
 
 
 def test_network_is_none_unless_requested(
-    sandbox: DockerSandbox, make_request: RequestFactory, http_server: str
+    docker_image: str, dockerd: RunningDockerd, make_request: RequestFactory, http_server: str
 ) -> None:
+    """``host``: the host's 127.0.0.1 is reachable (the default, ``private``, is the engine's bridge network, which
+    the tests' engine does not have: tests/security/test_build_network.py)."""
+    sandbox = DockerSandbox(docker_image, environment={"DOCKER_HOST": dockerd.base_url}, network="host")
     fetch = ["/bin/wget", "-q", "-O", "-", http_server]
-    offline = sandbox.run(make_request(fetch, network=False, timeout=20))
+    try:
+        offline = sandbox.run(make_request(fetch, network=False, timeout=20))
+        online = sandbox.run(make_request(fetch, network=True, timeout=20))
+    finally:
+        sandbox.close()
     assert offline.exit_code != 0 and offline.stdout == b""
-    online = sandbox.run(make_request(fetch, network=True, timeout=20))
     assert (online.exit_code, online.stdout) == (0, b"hello from the host\n")
 
 
