@@ -1,0 +1,277 @@
+"""Threat: a buildpack talks to services on this machine's loopback (issue 9 item 7).
+
+Buildpacks are untrusted code that needs the network (package registries). With the host's network namespace they
+can also reach every service on the host's ``127.0.0.1``. The default build network (``private``) is a network
+namespace of the build's own that pasta connects to the outside world, with no port forwarded and the gateway not
+mapped to the host; ``--network host`` is the explicit way back.
+
+How the tests reach a package index although the sandbox cannot reach the host's loopback (and tests may only
+target 127.0.0.0/8, so the index cannot listen on another host address): the index here plays the part of this
+machine's HTTP proxy. cnb runs with ``HTTP_PROXY=http://127.0.0.1:PORT`` in its own environment, so it forwards
+exactly that port into the build's namespace (``pasta -T PORT``) and hands the proxy variables to buildpacks; pip
+asks the proxy for ``http://pypi.test/simple/…``, a name that resolves nowhere, and the proxy answers from the
+index. That is the way a build behind a loopback proxy reaches PyPI; every other loopback port stays closed.
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cnbplatform.sandbox import BwrapSandbox, PrivateNetwork, RunRequest, loopback_proxy_ports
+from tests.buildpacks.helpers import lifecycle_metadata, make_project
+from tests.buildpacks.packages import PyIndex, make_wheel
+from tests.conftest import Cnb
+from tests.support.builders import BUILDER, REPO, make_tiny_builder
+from tests.support.language_images import language_images
+
+pytestmark = pytest.mark.integration
+
+
+class Probe:
+    """An HTTP service on the host's 127.0.0.1 that counts the connections it accepted."""
+
+    def __init__(self) -> None:
+        self.hits = 0
+        probe = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                probe.hits += 1
+                body = b"secret of the host\n"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = int(self.server.server_address[1])
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def probe() -> Iterator[Probe]:
+    service = Probe()
+    yield service
+    service.close()
+
+
+@pytest.fixture(scope="module")
+def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny unpacked build image: the host's static busybox with sh and wget."""
+    root = tmp_path_factory.mktemp("rootfs")
+    (root / "bin").mkdir()
+    shutil.copy2("/bin/busybox", root / "bin" / "busybox")
+    for applet in ("sh", "wget"):
+        os.symlink("/bin/busybox", root / "bin" / applet)
+    for name in ("etc", "tmp", "proc", "dev"):
+        (root / name).mkdir()
+    (root / "etc" / "resolv.conf").touch()
+    return root
+
+
+def pasta_processes() -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if Path(f"/proc/{entry}/comm").read_text().startswith(("pasta", "passt")):  # passt.avx2 too
+                    found.add(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+# -- the sandbox itself ------------------------------------------------------------------------------------------
+
+
+def fetch(port: int, host: str = "127.0.0.1") -> RunRequest:
+    url = f"http://{host}:{port}/"
+    return RunRequest(["/bin/wget", "-q", "-O", "-", url], {"PATH": "/bin"}, "/", [], 1000, 1000, timeout=30)
+
+
+def test_the_private_network_reaches_no_loopback_service_of_the_host(rootfs: Path, probe: Probe) -> None:
+    """The same request, the same host service: refused under the default network, answered under ``host``; and the
+    namespace and its pasta are gone once the sandbox is closed."""
+    before = pasta_processes()
+    private = BwrapSandbox(rootfs)
+    try:
+        refused = private.run(fetch(probe.port))
+        v6 = private.run(fetch(probe.port, "[::1]"))
+        assert len(pasta_processes() - before) == 1  # one network for every run of the sandbox
+    finally:
+        private.close()
+    assert pasta_processes() - before == set()
+    assert (refused.exit_code != 0, refused.stdout, v6.exit_code != 0, probe.hits) == (True, b"", True, 0)
+
+    host = BwrapSandbox(rootfs, network="host")
+    reached = host.run(fetch(probe.port))
+    host.close()
+    assert (reached.exit_code, reached.stdout, probe.hits) == (0, b"secret of the host\n", 1)
+
+
+def test_only_a_loopback_proxys_port_is_forwarded(rootfs: Path, probe: Probe) -> None:
+    """A proxy this machine's environment names on 127.0.0.1 stays reachable by its port; another host port does
+    not. (The ports come from cnb's environment only: app and buildpack settings never open one.)"""
+    other = Probe()
+    try:
+        env = {"HTTPS_PROXY": f"http://127.0.0.1:{probe.port}", "https_proxy": f"localhost:{probe.port}"}
+        assert loopback_proxy_ports(env) == (probe.port,)
+        remote = {"HTTP_PROXY": "http://proxy.example:3128", "ALL_PROXY": "socks5://[::1]"}
+        assert loopback_proxy_ports(remote) == (1080,)
+        sandbox = BwrapSandbox(rootfs, host_ports=loopback_proxy_ports(env))
+        try:
+            proxy, closed = sandbox.run(fetch(probe.port)), sandbox.run(fetch(other.port))
+        finally:
+            sandbox.close()
+        assert (proxy.exit_code, proxy.stdout, probe.hits) == (0, b"secret of the host\n", 1)
+        assert (closed.exit_code != 0, other.hits) == (True, 0)
+    finally:
+        other.close()
+
+
+def test_a_network_that_cannot_start_is_one_clear_error(rootfs: Path, tmp_path: Path) -> None:
+    failing = tmp_path / "pasta"
+    failing.write_text("#!/bin/sh\necho 'pasta: no tap device here' >&2\nexit 1\n")
+    failing.chmod(0o755)
+    network = PrivateNetwork(pasta=str(failing))
+    with pytest.raises(Exception, match="pasta could not connect the build network: pasta: no tap device here"):
+        network.enter()
+    network.close()
+
+
+# -- through cnb build ---------------------------------------------------------------------------------------------
+
+PROBE_BUILDPACK = {
+    "buildpack.toml": 'api = "0.10"\n[buildpack]\nid = "test/probe"\nversion = "1.0.0"\n[[stacks]]\nid = "*"\n',
+    "bin/detect": "#!/bin/sh\nexit 0\n",
+    "bin/build": (
+        "#!/bin/sh\n"
+        "port=$(cat /workspace/port.txt)\n"
+        'if wget -q -O - "http://127.0.0.1:$port/" >/dev/null 2>&1; then echo "probe: reached the host";'
+        ' else echo "probe: no host service"; fi\n'
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("network-home")
+    make_tiny_builder(home)
+    return home
+
+
+def build_probe(home: Path, tmp_path: Path, port: int, *network: str) -> subprocess.CompletedProcess[str]:
+    buildpack = tmp_path / "probe-bp"
+    for rel, text in PROBE_BUILDPACK.items():
+        (buildpack / rel).parent.mkdir(parents=True, exist_ok=True)
+        (buildpack / rel).write_text(text)
+        if rel.startswith("bin/"):
+            (buildpack / rel).chmod(0o755)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "port.txt").write_text(f"{port}\n")
+    env = {"CNB_HOME": str(home), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "cnbplatform", "build", f"probe-{tmp_path.name}",
+         "--builder", BUILDER, "--path", str(app), "--buildpack", str(buildpack), *network],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def test_cnb_build_keeps_buildpacks_off_the_hosts_loopback(tiny_home: Path, tmp_path: Path, probe: Probe) -> None:
+    before = pasta_processes()
+    default = build_probe(tiny_home, tmp_path / "default", probe.port)
+    assert default.returncode == 0, default.stderr
+    assert "probe: no host service" in default.stdout + default.stderr
+    assert probe.hits == 0
+    assert pasta_processes() - before == set()  # nothing left running after the build
+
+    host = build_probe(tiny_home, tmp_path / "host", probe.port, "--network", "host")
+    assert host.returncode == 0, host.stderr
+    assert "probe: reached the host" in host.stdout + host.stderr
+    assert probe.hits == 1
+
+
+def test_an_unknown_network_is_refused(tiny_home: Path, tmp_path: Path) -> None:
+    done = build_probe(tiny_home, tmp_path, 1, "--network", "bridge")
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1] == "error: --network 'bridge': expected one of private, host, none"
+
+
+# -- the python example behind a loopback proxy ----------------------------------------------------------------------
+
+
+class ProxiedIndex(PyIndex):
+    """The tests' PyPI index, answering as an HTTP proxy for ``http://pypi.test/…`` (absolute-form requests)."""
+
+    def respond(self, path: str) -> tuple[int, str, bytes] | None:
+        prefix = "http://pypi.test"
+        if not path.startswith(prefix + "/"):
+            return (502, "text/plain", b"this proxy only knows pypi.test\n")
+        local = (self.root / path[len(prefix) + 1 :].split("#")[0]).resolve()
+        if local.is_dir():
+            local = local / "index.html"
+        if not local.is_file() or self.root.resolve() not in local.parents:
+            return (404, "text/plain", b"not found\n")
+        kind = "text/html" if local.suffix == ".html" else "application/octet-stream"
+        return (200, kind, local.read_bytes())
+
+
+APP = "import alpha\nprint(alpha.greet())\n"
+
+
+def test_the_python_buildpack_installs_through_a_loopback_proxy_under_the_default_network(
+    tmp_path: Path, probe: Probe
+) -> None:
+    images = language_images()
+    index = ProxiedIndex(tmp_path / "index")
+    index.add(make_wheel(tmp_path / "wheels", "alpha", "1.0", code="def greet():\n    return 'hello from alpha'\n"))
+    index.start()
+    try:
+        project = make_project(
+            tmp_path / "project", ["python", "procfile"],
+            {"app.py": APP, "requirements.txt": "alpha==1.0\n"},
+            env={"PIP_INDEX_URL": "http://pypi.test/simple/", "PIP_TRUSTED_HOST": "pypi.test"},
+        )  # fmt: skip
+        home = tmp_path / "home"
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("CNB_", "DOCKER_")) and "proxy" not in k.lower()
+        }
+        proxy = f"http://127.0.0.1:{index.port}"
+        env.update(CNB_HOME=str(home), PYTHONPATH=str(REPO), HTTP_PROXY=proxy, http_proxy=proxy,
+                   CNB_PLATFORM_API="0.15")  # fmt: skip
+        layers = project.root / "layers"
+        layers.mkdir()
+        done = Cnb(home, env)(
+            "lifecycle", "create",
+            "--app", str(project.app), "--layers", str(layers), "--platform", str(project.platform),
+            "--buildpacks", str(project.buildpacks), "--order", str(project.order),
+            "--sandbox", "bwrap", "--build-image", images.build, "--run-image", images.run,
+            "--cache-dir", str(project.root / "cache"), project.output, check=False,
+        )  # fmt: skip
+    finally:
+        index.stop()
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "cnb/python: installing alpha==1.0" in output
+    assert any(path.startswith("http://pypi.test/files/alpha-1.0") for path in index.requests), index.requests
+    metadata = lifecycle_metadata(project.layout)
+    assert [bp["key"] for bp in metadata["buildpacks"]][:1] == ["cnb/python"]
+    assert probe.hits == 0
