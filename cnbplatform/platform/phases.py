@@ -72,6 +72,7 @@ class Phases:
         self.layer_cache = LayerCache(ctx.home / "layer-cache")
         self.blobs_dir = ctx.home / "blobs"
         self._execution: Execution | None = None
+        self._distro: tuple[str, str] | None = None
         self._sandbox: Sandbox | None = None
 
     def __enter__(self) -> Phases:
@@ -244,23 +245,35 @@ class Phases:
         return TargetInfo(os="linux", arch=host_platform().architecture, distro_name=name, distro_version=version)
 
     def _build_distro(self) -> tuple[str, str]:
-        """``ID`` and ``VERSION_ID`` of the build image's os-release (this machine's with ``--sandbox host``)."""
+        """``ID`` and ``VERSION_ID`` of the build image's os-release (this machine's with ``--sandbox host``), read
+        once per command: from the unpacked root of ``--sandbox bwrap``, else from the image's layers."""
+        if self._distro is None:
+            self._distro = self._read_build_distro()
+        return self._distro
+
+    def _read_build_distro(self) -> tuple[str, str]:
         from cnbplatform.sbom.ospkgs import scan_distro
         from cnbplatform.sbom.pkgdb import parse_os_release
 
         s = self.settings
-        if s.sandbox == "host" or not s.build_image:
-            for path in (Path("/etc/os-release"), Path("/usr/lib/os-release")):
-                try:
-                    distro = parse_os_release(path.read_text(errors="replace"))
-                except OSError:
-                    continue
+        root = Path("/")
+        if s.sandbox != "host" and s.build_image:
+            opened = self.open_image(s.build_image)
+            assert opened is not None
+            if s.sandbox != "bwrap":
+                distro = scan_distro(opened.image)
                 return (distro.id, distro.version_id) if distro else ("", "")
-            return "", ""
-        opened = self.open_image(s.build_image)
-        assert opened is not None
-        distro = scan_distro(opened.image)
-        return (distro.id, distro.version_id) if distro else ("", "")
+            root = rootfs_for(opened.image, self.ctx.home / "rootfs")  # the one execution() unpacks
+        for rel in ("etc/os-release", "usr/lib/os-release"):
+            path = root / rel
+            if path.is_symlink() and root != Path("/"):
+                continue  # a link in an image's root would resolve on this machine: try the next one
+            try:
+                distro = parse_os_release(path.read_text(errors="replace"))
+            except OSError:
+                continue
+            return (distro.id, distro.version_id) if distro else ("", "")
+        return "", ""
 
     def cache(self) -> Cache | None:
         s = self.settings
