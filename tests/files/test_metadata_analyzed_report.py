@@ -10,6 +10,7 @@ import pytest
 from cnbplatform.files import analyzed, report
 from cnbplatform.files.analyzed import Analyzed, ImageIdentifier, RunImageInfo, TargetInfo
 from cnbplatform.files.common import SpecFileError
+from cnbplatform.files.labels import BuildMetadataLabel, LauncherInfo
 from cnbplatform.files.launch import Label, Process, Slice
 from cnbplatform.files.layer_toml import LayerToml, LayerTypes
 from cnbplatform.files.layers_metadata import (
@@ -292,3 +293,44 @@ def test_moved_types_stay_importable_from_their_old_modules() -> None:
     assert (report.ProjectMetadata, report.ProjectSource) == (ProjectMetadata, ProjectSource)
     with pytest.raises(AttributeError, match="Nothing"):
         _ = report.Nothing
+
+
+# -- the forms of Platform API < 0.10 (https://github.com/buildpacks/spec/blob/platform/v0.9/platform.md) --------
+
+OLD_FORM = BuildMetadata(
+    buildpacks=(BuildpackRef("bp/a", "1.0.0", "0.9"),),
+    processes=(ProcessEntry("web", ("node", "server.js", "--prod"), ("--port", "80"), True, "bp/a"),),
+    bom=({"name": "dep", "metadata": {"version": "1"}, "buildpack": {"id": "bp/a", "version": "1.0.0"}},),
+)
+
+
+@pytest.mark.parametrize(
+    ("api", "command", "args", "bom"),
+    [
+        ("0.8", "node", ["server.js", "--prod", "--port", "80"], True),
+        ("0.9", "node", ["server.js", "--prod", "--port", "80"], False),
+        ("0.10", ["node", "server.js", "--prod"], ["--port", "80"], False),
+    ],
+)
+def test_metadata_toml_per_platform_api(tmp_path: Path, api: str, command: object, args: list[str], bom: bool) -> None:
+    path = tmp_path / "metadata.toml"
+    OLD_FORM.dump(path, api)
+    written = tomllib.loads(path.read_text())
+    assert written["processes"][0]["command"] == command
+    assert written["processes"][0]["args"] == args
+    assert ("bom" in written) == bom
+    back = BuildMetadata.load(path)  # both forms read back
+    assert back.processes[0].command[0] == "node"
+    assert back.bom == (OLD_FORM.bom if bom else ())
+
+
+def test_build_metadata_label_per_platform_api() -> None:
+    no_bom = BuildMetadata(processes=OLD_FORM.processes, buildpacks=OLD_FORM.buildpacks)
+    old = BuildMetadataLabel.from_build_metadata(no_bom, LauncherInfo(), "0.8").to_json_dict()
+    assert old["bom"] is None  # below 0.9 the key is there, null without entries (LC's json:"bom")
+    assert old["processes"][0]["command"] == "node"
+    assert old["processes"][0]["args"] == ["server.js", "--prod", "--port", "80"]
+    assert "bom" not in BuildMetadataLabel.from_build_metadata(OLD_FORM, LauncherInfo(), "0.9").to_json_dict()
+    new = BuildMetadataLabel.from_build_metadata(OLD_FORM, LauncherInfo(), "0.10").to_json_dict()
+    assert new["processes"][0]["command"] == ["node", "server.js", "--prod"]
+    assert new["processes"][0]["args"] == ["--port", "80"]
