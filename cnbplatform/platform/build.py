@@ -132,6 +132,20 @@ def own_run_config(builder_root: Path, run_image: str, ws_root: Path) -> Path | 
     return path
 
 
+def builder_launcher(builder_root: Path) -> Path | None:
+    """The builder's own ``/cnb/lifecycle/launcher`` (pack's builders carry the Go launcher), which the exporter
+    copies into the app image instead of cnb's sh launcher. Only a regular file inside the unpacked builder counts:
+    a link that leads out of it (the builder is untrusted) leaves cnb's launcher in place."""
+    candidate = builder_root / "cnb" / "lifecycle" / "launcher"
+    try:
+        resolved = candidate.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None
+    if not resolved.is_relative_to(builder_root.resolve()) or not resolved.is_file():
+        return None
+    return resolved
+
+
 HOST_CA_PATH = "/cnb/host-ca-certificates.crt"
 CA_ENV = ("SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "CURL_CA_BUNDLE")
 
@@ -309,6 +323,7 @@ def _build(
         "build_config": builder_root / "cnb" / "build-config",
         "order": order,
         "run": run_toml,
+        "launcher": builder_launcher(builder_root) or ws.root / "no-launcher",
         "system": builder_root / "cnb" / "system.toml",
         "report": ws.layers / "report.toml",
         "cache_dir": None if request.cache_image else cache_dir,

@@ -1,0 +1,155 @@
+"""A builder, a buildpackage and a run image written the way pack and the Docker engine write them
+(tests/support/pack_images.py), pushed to the test registry and used by `cnb build` on an empty $CNB_HOME: what a
+pack user with a Paketo or Heroku builder meets."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import subprocess
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, Cnb
+from tests.support import pack_images as pk
+from tests.support.registry import RunningRegistry
+
+pytestmark = pytest.mark.integration
+
+SHELL_DETECT = "#!/bin/sh\n[ -f app.sh ] || exit 100\n"
+SHELL_BUILD = """#!/bin/sh
+set -eu
+cat > "$CNB_LAYERS_DIR/launch.toml" <<'EOF'
+[[processes]]
+type = "web"
+command = ["sh", "app.sh"]
+default = true
+EOF
+echo "eco/shell: process web runs app.sh"
+"""
+
+
+@pytest.fixture(scope="session")
+def launcher_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The static test launcher, compiled once per session."""
+    return pk.static_launcher(tmp_path_factory.getbasetemp() / "static-launcher")
+
+
+@dataclass(frozen=True)
+class PackBuilder:
+    builder: str
+    buildpackage: str
+    run_image: str
+
+
+@pytest.fixture(scope="module")
+def pack_builder(
+    registry: RunningRegistry, launcher_binary: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PackBuilder]:
+    """In the registry: a run image, the eco/shell buildpackage and a builder with eco/shell and cnb/procfile."""
+    work = tmp_path_factory.mktemp("pack-builder")
+    shell = work / "shell-buildpack"
+    (shell / "bin").mkdir(parents=True)
+    (shell / "buildpack.toml").write_text(
+        'api = "0.10"\n\n[buildpack]\nid = "eco/shell"\nversion = "0.0.1"\n\n[[targets]]\nos = "linux"\n'
+    )
+    for name, text in (("detect", SHELL_DETECT), ("build", SHELL_BUILD)):
+        (shell / "bin" / name).write_text(text)
+        (shell / "bin" / name).chmod(0o755)
+    shell_bp = pk.Buildpack(shell, "eco/shell", "0.0.1", api="0.10")
+    procfile = pk.Buildpack(REPO / "buildpacks" / "procfile", "cnb/procfile", "0.1.0", api="0.12")
+    run = f"{registry.host}/pack/run:1"
+    pk.run_image().push(registry.url, "pack/run", "1")
+    pk.buildpackage(shell_bp).push(registry.url, "pack/shell-bp", "1")
+    image = pk.builder([shell_bp, procfile], [[shell_bp], [procfile]], run_image=run, launcher=launcher_binary,
+                       lifecycle_version="0.21.3")  # fmt: skip
+    image.push(registry.url, "pack/builder", "1")
+    yield PackBuilder(f"{registry.host}/pack/builder:1", f"{registry.host}/pack/shell-bp:1", run)
+
+
+@pytest.fixture
+def shell_app(tmp_path: Path) -> Path:
+    app = tmp_path / "shell-app"
+    app.mkdir()
+    (app / "app.sh").write_text('echo "shell app says hi from $(pwd)"\n')
+    return app
+
+
+@pytest.fixture
+def procfile_app(tmp_path: Path) -> Path:
+    app = tmp_path / "procfile-app"
+    subprocess.run(["cp", "-a", str(REPO / "examples" / "shell"), str(app)], check=True)
+    return app
+
+
+def _member(cnb: Cnb, image: str, name: str) -> bytes:
+    """The bytes of *name* in the image's layers (the last layer that has it), read from the local store."""
+    from cnbplatform.oci.image import as_image
+    from cnbplatform.oci.local import LocalStore
+
+    found = b""
+    for layer in as_image(LocalStore(cnb.home).read(image)).layers():
+        with layer.open() as blob:
+            data = gzip.decompress(blob.read())
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            for member in tar:
+                if member.name.lstrip("/") == name and member.isfile():
+                    extracted = tar.extractfile(member)
+                    assert extracted is not None
+                    found = extracted.read()
+    return found
+
+
+@pytest.mark.parametrize("policy", ["always", "if-not-present"])
+def test_a_pack_builder_from_the_registry_builds_shell_and_procfile_apps_on_an_empty_home(
+    cnb: Cnb, pack_builder: PackBuilder, shell_app: Path, procfile_app: Path, launcher_binary: Path, policy: str
+) -> None:
+    assert not cnb.home.exists()
+    for image, app in (("shell-app", shell_app), ("procfile-app", procfile_app)):
+        done = cnb("build", image, "--builder", pack_builder.builder, "--path", str(app), "--pull-policy", policy)
+        assert f"Successfully built {image}" in done.stdout, done.stderr
+    shell = cnb("run", "shell-app")
+    assert f"{pk.LAUNCHER_MARKER} web" in shell.stdout  # the builder's launcher started the process
+    assert "shell app says hi from /workspace" in shell.stdout
+    procfile = cnb("run", "procfile-app")
+    assert f"{pk.LAUNCHER_MARKER} web" in procfile.stdout
+    assert "Hello from a cnb-built image!" in procfile.stdout
+    launcher = _member(cnb, "shell-app", "cnb/lifecycle/launcher")
+    assert hashlib.sha256(launcher).digest() == hashlib.sha256(launcher_binary.read_bytes()).digest()
+    recorded = json.loads(
+        json.loads(cnb("image", "inspect", "--json", "shell-app").stdout)["image"]["labels"][
+            "io.buildpacks.lifecycle.metadata"
+        ]
+    )["runImage"]
+    assert recorded["image"] == pack_builder.run_image
+
+
+def test_builder_inspect_shows_the_pack_builders_order_and_lifecycle(cnb: Cnb, pack_builder: PackBuilder) -> None:
+    shown = cnb("builder", "inspect", pack_builder.builder, "--json")
+    report = json.loads(shown.stdout)
+    text = json.dumps(report)
+    order = [[entry["id"] for entry in group] for group in _groups(report)]
+    assert order == [["eco/shell"], ["cnb/procfile"]]
+    assert "0.21.3" in text
+    assert all(f'"0.{n}"' in text for n in range(7, 13))  # the builder's Platform APIs 0.7 to 0.12
+
+
+def _groups(report: dict[str, object]) -> list[list[dict[str, str]]]:
+    order = report["order"]
+    assert isinstance(order, list)
+    return [group["group"] if isinstance(group, dict) else group for group in order]
+
+
+def test_a_buildpack_named_by_a_registry_reference_is_a_buildpackage(
+    cnb: Cnb, pack_builder: PackBuilder, shell_app: Path
+) -> None:
+    done = cnb("build", "bp-flag-app", "--builder", pack_builder.builder, "--path", str(shell_app),
+               "--buildpack", pack_builder.buildpackage)  # fmt: skip
+    assert "eco/shell: process web runs app.sh" in done.stdout + done.stderr
+    assert "shell app says hi" in cnb("run", "bp-flag-app").stdout
