@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cnbplatform.errors import UsageError
+from cnbplatform.errors import NotFoundError, UsageError
 from cnbplatform.lifecycle.common import Reporter
 from cnbplatform.oci.address import parse_address
 from cnbplatform.oci.reference import has_registry_host
@@ -201,20 +201,46 @@ def _order_groups(
 
 
 def _buildpack_flag(ctx: PlatformContext, ref: str, ws: Workspace) -> tuple[str, str, bool]:
-    """--buildpack: a directory, or id[@version] from the builder (pack's forms; urn:cnb:builder: too)."""
+    """--buildpack, in pack's forms: a directory; a ``.cnb``/``.tgz`` file or ``file://``; a buildpackage image
+    (``docker://REF`` or a reference whose first component names a registry); ``urn:cnb:builder:ID[@VERSION]`` or
+    ``ID[@VERSION]`` from the builder; ``urn:cnb:registry:NS/NAME[@VERSION]`` looked up in the buildpack registry.
+    An ID the builder lacks that reads as an image name is tried as a buildpackage image, as pack does."""
+    from cnbplatform.platform.build_builder import add_packaged_buildpack, buildpack_registry_image
+
     path = Path(ref)
     if path.is_dir():
         descriptor = add_buildpack_dir(ws.buildpacks, path)
         return descriptor.id, descriptor.version, False
-    if ref.endswith((".cnb", ".tgz")) or ref.startswith(("docker://", "file://")):
-        from cnbplatform.platform.build_builder import add_packaged_buildpack
-
+    if ref.startswith("urn:cnb:registry:"):
+        bp_id, version = add_packaged_buildpack(ctx, buildpack_registry_image(ctx, ref), ws.buildpacks)
+        return bp_id, version, False
+    packaged = ref.endswith((".cnb", ".tgz")) or ref.startswith(("docker://", "file://"))
+    if packaged or (not ref.startswith("urn:") and has_registry_host(ref)):
         bp_id, version = add_packaged_buildpack(ctx, ref, ws.buildpacks)
         return bp_id, version, False
-    bare = ref.removeprefix("urn:cnb:builder:").removeprefix("urn:cnb:registry:")
-    bp_id, _, version = bare.partition("@")
-    found = resolve_in(ws.buildpacks, bp_id, version)
+    bp_id, _, version = ref.removeprefix("urn:cnb:builder:").partition("@")
+    try:
+        found = resolve_in(ws.buildpacks, bp_id, version)
+    except NotFoundError as exc:
+        if ref.startswith("urn:cnb:builder:") or path.exists() or not _is_image_name(ref):
+            raise
+        try:
+            bp_id, version = add_packaged_buildpack(ctx, ref, ws.buildpacks)
+        except NotFoundError as image_exc:
+            raise NotFoundError(f"{exc.message}; as a buildpackage image: {image_exc.message}") from exc
+        return bp_id, version, False
     return found[0], found[1], False
+
+
+def _is_image_name(ref: str) -> bool:
+    from cnbplatform.errors import InvalidReferenceError
+    from cnbplatform.oci.reference import parse_reference
+
+    try:
+        parse_reference(ref)
+    except InvalidReferenceError:
+        return False
+    return True
 
 
 def _project_ref(

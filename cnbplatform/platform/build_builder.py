@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cnbplatform import __version__
-from cnbplatform.errors import CnbError, NotFoundError
+from cnbplatform.errors import CnbError, NotFoundError, UsageError
 from cnbplatform.lifecycle.common import Reporter
 from cnbplatform.oci.address import parse_address, pinned_address
 from cnbplatform.oci.image import Image, as_image, is_index, resolve_platform
@@ -167,11 +167,10 @@ def add_packaged_buildpack(ctx: PlatformContext, ref: str, buildpacks_dir: Path)
     from cnbplatform.builder.modules import ModuleResolver
     from cnbplatform.files.buildpack_toml import escape_id
     from cnbplatform.files.untrusted import join
-    from cnbplatform.oci.stores import StoreOptions
 
     with (
         tempfile.TemporaryDirectory(prefix="cnb-buildpack-") as work,
-        Stores(StoreOptions(home=buildpacks_dir.parent)) as stores,
+        Stores(ctx.store_options()) as stores,
     ):
         resolved = ModuleResolver(stores, Path(work), platform=host_os_arch()).resolve(ref, Path.cwd())
         for module in resolved.all:
@@ -179,3 +178,40 @@ def add_packaged_buildpack(ctx: PlatformContext, ref: str, buildpacks_dir: Path)
             if not target.exists():
                 shutil.copytree(module.directory, target, symlinks=True)
     return resolved.main.descriptor.id, resolved.main.descriptor.version
+
+
+#: The buildpack registry's API (https://github.com/buildpacks/registry-api); ``CNB_BUILDPACK_REGISTRY_URL`` sets
+#: another (a mirror of it, or a test's).
+BUILDPACK_REGISTRY_API = "https://registry.buildpacks.io/api/v1"
+
+
+def buildpack_registry_image(ctx: PlatformContext, locator: str) -> str:
+    """The buildpackage image of ``urn:cnb:registry:NS/NAME[@VERSION]``: the ``addr`` the buildpack registry gives
+    for that version (the latest without one). Offline, or with the registry unreachable, a one-line error."""
+    import httpx
+
+    wanted = locator.removeprefix("urn:cnb:registry:")
+    name, _, version = wanted.partition("@")
+    if name.count("/") != 1 or not all(name.split("/")):
+        raise UsageError(f"--buildpack {locator}: expected urn:cnb:registry:NAMESPACE/NAME[@VERSION]")
+    base = (ctx.env.get("CNB_BUILDPACK_REGISTRY_URL") or BUILDPACK_REGISTRY_API).rstrip("/")
+    url = f"{base}/buildpacks/{name}" + (f"/{version}" if version else "")
+    try:
+        response = httpx.get(url, timeout=15, follow_redirects=True)
+    except httpx.HTTPError as exc:
+        raise CnbError(
+            f"--buildpack {locator}: the buildpack registry ({base}) cannot be reached, and urn:cnb:registry: "
+            f"locators are not supported offline; give the buildpackage image instead ({exc.__class__.__name__})"
+        ) from None
+    if response.status_code == 404:
+        raise NotFoundError(f"--buildpack {locator}: the buildpack registry has no {wanted}")
+    try:
+        response.raise_for_status()
+        data: Any = response.json()
+        entry = data if version else data.get("latest", data)
+        address = entry["addr"]
+        if not isinstance(address, str) or not address:
+            raise TypeError("addr")
+    except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CnbError(f"--buildpack {locator}: the buildpack registry's answer has no image address ({exc})") from None
+    return address

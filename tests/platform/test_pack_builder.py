@@ -153,3 +153,78 @@ def test_a_buildpack_named_by_a_registry_reference_is_a_buildpackage(
                "--buildpack", pack_builder.buildpackage)  # fmt: skip
     assert "eco/shell: process web runs app.sh" in done.stdout + done.stderr
     assert "shell app says hi" in cnb("run", "bp-flag-app").stdout
+
+
+def _shell_buildpack(root: Path, says: str) -> pk.Buildpack:
+    """eco/shell 0.0.2 whose build says *says*."""
+    source = root / says
+    (source / "bin").mkdir(parents=True)
+    (source / "buildpack.toml").write_text('api = "0.10"\n\n[buildpack]\nid = "eco/shell"\nversion = "0.0.2"\n')
+    (source / "bin" / "detect").write_text(SHELL_DETECT)
+    (source / "bin" / "build").write_text(SHELL_BUILD.replace("eco/shell: process web runs app.sh", says))
+    for name in ("detect", "build"):
+        (source / "bin" / name).chmod(0o755)
+    return pk.Buildpack(source, "eco/shell", "0.0.2", api="0.10")
+
+
+def test_a_multi_target_buildpackage_gives_the_target_of_the_build(
+    cnb: Cnb, pack_builder: PackBuilder, shell_app: Path, registry: RunningRegistry, tmp_path: Path
+) -> None:
+    images = [
+        pk.buildpackage(_shell_buildpack(tmp_path, f"built by the {arch} target"), architecture=arch)
+        for arch in ("arm64", "amd64")
+    ]
+    pk.push_index(registry.url, "pack/multi-bp", "1", images)
+    done = cnb("build", "multi-app", "--builder", pack_builder.builder, "--path", str(shell_app),
+               "--buildpack", f"docker://{registry.host}/pack/multi-bp:1")  # fmt: skip
+    assert "built by the amd64 target" in done.stdout + done.stderr
+    assert "arm64" not in done.stdout + done.stderr
+
+
+def test_builder_and_registry_locators(cnb: Cnb, pack_builder: PackBuilder, shell_app: Path, tmp_path: Path) -> None:
+    done = cnb("build", "urn-app", "--builder", pack_builder.builder, "--path", str(shell_app),
+               "--buildpack", "urn:cnb:builder:eco/shell@0.0.1")  # fmt: skip
+    assert "eco/shell: process web runs app.sh" in done.stdout + done.stderr
+    offline = cnb("build", "urn-app", "--builder", pack_builder.builder, "--path", str(shell_app),
+                  "--buildpack", "urn:cnb:registry:eco/shell@0.0.1", check=False,
+                  extra_env={"CNB_BUILDPACK_REGISTRY_URL": "http://127.0.0.1:9/api/v1"})  # fmt: skip
+    assert offline.returncode == 1
+    assert "not supported offline" in offline.stderr and "Traceback" not in offline.stderr
+    assert len(offline.stderr.strip().splitlines()) <= 2
+
+
+def test_a_registry_locator_resolves_through_the_buildpack_registry(
+    cnb: Cnb, pack_builder: PackBuilder, shell_app: Path
+) -> None:
+    """urn:cnb:registry:NS/NAME@VERSION is the image the buildpack registry's API names (a local stand-in)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    asked: list[str] = []
+
+    class Api(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            body = json.dumps({"namespace": "eco", "name": "shell", "version": "0.0.1",
+                               "addr": pack_builder.buildpackage}).encode()  # fmt: skip
+            self.send_response(200 if self.path == "/api/v1/buildpacks/eco/shell/0.0.1" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Api)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/api/v1"
+        done = cnb("build", "registry-urn-app", "--builder", pack_builder.builder, "--path", str(shell_app),
+                   "--buildpack", "urn:cnb:registry:eco/shell@0.0.1",
+                   extra_env={"CNB_BUILDPACK_REGISTRY_URL": url})  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert asked == ["/api/v1/buildpacks/eco/shell/0.0.1"]
+    assert "eco/shell: process web runs app.sh" in done.stdout + done.stderr

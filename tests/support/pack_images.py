@@ -194,6 +194,7 @@ class PackImage:
     layers: list[bytes] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
+    architecture: str = "amd64"
 
     def blobs(self) -> tuple[list[tuple[str, bytes, str]], bytes, bytes]:
         """(layer blobs as (digest, gzip bytes, diffID)), config bytes, manifest bytes."""
@@ -202,7 +203,7 @@ class PackImage:
             packed = gzip.compress(tar, mtime=0)
             layers.append((_digest(packed), packed, _digest(tar)))
         config = {
-            "architecture": "amd64",
+            "architecture": self.architecture,
             "os": "linux",
             "created": "1980-01-01T00:00:01Z",
             "config": {**self.config, "Labels": self.labels},
@@ -220,7 +221,13 @@ class PackImage:
 
     def push(self, registry_url: str, repository: str, tag: str) -> str:
         """PUT every blob and the manifest (the registry's HTTP API); returns the manifest digest."""
+        return self.push_manifest(registry_url, repository, tag)[0]
+
+    def push_manifest(self, registry_url: str, repository: str, reference: str) -> tuple[str, int]:
+        """Push and put the manifest under *reference* (a tag or its digest); (digest, size)."""
         layers, config, manifest = self.blobs()
+        if reference.startswith("sha256:"):
+            reference = _digest(manifest)
         with httpx.Client(base_url=registry_url, timeout=60) as client:
             for digest, data in [*((d, b) for d, b, _ in layers), (_digest(config), config)]:
                 if client.head(f"/v2/{repository}/blobs/{digest}").status_code == 200:
@@ -232,10 +239,34 @@ class PackImage:
                 done = client.put(f"{location}{separator}digest={digest}", content=data)
                 done.raise_for_status()
             put = client.put(
-                f"/v2/{repository}/manifests/{tag}", content=manifest, headers={"Content-Type": DOCKER_MANIFEST}
+                f"/v2/{repository}/manifests/{reference}", content=manifest, headers={"Content-Type": DOCKER_MANIFEST}
             )
             put.raise_for_status()
-        return _digest(manifest)
+        return _digest(manifest), len(manifest)
+
+
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+
+
+def push_index(registry_url: str, repository: str, tag: str, images: Sequence[PackImage]) -> str:
+    """A Docker manifest list of *images* (one per architecture), as ``pack buildpack package --publish`` writes a
+    multi-target buildpackage; returns its digest."""
+    entries = []
+    for image in images:
+        digest, size = image.push_manifest(registry_url, repository, "sha256:")
+        entries.append(
+            {
+                "mediaType": DOCKER_MANIFEST,
+                "digest": digest,
+                "size": size,
+                "platform": {"architecture": image.architecture, "os": "linux"},
+            }
+        )
+    body = json.dumps({"schemaVersion": 2, "mediaType": DOCKER_LIST, "manifests": entries}).encode()
+    with httpx.Client(base_url=registry_url, timeout=60) as client:
+        put = client.put(f"/v2/{repository}/manifests/{tag}", content=body, headers={"Content-Type": DOCKER_LIST})
+        put.raise_for_status()
+    return _digest(body)
 
 
 def _digest(data: bytes) -> str:
@@ -270,19 +301,19 @@ def _diff(tar: bytes) -> str:
     return _digest(tar)
 
 
-def buildpackage(buildpack: Buildpack) -> PackImage:
+def buildpackage(buildpack: Buildpack, architecture: str = "amd64") -> PackImage:
     """``pack buildpack package --format image``: a scratch image with the buildpack's layer and its labels."""
     layer = buildpack.layer()
     info = {"id": buildpack.id, "version": buildpack.version}
     if buildpack.homepage:
         info["homepage"] = buildpack.homepage
     labels = {
-        "io.buildpacks.buildpackage.metadata": json.dumps({**info, "targets": [{"os": "linux"}]}),
+        "io.buildpacks.buildpackage.metadata": json.dumps({**info, "targets": [{"os": "linux", "arch": architecture}]}),
         "io.buildpacks.buildpack.layers": json.dumps(
             {buildpack.id: {buildpack.version: buildpack.layers_entry(_diff(layer))}}
         ),
     }
-    return PackImage([layer], {}, labels)
+    return PackImage([layer], {}, labels, architecture)
 
 
 def _toml_str(value: str) -> str:
