@@ -7,11 +7,12 @@ imported inside each function so a command loads only what it uses.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cnbplatform.cli.output import OPTIONS, TransferProgress, out_console, reporter_for
+from cnbplatform.cli.output import OPTIONS, ConsoleReporter, TransferProgress, err_console, out_console, reporter_for
 from cnbplatform.errors import UsageError
 
 if TYPE_CHECKING:
@@ -106,6 +107,57 @@ def _build_using(
         written, digest = build_to(ctx, using, path.resolve(), options, [target, *extra], reporter)
     if not OPTIONS.quiet:
         out_console.print(f"Successfully built {written} {digest} with the {using} builder")
+
+
+class StderrReporter(ConsoleReporter):
+    """Build output to stderr: stdout carries YAML (``cnb resolve``, ``cnb deploy``)."""
+
+    def output(self, source: str, data: bytes) -> None:
+        if not OPTIONS.quiet:
+            sys.stderr.buffer.write(data)
+            sys.stderr.buffer.flush()
+
+
+def resolve_command(
+    *,
+    file: Sequence[str],
+    output: Path | None,
+    lock_output: Path | None,
+    imgpkg_lock_output: Path | None,
+    parallel: int,
+    insecure_registry: Sequence[str],
+) -> None:
+    """``cnb resolve``: pin every image reference (kbld's files and outputs); nothing is written on failure."""
+    from cnbplatform.platform.context import context_from_env
+    from cnbplatform.resolve.documents import write_atomically
+    from cnbplatform.resolve.run import ResolveRequest, run_resolve
+
+    if lock_output is not None and imgpkg_lock_output is not None:
+        raise UsageError("--lock-output and --imgpkg-lock-output cannot be used together (as in kbld)")
+    if not 1 <= parallel <= 256:
+        raise UsageError(f"--parallel {parallel}: expected 1 to 256")
+    ctx = context_from_env(insecure_registries=insecure_registry)
+    request = ResolveRequest(
+        files=tuple(file),
+        lock_output=lock_output is not None,
+        imgpkg_lock_output=imgpkg_lock_output is not None,
+        workers=parallel,
+    )
+    outcome = run_resolve(ctx, request, StderrReporter("warn" if OPTIONS.quiet else "info"))
+    if lock_output is not None and outcome.lock is not None:
+        write_atomically(lock_output, outcome.lock, 0o600)
+    if imgpkg_lock_output is not None and outcome.imgpkg_lock is not None:
+        write_atomically(imgpkg_lock_output, outcome.imgpkg_lock, 0o600)
+    if output is not None:
+        write_atomically(output, outcome.text)
+    else:
+        sys.stdout.write(outcome.text)
+        sys.stdout.flush()
+    if not OPTIONS.quiet:
+        err_console.print(
+            f"resolved {len(outcome.entries)} references ({outcome.looked_up} looked up, {outcome.built} built) "
+            f"in {outcome.seconds:.2f}s"
+        )
 
 
 def rebase_command(

@@ -32,8 +32,8 @@ def deploy(
     """Build the app in --path, push IMAGE, and output (or apply) its digest-pinned Deployment and Service."""
     import yaml
 
+    from cnbplatform.cli.commands import StderrReporter
     from cnbplatform.cli.k8s import emit, read_facts
-    from cnbplatform.cli.resolve import StderrReporter
     from cnbplatform.imagebuilders.base import SourceBuild
     from cnbplatform.imagebuilders.registry import builder_named
     from cnbplatform.k8s.deploy import default_name, manifests_yaml

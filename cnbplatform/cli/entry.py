@@ -91,6 +91,18 @@ COPY: tuple[Positionals, Options] = (
     {"platform": (("--platform",), "str", None), **INSECURE},
 )
 
+RESOLVE: tuple[Positionals, Options] = (
+    (),
+    {
+        "file": (("--file", "-f"), "list", []),
+        "output": (("--output", "-o"), "path", None),
+        "lock_output": (("--lock-output",), "path", None),
+        "imgpkg_lock_output": (("--imgpkg-lock-output",), "path", None),
+        "parallel": (("--parallel",), "int", 16),
+        **INSECURE,
+    },
+)
+
 _PHASE_PATHS = (
     ("platform_api", "--platform-api"), ("layers", "--layers"), ("app_dir", "--app"), ("platform", "--platform"),
     ("buildpacks", "--buildpacks"), ("build_config", "--build-config"), ("analyzed", "--analyzed"),
@@ -131,6 +143,7 @@ _COMMANDS: dict[str, tuple[tuple[Positionals, Options], str, str]] = {
     "rebase": (REBASE, "cnbplatform.platform.rebase", "rebase_command"),
     "run": (RUN, "cnbplatform.platform.run", "run_command"),
     "image copy": (COPY, "cnbplatform.platform.images", "copy_command"),
+    "resolve": (RESOLVE, "cnbplatform.resolve.run", "resolve_command"),
 }
 
 

@@ -9,7 +9,7 @@ rate limit.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from cnbplatform.errors import InvalidReferenceError, NotFoundError, UsageError
@@ -42,35 +42,55 @@ def digest_url(ref: Reference, digest: str) -> str:
     return f"{registry}/{ref.repository}@{digest}"
 
 
+class Resolver:
+    """Resolves references on a pool of at most *workers* threads as they are submitted; one ``HEAD`` per
+    distinct normalised reference, however often and however spelled it is submitted."""
+
+    def __init__(self, stores: Stores, workers: int = DEFAULT_WORKERS) -> None:
+        self._stores = stores
+        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="resolve")
+        self._futures: dict[str, Future[Digested]] = {}
+        self._values: dict[str, str] = {}  # value as written -> normalised key
+
+    def submit(self, value: str, where: str) -> None:
+        if value in self._values:
+            return
+        ref = parse(value, where)
+        key = str(ref)
+        self._values[value] = key
+        if key not in self._futures:
+            self._stores.client(ref.registry)  # made here, in one thread, then shared by the pool's threads
+            self._futures[key] = self._pool.submit(_head, self._stores, ref)
+
+    @property
+    def distinct(self) -> int:
+        return len(self._futures)
+
+    def results(self) -> dict[str, Digested]:
+        """``{value: Digested}`` for every value submitted; the first failure is raised, the rest cancelled."""
+        done, _ = wait(self._futures.values(), return_when=FIRST_EXCEPTION)
+        for future in done:
+            error = future.exception()
+            if error is not None:
+                self.close()
+                raise error
+        return {value: self._futures[key].result() for value, key in self._values.items()}
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 def resolve_all(
     stores: Stores, values: Iterable[tuple[str, str]], workers: int = DEFAULT_WORKERS
 ) -> dict[str, Digested]:
     """``{value: Digested}`` for each (value, where): one ``HEAD`` per distinct normalised reference."""
-    wanted: dict[str, list[str]] = {}
-    refs: dict[str, Reference] = {}
-    for value, where in values:
-        ref = parse(value, where)
-        key = str(ref)
-        refs[key] = ref
-        wanted.setdefault(key, []).append(value)
-    for ref in refs.values():  # one client per registry, made before the threads share them
-        stores.client(ref.registry)
-    out: dict[str, Digested] = {}
-    if not refs:
-        return out
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(refs))), thread_name_prefix="resolve") as pool:
-        futures = {pool.submit(_head, stores, ref): key for key, ref in refs.items()}
-        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        for future in done:
-            if future.exception() is not None:
-                for other in futures:
-                    other.cancel()
-                raise future.exception()  # type: ignore[misc]
-    for future, key in futures.items():
-        result = future.result()
-        for value in wanted[key]:
-            out[value] = result
-    return out
+    resolver = Resolver(stores, workers)
+    try:
+        for value, where in values:
+            resolver.submit(value, where)
+        return resolver.results()
+    finally:
+        resolver.close()
 
 
 def _head(stores: Stores, ref: Reference) -> Digested:

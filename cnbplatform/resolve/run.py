@@ -24,7 +24,9 @@ from cnbplatform.oci.stores import Stores
 from cnbplatform.platform.context import PlatformContext
 from cnbplatform.resolve.config import (
     ANNOTATION,
+    CONFIG_API,
     DEFAULT_RULE,
+    LOCK_API,
     Config,
     Resolved,
     Source,
@@ -33,8 +35,8 @@ from cnbplatform.resolve.config import (
     is_config,
     parse_config,
 )
-from cnbplatform.resolve.documents import Document, dump_sorted, dump_stream, input_files, load_one, parse_documents
-from cnbplatform.resolve.resolver import DEFAULT_WORKERS, resolve_all
+from cnbplatform.resolve.documents import Document, dump_sorted, dump_stream, input_files, iter_documents, load_one
+from cnbplatform.resolve.resolver import DEFAULT_WORKERS, Resolver
 from cnbplatform.resolve.search import find_references, replace_references
 
 
@@ -63,42 +65,55 @@ def run_resolve(ctx: PlatformContext, request: ResolveRequest, reporter: Reporte
     if request.lock_output and request.imgpkg_lock_output:
         raise UsageError("--lock-output and --imgpkg-lock-output cannot be used together (as in kbld)")
     started = time.monotonic()
-    docs = parse_documents([*(input_files(request.files) if request.files else []), *request.texts])
+    files = [*(input_files(request.files) if request.files else []), *request.texts]
+    # Without any kbld Config or lock in the input, every reference is looked up as it is: the lookups can start
+    # while the rest is still being parsed.
+    speculate = not any(CONFIG_API in text or LOCK_API in text for _, text in files)
     config = Config()
     resources: list[Document] = []
-    for doc in docs:
-        if is_config(doc):
-            config.extend(parse_config(doc, request.base))
-        else:
-            resources.append(doc)
-    rules = [*config.rules, DEFAULT_RULE]
     found: dict[str, str] = {}  # reference as written -> where it was first seen
     known: dict[str, tuple[dict[str, Any], ...]] = {}  # digest url -> origins an earlier run recorded
     per_doc: list[list[str]] = []
-    for doc in resources:
-        refs = find_references(doc.data, rules, doc.description)
-        per_doc.append(refs)
-        for ref in refs:
-            found.setdefault(ref, doc.description)
-        known.update(_recorded_origins(doc))
     entries: dict[str, Resolved] = {}
-    to_look_up: list[tuple[str, str]] = []
     built = 0
     with Stores(ctx.store_options()) as stores:
-        for value, where in found.items():
-            override = config.override_for(value)
-            if override is not None and override.preresolved:
-                pinned = override.origins or ({"preresolved": {"url": override.new_image}},)
-                entries[value] = Resolved(value, override.new_image, tuple(pinned))
-                continue
-            target = override.new_image if override is not None else value
-            source = config.source_for(target)
-            if source is not None:
-                entries[value] = _build(ctx, config, source, target, reporter)
-                built += 1
-                continue
-            to_look_up.append((target, where))
-        digests = resolve_all(stores, to_look_up, request.workers)
+        resolver = Resolver(stores, request.workers)
+        try:
+            for doc in iter_documents(files):
+                if is_config(doc):
+                    config.extend(parse_config(doc, request.base))
+                    continue
+                resources.append(doc)
+                if speculate:
+                    refs = find_references(doc.data, [DEFAULT_RULE], doc.description)
+                    for ref in refs:
+                        resolver.submit(ref, doc.description)
+                    per_doc.append(refs)
+            rules = [*config.rules, DEFAULT_RULE]
+            for index, doc in enumerate(resources):
+                refs = per_doc[index] if speculate else find_references(doc.data, rules, doc.description)
+                if not speculate:
+                    per_doc.append(refs)
+                for ref in refs:
+                    found.setdefault(ref, doc.description)
+                known.update(_recorded_origins(doc))
+            for value, where in found.items():
+                override = config.override_for(value)
+                if override is not None and override.preresolved:
+                    pinned = override.origins or ({"preresolved": {"url": override.new_image}},)
+                    entries[value] = Resolved(value, override.new_image, tuple(pinned))
+                    continue
+                target = override.new_image if override is not None else value
+                source = config.source_for(target)
+                if source is not None:
+                    entries[value] = _build(ctx, config, source, target, reporter)
+                    built += 1
+                    continue
+                resolver.submit(target, where)
+            digests = resolver.results()
+            looked_up = resolver.distinct
+        finally:
+            resolver.close()
     for value in found:
         if value in entries:
             continue
@@ -127,7 +142,7 @@ def run_resolve(ctx: PlatformContext, request: ResolveRequest, reporter: Reporte
         lock=config_lock(ordered) if request.lock_output else None,
         imgpkg_lock=imgpkg_lock(ordered) if request.imgpkg_lock_output else None,
         built=built,
-        looked_up=len({t for t, _ in to_look_up}),
+        looked_up=looked_up,
         seconds=time.monotonic() - started,
     )
 

@@ -13,12 +13,12 @@ import pytest
 import typer.models
 from typer.testing import CliRunner
 
-from cnbplatform.cli import build, commands, entry, image, lifecycle, rebase, run
+from cnbplatform.cli import build, commands, entry, image, lifecycle, rebase, resolve, run
 from cnbplatform.cli.main import app
 from tests.conftest import REPO
 
 KINDS = {
-    "str": "str", "str | None": "str", "Path": "path", "Path | None": "path", "int | None": "int", "float": "float",
+    "str": "str", "str | None": "str", "Path": "path", "Path | None": "path", "int | None": "int", "float": "float", "int": "int",
     "float | None": "float", "bool": "flag", "bool | None": "flag", "list[str]": "list", "list[Path]": "listpath",
 }  # fmt: skip
 
@@ -47,8 +47,9 @@ def spec_of(command: Callable[..., Any]) -> tuple[entry.Positionals, entry.Optio
         (entry.RUN, run.run),
         (entry.COPY, image.copy),
         (entry.PHASE, lifecycle._make("detect")),
+        (entry.RESOLVE, resolve.resolve),
     ],
-    ids=["build", "rebase", "run", "image copy", "lifecycle phase"],
+    ids=["build", "rebase", "run", "image copy", "lifecycle phase", "resolve"],
 )
 def test_table_matches_the_typer_signature(table: tuple[entry.Positionals, entry.Options], command: Any) -> None:
     positionals, options = spec_of(command)
@@ -72,6 +73,8 @@ CASES = [
     ["lifecycle", "export", "img", "t2", "--layers", "/l", "--app", "/w", "--uid", "1000", "--no-skip-layers"],
     ["lifecycle", "detect", "--skip-restore", "--network", "--log-level", "debug", "--build-timeout", "3"],
     ["lifecycle", "create", "img", "--tag", "t", "--daemon", "--no-network", "--sandbox", "bwrap"],
+    ["resolve", "-f", "a.yml", "--file=dir", "-f", "-", "-o", "out.yml", "--parallel", "4", "--lock-output", "l"],
+    ["resolve", "--imgpkg-lock-output", "i.yml", "-f", "x", "--insecure-registry", "h:5000"],
 ]
 
 
@@ -92,6 +95,7 @@ def typer_kwargs(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> dict[str, 
         (run, "run_command"),
         (image, "copy_command"),
         (lifecycle, "phase_command"),
+        (resolve, "resolve_command"),
     ):
         monkeypatch.setattr(module, name, capture)
     result = CliRunner().invoke(app, argv)
@@ -109,7 +113,7 @@ def fast_kwargs(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> dict[str, A
         seen.update(kwargs)
         return 0
 
-    for name in ("build_command", "rebase_command", "run_command", "copy_command", "phase_command"):
+    for name in ("build_command", "rebase_command", "run_command", "copy_command", "phase_command", "resolve_command"):
         monkeypatch.setattr(commands, name, capture)
     command = entry.fast_command(argv)
     assert command is not None, f"{argv} was not taken by the fast path"

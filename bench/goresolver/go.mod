@@ -1,0 +1,3 @@
+module cnb.example/goresolver
+
+go 1.19
