@@ -18,7 +18,10 @@ import pytest
 
 from tests.conftest import REPO, Cnb
 from tests.support import pack_images as pk
+from tests.support.dockerd import RunningDockerd
+from tests.support.images import PATH_ENV
 from tests.support.registry import RunningRegistry
+from tests.support.tools import skopeo
 
 pytestmark = pytest.mark.integration
 
@@ -228,3 +231,37 @@ def test_a_registry_locator_resolves_through_the_buildpack_registry(
         server.server_close()
     assert asked == ["/api/v1/buildpacks/eco/shell/0.0.1"]
     assert "eco/shell: process web runs app.sh" in done.stdout + done.stderr
+
+
+def _layer_types(cnb: Cnb, image: str) -> list[str]:
+    return [
+        layer["mediaType"] for layer in json.loads(cnb("image", "inspect", "--json", image).stdout)["image"]["layers"]
+    ]
+
+
+def test_a_zstd_compressed_run_image(
+    cnb: Cnb, pack_builder: PackBuilder, shell_app: Path, registry: RunningRegistry
+) -> None:
+    pk.run_image(zstd=True).push(registry.url, "pack/zstd-run", "1")
+    run = f"{registry.host}/pack/zstd-run:1"
+    cnb("build", "zstd-app", "--builder", pack_builder.builder, "--path", str(shell_app), "--run-image", run)
+    assert _layer_types(cnb, "zstd-app")[0] == pk.OCI_LAYER_ZSTD  # the run image's layer, as it came
+    assert "shell app says hi" in cnb("run", "zstd-app").stdout  # and it unpacks
+
+
+def test_a_run_image_pushed_by_the_docker_engine(
+    cnb: Cnb, pack_builder: PackBuilder, shell_app: Path, registry: RunningRegistry, dockerd: RunningDockerd,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    run = f"{registry.host}/docker/run:1"
+    rootfs = pk.rootfs_tar(tmp_path / "rootfs.tar")
+    docker = ["docker", "--host", dockerd.base_url]
+    changes = ["--change", f"ENV {PATH_ENV}", "--change", "USER 1000:1000", "--change", 'CMD ["/bin/sh"]']
+    for args in (["import", *changes, str(rootfs), run], ["push", run]):
+        done = subprocess.run([*docker, *args], capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+    manifest = json.loads(skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{run}").stdout)
+    assert manifest["mediaType"] == pk.DOCKER_MANIFEST  # Docker v2 schema 2, as the engine pushes
+    cnb("build", "docker-run-app", "--builder", pack_builder.builder, "--path", str(shell_app), "--run-image", run)
+    assert _layer_types(cnb, "docker-run-app")[0] == pk.DOCKER_LAYER
+    assert "shell app says hi" in cnb("run", "docker-run-app").stdout

@@ -38,6 +38,9 @@ NORMALIZED_MTIME = 315532801  # 1980-01-01T00:00:01Z, pack's archive.NormalizedD
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
 CNB_UID = 1000
 LAUNCHER_MARKER = "PACK-SHAPED-LAUNCHER"
 
@@ -168,6 +171,12 @@ def buildpack_members(source: Path, bp_id: str, version: str) -> list[Member]:
     return members
 
 
+def rootfs_tar(path: Path) -> Path:
+    """The busybox root as a plain tar file (what ``docker import`` takes)."""
+    path.write_bytes(tar_bytes(busybox_members(), absolute=False))
+    return path
+
+
 def busybox_members() -> list[Member]:
     """A base image's root (relative names, as a Docker build writes them): busybox, passwd with the CNB user."""
     members = [
@@ -195,12 +204,13 @@ class PackImage:
     config: dict[str, Any] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     architecture: str = "amd64"
+    zstd: bool = False  # OCI media types and zstd layers (compressed by the zstd command), as BuildKit can push
 
     def blobs(self) -> tuple[list[tuple[str, bytes, str]], bytes, bytes]:
         """(layer blobs as (digest, gzip bytes, diffID)), config bytes, manifest bytes."""
         layers = []
         for tar in self.layers:
-            packed = gzip.compress(tar, mtime=0)
+            packed = _zstd(tar) if self.zstd else gzip.compress(tar, mtime=0)
             layers.append((_digest(packed), packed, _digest(tar)))
         config = {
             "architecture": self.architecture,
@@ -211,11 +221,14 @@ class PackImage:
             "history": [{"created": "1980-01-01T00:00:01Z"} for _ in layers],
         }
         config_bytes = json.dumps(config, separators=(",", ":")).encode()
+        manifest_type, config_type, layer_type = (
+            (OCI_MANIFEST, OCI_CONFIG, OCI_LAYER_ZSTD) if self.zstd else (DOCKER_MANIFEST, DOCKER_CONFIG, DOCKER_LAYER)
+        )
         manifest = {
             "schemaVersion": 2,
-            "mediaType": DOCKER_MANIFEST,
-            "config": {"mediaType": DOCKER_CONFIG, "size": len(config_bytes), "digest": _digest(config_bytes)},
-            "layers": [{"mediaType": DOCKER_LAYER, "size": len(b), "digest": d} for d, b, _ in layers],
+            "mediaType": manifest_type,
+            "config": {"mediaType": config_type, "size": len(config_bytes), "digest": _digest(config_bytes)},
+            "layers": [{"mediaType": layer_type, "size": len(b), "digest": d} for d, b, _ in layers],
         }
         return layers, config_bytes, json.dumps(manifest, indent=3).encode()
 
@@ -238,8 +251,9 @@ class PackImage:
                 separator = "&" if "?" in location else "?"
                 done = client.put(f"{location}{separator}digest={digest}", content=data)
                 done.raise_for_status()
+            content_type = OCI_MANIFEST if self.zstd else DOCKER_MANIFEST
             put = client.put(
-                f"/v2/{repository}/manifests/{reference}", content=manifest, headers={"Content-Type": DOCKER_MANIFEST}
+                f"/v2/{repository}/manifests/{reference}", content=manifest, headers={"Content-Type": content_type}
             )
             put.raise_for_status()
         return _digest(manifest), len(manifest)
@@ -267,6 +281,10 @@ def push_index(registry_url: str, repository: str, tag: str, images: Sequence[Pa
         put = client.put(f"/v2/{repository}/manifests/{tag}", content=body, headers={"Content-Type": DOCKER_LIST})
         put.raise_for_status()
     return _digest(body)
+
+
+def _zstd(data: bytes) -> bytes:
+    return subprocess.run(["zstd", "-q", "-c", "-3"], input=data, capture_output=True, check=True).stdout
 
 
 def _digest(data: bytes) -> str:
@@ -422,8 +440,9 @@ def builder(
     return PackImage(layers, config, labels)
 
 
-def run_image() -> PackImage:
-    """A busybox run image as a Docker build pushes it (relative names), with the CNB user."""
+def run_image(*, zstd: bool = False) -> PackImage:
+    """A busybox run image as a Docker build pushes it (relative names), with the CNB user; *zstd*: as BuildKit
+    pushes it with ``compression=zstd`` (OCI media types)."""
     labels = {"io.buildpacks.stack.id": "io.buildpacks.stacks.busybox", "io.buildpacks.base.distro.name": "busybox"}
     config = {"User": f"{CNB_UID}:{CNB_UID}", "Env": [PATH_ENV], "Cmd": ["/bin/sh"]}
-    return PackImage([tar_bytes(busybox_members(), absolute=False)], config, labels)
+    return PackImage([tar_bytes(busybox_members(), absolute=False)], config, labels, zstd=zstd)
