@@ -1,22 +1,25 @@
-"""cnb/python end to end (issue 4 item 4, item 7 "must show"): ``cnb lifecycle create --sandbox bwrap`` on bookworm.
+"""cnb/python end to end: ``cnb lifecycle create --sandbox bwrap`` on bookworm, uv installing.
 
-Packages come from a PyPI simple index on 127.0.0.1 made by the test (alpha needs beta; Gamma_Pkg), so the SBOM's
-licenses and purls are known. The first build installs and serves a page through ``cnb run``; a rebuild after a
-one-line code edit reuses the venv and its SBOM without pip (index untouched) and changes only the app layer;
-removing a requirement works with ``--no-network`` (wheels from the cache layer, the venv updated in place); a new
-requirement without the network fails with a clear message. The helper scripts are also unit-tested on the host's
-Python; test_python_install.py compares what the buildpack installs without pip with what pip installs.
+Packages come from a find-links directory of wheels made by the test (alpha needs beta; Gamma_Pkg), plus the real
+uv wheel (:func:`tests.support.wheels.uv_wheel`), in the platform dir (``PIP_FIND_LINKS=/platform/wheels``,
+``PIP_NO_INDEX=1``), so the SBOM's licenses and purls are known and no build needs the network. The first build
+installs and serves a page through ``cnb run``; a rebuild after a one-line code edit reuses the venv and its SBOM
+without running uv and changes only the app layer; removing a requirement works with ``--no-network`` (the venv
+updated in place); a requirement no wheel satisfies fails with a clear message. The project-file readers
+(lib/project.py), the web process and the SBOM are also unit-tested on the host's Python.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import os
+import re
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -32,8 +35,9 @@ from tests.buildpacks.helpers import (
     lifecycle_metadata,
     make_project,
 )
-from tests.buildpacks.packages import PyIndex, make_wheel
+from tests.buildpacks.packages import make_wheel
 from tests.conftest import REPO, Cnb
+from tests.support.wheels import link_or_copy, uv_version, uv_wheel
 
 LIB = REPO / "buildpacks" / "python" / "lib"
 
@@ -57,31 +61,26 @@ HTTPServer(("0.0.0.0", int(os.environ.get("PORT", "8080"))), Page).serve_forever
 """
 
 
-@pytest.fixture(scope="module")
-def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PyIndex]:
-    wheels = tmp_path_factory.mktemp("wheels")
-    server = PyIndex(tmp_path_factory.mktemp("index"))
-    server.add(make_wheel(wheels, "alpha", "1.0", requires=["beta>=2"], headers=[("License-Expression", "MIT")],
-                          code="from beta import NAME\n\ndef greet():\n    return 'hello from alpha 1.0 and ' + NAME\n"))  # fmt: skip
-    server.add(make_wheel(wheels, "beta", "2.0", headers=[("Classifier", "License :: OSI Approved :: BSD License")],
-                          code="NAME = 'beta 2.0'\n"))  # fmt: skip
-    server.add(make_wheel(wheels, "Gamma_Pkg", "3.0", headers=[("License", "Apache-2.0")]))
-    server.add(make_wheel(wheels, "delta", "4.0"))
-    server.start()
-    yield server
-    server.stop()
+WHEEL_ENV = {"PIP_FIND_LINKS": "/platform/wheels", "PIP_NO_INDEX": "1"}
 
 
 @pytest.fixture(scope="module")
 def first_build(
-    tmp_path_factory: pytest.TempPathFactory, bp_cnb: Cnb, languages: LanguageImages, index: PyIndex
+    tmp_path_factory: pytest.TempPathFactory, bp_cnb: Cnb, languages: LanguageImages
 ) -> tuple[Project, str]:
     project = make_project(
         tmp_path_factory.mktemp("python-project"),
         ["python", "procfile"],
         {"app.py": APP, "requirements.txt": "alpha==1.0\nGamma_Pkg==3.0\n"},
-        env={"PIP_INDEX_URL": index.index_url},
+        env=WHEEL_ENV,
     )
+    wheels = project.platform / "wheels"
+    make_wheel(wheels, "alpha", "1.0", requires=["beta>=2"], headers=[("License-Expression", "MIT")],
+               code="from beta import NAME\n\ndef greet():\n    return 'hello from alpha 1.0 and ' + NAME\n")  # fmt: skip
+    make_wheel(wheels, "beta", "2.0", headers=[("Classifier", "License :: OSI Approved :: BSD License")],
+               code="NAME = 'beta 2.0'\n")  # fmt: skip
+    make_wheel(wheels, "Gamma_Pkg", "3.0", headers=[("License", "Apache-2.0")])
+    link_or_copy(uv_wheel(), wheels)
     done = create(bp_cnb, project, languages)
     return project, done.stdout + done.stderr
 
@@ -90,11 +89,12 @@ def first_build(
 def test_first_build_installs_serves_and_lists_the_venv(first_build: tuple[Project, str], bp_cnb: Cnb) -> None:
     project, output = first_build
     assert "cnb/python: creating venv" in output
-    assert "cnb/python: installing Gamma_Pkg==3.0, alpha==1.0, beta==2.0" in output
+    assert f"cnb/python: fetching uv {uv_version()}" in output
+    assert " + alpha==1.0\n" in output and " + beta==2.0\n" in output and " + gamma-pkg==3.0\n" in output
     assert "cnb/python: web process (python runs app.py)" in output
     metadata = lifecycle_metadata(project.layout)
     (python,) = [bp for bp in metadata["buildpacks"] if bp["key"] == "cnb/python"]
-    assert set(python["layers"]) == {"venv"}  # wheels and pip are cache-only
+    assert set(python["layers"]) == {"venv"}  # uv and its cache are cache-only
 
     sbom = json.loads(image_sbom(project.layout, "launch/cnb_python/venv/sbom.cdx.json"))
     from cyclonedx.schema import SchemaVersion
@@ -113,46 +113,45 @@ def test_first_build_installs_serves_and_lists_the_venv(first_build: tuple[Proje
 
 @pytest.mark.integration
 def test_rebuilds_reuse_the_venv_and_work_without_the_network(
-    first_build: tuple[Project, str], bp_cnb: Cnb, languages: LanguageImages, index: PyIndex
+    first_build: tuple[Project, str], bp_cnb: Cnb, languages: LanguageImages
 ) -> None:
     project, _ = first_build
     before = layer_digests(project.layout)
     venv_before = buildpack_layer_digest(project.layout, "cnb/python", "venv")
-    asked = len(index.requests)
     sbom_before = image_sbom(project.layout, "launch/cnb_python/venv/sbom.cdx.json")
 
-    # one line of app code changes: the venv comes back from the cache as it was, pip does not run; nor does the
+    # one line of app code changes: the venv comes back from the cache as it was, uv does not run; nor does the
     # SBOM scan: the one restored from the cache is kept
     (project.app / "app.py").write_text(APP.replace("python test app", "python test app v2"))
-    done = create(bp_cnb, project, languages)
+    done = create(bp_cnb, project, languages, "--no-network")
     output = done.stdout + done.stderr
     assert "cnb/python: reusing venv (requirements unchanged)" in output
-    assert "installing" not in output and "removing" not in output
+    assert "cnb/python: uv " not in output and "Resolved" not in output
     assert "cnb/python: SBOM: 3 distribution(s) in venv.sbom.cdx.json (restored with the venv)" in output
     assert image_sbom(project.layout, "launch/cnb_python/venv/sbom.cdx.json") == sbom_before
-    assert len(index.requests) == asked
     after = layer_digests(project.layout)
     app_layer = layer_of(project.layout, lifecycle_metadata(project.layout)["app"][0]["sha"])
     assert [new for old, new in zip(before, after, strict=True) if old != new] == [app_layer]
     assert buildpack_layer_digest(project.layout, "cnb/python", "venv") == venv_before
 
-    # one requirement less, no network: the venv is updated in place from the cached wheels
+    # one requirement less, no network: the venv is updated in place, uv (restored from the cache) removes it
     (project.app / "requirements.txt").write_text("alpha==1.0\n")
     done = create(bp_cnb, project, languages, "--no-network")
     output = done.stdout + done.stderr
     assert "cnb/python: updating the venv in place (requirements changed)" in output
-    assert "cnb/python: removing Gamma_Pkg" in output
-    assert "cnb/python: venv: 0 installed, 1 removed, 2 unchanged" in output
-    assert len(index.requests) == asked
+    assert "fetching uv" not in output
+    assert " - gamma-pkg==3.0\n" in output and " + " not in output
     sbom = json.loads(image_sbom(project.layout, "launch/cnb_python/venv/sbom.cdx.json"))
     assert [c["name"] for c in sbom["components"]] == ["alpha", "beta"]
     assert buildpack_layer_digest(project.layout, "cnb/python", "venv") != venv_before
 
-    # a requirement the cache has never seen cannot be installed without the network, and says why
+    # a requirement no wheel satisfies cannot be installed without the network, and says why
     (project.app / "requirements.txt").write_text("alpha==1.0\ndelta==4.0\n")
     done = create(bp_cnb, project, languages, "--no-network", check=False)
     assert done.returncode == 51, done.stderr
-    assert "a build without the network needs every wheel in the cache layer" in done.stdout + done.stderr
+    output = done.stdout + done.stderr
+    assert "cnb/python: error: uv could not install the packages of requirements.txt" in output
+    assert "delta" in output
 
 
 def script(name: str, *args: str, python: str = sys.executable, cwd: Path | None = None) -> str:
@@ -161,33 +160,135 @@ def script(name: str, *args: str, python: str = sys.executable, cwd: Path | None
     return done.stdout
 
 
+def load_project() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("cnb_python_project", LIB / "project.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+project_py = load_project()
+
+
+def detect(app: Path, work: Path) -> Any:
+    work.mkdir(exist_ok=True)
+    return project_py.detect(str(app), str(work))
+
+
 def test_requirements_fingerprint_covers_included_files(tmp_path: Path) -> None:
     app, work = tmp_path / "app", tmp_path / "work"
     (app / "reqs").mkdir(parents=True)
-    work.mkdir()
     (app / "requirements.txt").write_text("-r reqs/base.txt\nalpha==1.0\n")
     (app / "reqs" / "base.txt").write_text("--constraint=pins.txt\nbeta\n")
     (app / "reqs" / "pins.txt").write_text("beta==2.0\n")
-    source, sha, path = script("requirements.py", str(app), str(work)).split()
-    assert (source, path) == ("requirements.txt", str(app / "requirements.txt"))
+    found = detect(app, work)
+    assert (found.source, found.requirements) == ("requirements.txt", str(app / "requirements.txt"))
     (app / "app.py").write_text("print('code is not a requirement')\n")
-    assert script("requirements.py", str(app), str(work)).split()[1] == sha
+    assert detect(app, work).fingerprint == found.fingerprint
     (app / "reqs" / "pins.txt").write_text("beta==2.1\n")
-    assert script("requirements.py", str(app), str(work)).split()[1] != sha
+    assert detect(app, work).fingerprint != found.fingerprint
+    (app / "reqs" / "pins.txt").unlink()
+    with pytest.raises(project_py.ProjectError, match=r"reqs/pins.txt \(included by a requirements file\) does not"):
+        detect(app, work)
 
 
-def test_requirements_from_pyproject_or_none(tmp_path: Path) -> None:
+def test_pyproject_dependencies_a_built_project_or_none(tmp_path: Path) -> None:
     app, work = tmp_path / "app", tmp_path / "work"
     app.mkdir()
-    work.mkdir()
-    assert script("requirements.py", str(app), str(work)).split() == ["none", "-", "-"]
+    assert detect(app, work).source == "none"
     (app / "pyproject.toml").write_text('[project]\nname = "x"\nversion = "1"\ndependencies = ["alpha>=1", "beta"]\n')
-    source, sha, path = script("requirements.py", str(app), str(work)).split()
-    assert source == "pyproject.toml" and Path(path).read_text() == "alpha>=1\nbeta\n"
+    found = detect(app, work)
+    assert found.source == "pyproject.toml" and Path(found.requirements).read_text() == "alpha>=1\nbeta\n"
     (app / "pyproject.toml").write_text('[project]\nname = "y"\nversion = "2"\ndependencies = ["alpha>=1", "beta"]\n')
-    assert script("requirements.py", str(app), str(work)).split()[1] == sha  # name and version are not requirements
+    assert detect(app, work).fingerprint == found.fingerprint  # name and version are not requirements
     (app / "pyproject.toml").write_text('[project]\nname = "x"\ndynamic = ["dependencies"]\n')
-    assert script("requirements.py", str(app), str(work)).split()[0] == "none"
+    with pytest.raises(project_py.ProjectError, match="dynamic dependencies but no"):
+        detect(app, work)
+    (app / "pyproject.toml").write_text(
+        '[project]\nname = "x"\nversion = "1"\nrequires-python = ">=3.11"\n'
+        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+    )
+    built = detect(app, work)
+    assert (built.source, Path(built.requirements).read_text(), built.requires_python) == (
+        "pyproject.toml", f"-e {app}\n", ">=3.11")  # fmt: skip
+    (app / "pyproject.toml").write_text("[project\n")
+    with pytest.raises(project_py.ProjectError, match=re.escape("pyproject.toml is not valid TOML")):
+        detect(app, work)
+
+
+def test_lock_files_win_and_say_what_they_need(tmp_path: Path) -> None:
+    app, work = tmp_path / "app", tmp_path / "work"
+    app.mkdir()
+    (app / "requirements.txt").write_text("alpha\n")
+    (app / "Pipfile").write_text("[packages]\nalpha = '*'\n")
+    with pytest.raises(project_py.ProjectError, match=re.escape("Pipfile without Pipfile.lock: run `pipenv lock`")):
+        detect(app, work)
+    (app / "Pipfile.lock").write_text(json.dumps({
+        "_meta": {"requires": {"python_version": "3.11"}, "sources": [
+            {"name": "pypi", "url": "https://pypi.org/simple", "verify_ssl": True},
+            {"name": "mirror", "url": "https://mirror.example/simple", "verify_ssl": True}]},
+        "default": {
+            "requests": {"version": "==2.32.3", "hashes": ["sha256:aa", "sha256:bb"], "extras": ["socks"],
+                         "markers": "python_version >= '3.8'"},
+            "local": {"path": "./libs/local", "editable": True},
+        },
+        "develop": {"pytest": {"version": "==8.0.0"}},
+    }))  # fmt: skip
+    pipenv = detect(app, work)
+    assert pipenv.source == "Pipfile.lock" and pipenv.requires_python == "==3.11.*"
+    assert Path(pipenv.requirements).read_text().splitlines() == [
+        "--index-url https://pypi.org/simple",
+        "--extra-index-url https://mirror.example/simple",
+        f"-e {app}/libs/local",
+        "requests[socks]==2.32.3 ; python_version >= '3.8' --hash=sha256:aa --hash=sha256:bb",
+    ]
+    (app / "poetry.lock").write_text("")
+    with pytest.raises(
+        project_py.ProjectError, match=re.escape("poetry.lock needs the pyproject.toml it was made from")
+    ):
+        detect(app, work)
+    (app / "pyproject.toml").write_text(
+        '[tool.poetry]\npackage-mode = false\n[tool.poetry.dependencies]\npython = "^3.11"\n'
+        'flask = "^3.0"\nrich = { version = "^13", extras = ["jupyter"], markers = "sys_platform == \'linux\'" }\n'
+        'extra-only = { version = "*", optional = true }\n'
+    )
+    (app / "poetry.lock").write_text(
+        '[[package]]\nname = "flask"\nversion = "3.1.0"\n\n[[package]]\nname = "rich"\nversion = "13.9.4"\n\n'
+        '[[package]]\nname = "mine"\nversion = "0.1"\n[package.source]\ntype = "directory"\nurl = "mine"\n'
+    )
+    poetry = detect(app, work)
+    assert poetry.source == "poetry.lock"
+    assert Path(poetry.requirements).read_text() == "flask\nrich[jupyter] ; sys_platform == 'linux'\n"
+    assert Path(poetry.constraints).read_text() == "flask==3.1.0\nrich==13.9.4\n"
+    (app / "uv.lock").write_text("version = 1\n")
+    uv = detect(app, work)
+    assert uv.source == "uv.lock" and uv.requirements == ""
+    (app / "uv.lock").write_text("version = 1\nrevision = 2\n")
+    assert detect(app, work).fingerprint != uv.fingerprint
+
+
+@pytest.mark.parametrize(
+    ("python_version", "requires", "error"),
+    [
+        ("3.11", "", None),
+        ("3.11.2\n", ">=3.10,<3.13", None),
+        ("cpython-3.11", "", None),
+        ("3.12", "", r".python-version asks for Python 3.12, but the build image has Python 3.11.2"),
+        ("", ">=3.12", r"the project requires Python >=3.12, but the build image has Python 3.11.2"),
+        ("pypy3.10", "", r"not a CPython version number"),
+        ("", ">=three", r"is not a valid specifier"),
+    ],
+)
+def test_python_version_is_checked(tmp_path: Path, python_version: str, requires: str, error: str | None) -> None:
+    if python_version:
+        (tmp_path / ".python-version").write_text(python_version)
+    if error is None:
+        project_py.check_python(str(tmp_path), requires, (3, 11, 2))
+    else:
+        with pytest.raises(project_py.ProjectError, match=error):
+            project_py.check_python(str(tmp_path), requires, (3, 11, 2))
 
 
 @pytest.mark.parametrize(
@@ -250,94 +351,3 @@ def test_sbom_of_a_venv(tmp_path: Path) -> None:
         ("pkg_a", "pkg:pypi/pkg-a@1.0", [{"expression": "MIT OR Apache-2.0"}]),
         ("zope.interface", "pkg:pypi/zope-interface@6.0", [{"license": {"name": "ZPL 2.1"}}]),
     ]
-
-
-def host_env(tmp_path: Path, index: PyIndex, **extra: str) -> dict[str, str]:
-    """What bin/build and lib/sync.py see when run on this machine: no pip config of the host, the test index."""
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-    return {"PATH": "/usr/bin:/bin", "HOME": str(home), "PIP_CONFIG_FILE": os.devnull,
-            "PIP_INDEX_URL": index.index_url, **extra}  # fmt: skip
-
-
-def tree(root: Path, old: bytes, new: bytes) -> dict[str, bytes]:
-    """Relative path -> content (symlink target) of every file under *root*, with *old* path bytes renamed *new*."""
-    found = {}
-    for path in sorted(root.rglob("*")):
-        if path.is_symlink():
-            found[str(path.relative_to(root))] = os.readlink(path).encode()
-        elif path.is_file():
-            found[str(path.relative_to(root))] = path.read_bytes().replace(old, new)
-    return found
-
-
-def test_sync_updates_in_place_to_exactly_a_fresh_install(tmp_path: Path, index: PyIndex) -> None:
-    pip_dir = subprocess.run(["/usr/bin/python3", "-c", "import os, pip; print(os.path.dirname(pip.__file__))"],
-                             capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
-    wheels = tmp_path / "wheels"
-    (tmp_path / "two.txt").write_text("alpha==1.0\nGamma_Pkg==3.0\n")
-    (tmp_path / "one.txt").write_text("alpha==1.0\n")
-    env = host_env(tmp_path, index)
-
-    def sync(venv: Path, requirements: str) -> str:
-        if not venv.exists():
-            venv.parent.mkdir()
-            subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)
-        done = subprocess.run([str(venv / "bin" / "python"), "-B", str(LIB / "sync.py"), pip_dir, str(wheels),
-                               str(tmp_path / requirements)], capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
-        assert done.returncode == 0, done.stdout + done.stderr
-        return done.stdout
-
-    first = sync(tmp_path / "a" / "venv", "two.txt")
-    assert "fetching wheels" in first and "venv: 3 installed, 0 removed, 0 unchanged" in first
-    assert sorted(p.name for p in wheels.iterdir()) == [
-        "Gamma_Pkg-3.0-py3-none-any.whl", "alpha-1.0-py3-none-any.whl", "beta-2.0-py3-none-any.whl"
-    ]  # fmt: skip
-    second = sync(tmp_path / "a" / "venv", "one.txt")
-    assert "fetching" not in second
-    assert "removing Gamma_Pkg" in second and "venv: 0 installed, 1 removed, 2 unchanged" in second
-    assert "1 unused wheel(s) dropped from the cache" in second
-    asked = len(index.requests)
-    fresh = sync(tmp_path / "b" / "venv", "one.txt")
-    assert "fetching" not in fresh and len(index.requests) == asked
-    in_place = tree(tmp_path / "a" / "venv", b"/a/venv", b"/b/venv")
-    assert in_place == tree(tmp_path / "b" / "venv", b"", b"")
-    assert any(name.endswith(".pyc") for name in in_place)
-
-
-def test_build_script_without_a_pip_in_the_image(tmp_path: Path, index: PyIndex) -> None:
-    """bin/build run by this machine's dash: a python3 without pip makes the pip layer once, then reuses it."""
-    shim = tmp_path / "shim"
-    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(tmp_path / "nopip")], check=True)
-    shim.mkdir()
-    (shim / "python3").write_text(f'#!/bin/sh\nexec {tmp_path}/nopip/bin/python "$@"\n')
-    (shim / "python3").chmod(0o755)
-    app, layers = tmp_path / "app", tmp_path / "layers" / "cnb_python"
-    app.mkdir()
-    layers.mkdir(parents=True)
-    (app / "main.py").write_text("print('hi')\n")
-    (app / "requirements.txt").write_text("alpha==1.0\n")
-    env = host_env(tmp_path, index, PATH=f"{shim}:/usr/bin:/bin", CNB_BUILDPACK_DIR=str(LIB.parent),
-                   CNB_LAYERS_DIR=str(layers))  # fmt: skip
-
-    def build() -> str:
-        done = subprocess.run([str(LIB.parent / "bin" / "build")], cwd=app, env=env, capture_output=True, text=True,
-                              timeout=180)  # fmt: skip
-        assert done.returncode == 0, done.stdout + done.stderr
-        return done.stdout + done.stderr
-
-    first = build()
-    assert "creating the pip tool layer" in first and "creating venv" in first
-    assert f"from {layers}/pip/lib/" in first
-    assert tomllib.loads((layers / "pip.toml").read_text())["types"] == {"cache": True}
-    assert tomllib.loads((layers / "wheels.toml").read_text())["types"] == {"cache": True}
-    venv_toml = tomllib.loads((layers / "venv.toml").read_text())
-    assert venv_toml["types"] == {"launch": True, "build": True, "cache": True}
-    assert venv_toml["metadata"]["requirements-source"] == "requirements.txt"
-    assert (layers / "venv" / "env" / "VIRTUAL_ENV.override").read_text() == str(layers / "venv")
-    assert tomllib.loads((layers / "launch.toml").read_text())["processes"][0]["command"] == ["python", "main.py"]
-    assert "reusing venv (requirements unchanged)" in build()
-    (app / "requirements.txt").write_text("alpha==1.0\nGamma_Pkg==3.0\n")
-    third = build()
-    assert "updating the venv in place" in third and "creating the pip tool layer" not in third
-    assert "venv: 1 installed, 0 removed, 2 unchanged" in third

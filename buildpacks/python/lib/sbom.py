@@ -13,13 +13,12 @@ unchanged SBOM layer is reused. Standard library only.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import sysconfig
 from importlib import metadata
 from typing import Any
 from urllib.parse import quote
-
-from resolve import canonical  # this directory: one PEP 503 rule for the whole buildpack
 
 SPDX_IDS = {
     "0BSD", "Apache-2.0", "Artistic-2.0", "BlueOak-1.0.0", "BSD-2-Clause", "BSD-3-Clause", "CC0-1.0", "GPL-2.0-only",
@@ -34,6 +33,11 @@ CLASSIFIER_IDS = {
     "The Unlicense (Unlicense)": "Unlicense",
     "Zero-Clause BSD (0BSD)": "0BSD",
 }
+
+
+def canonical(name: str) -> str:
+    """The PEP 503 normalized name (https://peps.python.org/pep-0503/#normalized-names), as purls for PyPI use."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def purl(name: str, version: str) -> str:
