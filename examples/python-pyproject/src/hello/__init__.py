@@ -1,0 +1,1 @@
+"""The python-pyproject example package."""
