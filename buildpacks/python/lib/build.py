@@ -7,8 +7,8 @@ Layers of ``<layers>/cnb_python``:
 - ``venv/`` (launch, build, cache): the app's virtualenv; metadata = fingerprint of the project files + python.
   Same fingerprint: reused as restored and nothing runs, not even uv ("reusing venv"); the SBOM restored with it
   (``venv.sbom.cdx.json``) is kept when its sha256 is the one recorded in the metadata. Changed: uv brings the venv
-  in line in place (``uv pip install --exact`` or ``uv sync --locked``: only what differs is installed or removed),
-  never rebuilt from scratch while the python is the same.
+  in line in place (``uv pip install --exact --upgrade`` or ``uv sync --locked``: resolved as for an empty venv,
+  then only what differs is installed or removed), never rebuilt from scratch while the python is the same.
 - ``uv/`` (cache): the uv binary (:func:`uvtool.ensure`), fetched once from the build's package index.
 - ``uv-cache/`` (cache): uv's cache, pruned to what a build cannot fetch cheaply (``uv cache prune --ci``: index
   metadata, wheels built from sdists). When the index cannot be reached, uv runs again ``--offline`` from it, so a
@@ -153,7 +153,9 @@ class Build:
                 requirements = projects.write_lines(work, "empty.txt", [])
                 args = ["pip", "sync", "--python", self.python, *options, requirements]
             else:
-                args = ["pip", "install", "--exact", "--python", self.python, *options, "-r", requirements]
+                # --upgrade: resolve as into an empty venv (the versions the venv holds are no preference), so the
+                # result does not depend on what an earlier build left; unchanged distributions stay untouched.
+                args = ["pip", "install", "--exact", "--upgrade", "--python", self.python, *options, "-r", requirements]
             if project.constraints:
                 args += ["-c", project.constraints]
         say(f"uv {self.uv_version}: uv {' '.join(args)}")
