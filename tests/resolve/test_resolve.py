@@ -217,3 +217,49 @@ def test_stdin_and_directories(cnb: Cnb, registry: RunningRegistry, pushed: Push
     )  # fmt: skip
     names = [d["metadata"]["name"] for d in docs(done.stdout)]
     assert names == ["b", "a", "c"]  # files of a dir in sorted path order, then stdin
+
+
+def test_overrides_and_a_ko_source(cnb: Cnb, registry: RunningRegistry, pushed: Pushed, tmp_path: Path) -> None:
+    host = registry.host
+    source = tmp_path / "app.yml"
+    source.write_text(f"""\
+kind: Pod
+metadata: {{name: p}}
+spec:
+  containers:
+  - image: example.com/upstream/web:latest
+  - image: example.com/pinned/thing:9
+---
+apiVersion: kbld.k14s.io/v1alpha1
+kind: Config
+overrides:
+- image: example.com/upstream/web:latest
+  newImage: {host}/rs/web:1.0
+- imageRepo: example.com/pinned/thing
+  newImage: {host}/rs/worker@{pushed.digests["rs/worker:2"]}
+  preresolved: true
+""")
+    (pod,) = docs(resolve(cnb, "-f", str(source)).stdout)
+    web = f"{host}/rs/web@{pushed.digests['rs/web:1.0']}"
+    worker = f"{host}/rs/worker@{pushed.digests['rs/worker:2']}"
+    assert [c["image"] for c in pod["spec"]["containers"]] == [web, worker]
+    by_url = {i["url"]: i["origins"] for i in yaml.safe_load(pod["metadata"]["annotations"][ANNOTATION])}
+    assert by_url == {
+        web: [{"resolved": {"tag": "1.0", "url": f"{host}/rs/web:1.0"}}],
+        worker: [{"preresolved": {"url": worker}}],
+    }
+    ko = tmp_path / "ko.yml"
+    (tmp_path / "cmd").mkdir()
+    ko.write_text(f"""\
+kind: Pod
+spec: {{containers: [{{image: go-app}}]}}
+---
+apiVersion: kbld.k14s.io/v1alpha1
+kind: Config
+sources: [{{image: go-app, path: {tmp_path / "cmd"}, ko: {{build: {{rawOptions: []}}}}}}]
+destinations: [{{image: go-app, newImage: {host}/rs/go-app}}]
+""")
+    done = resolve(cnb, "-f", str(ko), "-o", str(tmp_path / "out.yml"), check=False)
+    assert done.returncode == 2 and not (tmp_path / "out.yml").exists()
+    *progress, last = done.stderr.strip().splitlines()
+    assert last.startswith("error:") and "cnb/go buildpack" in last and not any("error" in p for p in progress)
