@@ -20,7 +20,8 @@ HELP = {
     "export": "Assemble the app image on the run image, write it to every tag, and write the cache.",
     "create": "analyze, detect, restore, build and export in one go.",
     "rebase": "Put the app image on a new run image (from --run-image or its label) and save every tag.",
-    "launch": "The launcher's logic on this machine: run a process of the app in --layers/--app.",
+    "launch": "The launcher's logic on this machine: run --process-type (else the default process, else the "
+    "given command) of the app in --layers/--app; CNB_PROCESS_TYPE is ignored, as by the launcher.",
 }
 
 
