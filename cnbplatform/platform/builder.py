@@ -27,8 +27,8 @@ from cnbplatform.files.package_toml import PackageConfig
 from cnbplatform.files.run_toml import RunImage
 from cnbplatform.files.system import SystemConfig
 from cnbplatform.oci.address import ImageAddress, StoreKind, parse_address
-from cnbplatform.oci.image import as_image, resolve_platform
 from cnbplatform.oci.model import Descriptor, Platform
+from cnbplatform.oci.pull import fetch
 from cnbplatform.oci.store import WriteResult
 from cnbplatform.oci.stores import Stores
 from cnbplatform.platform.base import layer_cache
@@ -162,10 +162,10 @@ class BuilderReport:
 
 
 def inspect_builder(ctx: PlatformContext, where: str) -> BuilderReport:
-    """Read a builder image (any store) and its labels; an image without builder metadata is refused."""
+    """Read a builder image and its labels; an image without builder metadata is refused. A name is read as
+    ``cnb build`` reads it (the local store when it has it, else its registry), without copying anything."""
     with Stores(ctx.store_options()) as stores:
-        store, ref = stores.open(parse_address(where))
-        image = as_image(resolve_platform(store.read(ref), Platform("linux", "amd64")))
+        image = fetch(stores, where, platform=Platform("linux", "amd64"), keep=False).image
         config = image.config
     labels = config.labels
     if bl.BUILDER_METADATA_LABEL not in labels:

@@ -141,6 +141,9 @@ def test_builder_inspect_shows_the_pack_builders_order_and_lifecycle(cnb: Cnb, p
     assert order == [["eco/shell"], ["cnb/procfile"]]
     assert "0.21.3" in text
     assert all(f'"0.{n}"' in text for n in range(7, 13))  # the builder's Platform APIs 0.7 to 0.12
+    human = cnb("builder", "inspect", pack_builder.builder).stdout
+    assert "eco/shell" in human and "cnb/procfile" in human and "0.21.3" in human
+    assert not (cnb.home / "images").exists() or pack_builder.builder not in cnb("image", "ls", "--json").stdout
 
 
 def _groups(report: dict[str, object]) -> list[list[dict[str, str]]]:
