@@ -64,6 +64,8 @@ _KEPT_MODE = 0o1777
 #: hundred thousand entries), a gzip bomb passes them long before the disk fills.
 DEFAULT_MAX_LAYER_BYTES = 32 * 1024**3
 DEFAULT_MAX_LAYER_ENTRIES = 2_000_000
+#: tarfile keeps a pax or GNU long-name record in memory while it parses it; real ones are a few KiB.
+MAX_HEADER_BYTES = 16 * 1024 * 1024
 _HINT = "(limit: {} in the [unpack] table of config.toml)"
 
 
@@ -84,6 +86,9 @@ class _Budget:
         self.refuse = refuse
         self.what = what
         self.position = 0
+        #: while tarfile parses headers (which it holds in memory), where reading must stop; None otherwise. The
+        #: first header is parsed when the archive is opened.
+        self.header_end: int | None = MAX_HEADER_BYTES
 
     def unreadable(self, exc: Exception) -> UnsafeArchiveError:
         reason = str(exc) or type(exc).__name__
@@ -99,6 +104,11 @@ class _Budget:
         self.position += len(data)
         if self.position > self.limit:
             raise self.refuse()
+        if self.header_end is not None and self.position > self.header_end:
+            raise UnsafeArchiveError(
+                f"unpacking {self.what}: refusing a tar header (pax or long-name record) larger than "
+                f"{MAX_HEADER_BYTES} bytes"
+            )
         return data
 
 
@@ -381,8 +391,15 @@ def unpack_tar(stream: BinaryIO, root: Path, *, what: str, limits: UnpackLimits 
     try:
         tar_stream = cast(IO[bytes], budget)
         with tarfile.open(fileobj=tar_stream, mode="r|", encoding="utf-8", errors="surrogateescape") as archive:
-            while (member := archive.next()) is not None:
+            data_end = 0  # where the data of the entry before ends: next() skips to there, then reads headers
+            while True:
+                budget.header_end = data_end + MAX_HEADER_BYTES
+                member = archive.next()
+                budget.header_end = None
+                if member is None:
+                    break
                 archive.members = []  # type: ignore[attr-defined]  # streaming: do not keep every header in memory
+                data_end = member.offset_data + member.size
                 layer.apply(archive, member)
         layer.finish()
         while budget.read(CHUNK):  # read to EOF so a verifying reader checks the whole blob

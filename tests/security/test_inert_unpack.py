@@ -265,6 +265,47 @@ def test_the_byte_limit_also_counts_headers_and_trailing_data(tmp_path: Path) ->
         unpack_tar(io.BytesIO(trailing), tmp_path / "b", what="l", limits=UnpackLimits(MiB))
 
 
+class _Endless(io.RawIOBase):
+    """*head*, then zero bytes for ever (never held in memory), counting what was read."""
+
+    def __init__(self, head: bytes) -> None:
+        super().__init__()
+        self.head, self.read_bytes = head, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")
+        n = len(view)
+        part = self.head[:n]
+        self.head = self.head[len(part) :]
+        view[: len(part)] = part
+        view[len(part) : n] = bytes(n - len(part))
+        self.read_bytes += n
+        return n
+
+
+@pytest.mark.parametrize("kind", [tarfile.XHDTYPE, tarfile.GNUTYPE_LONGNAME])
+def test_a_huge_pax_or_long_name_record_is_refused_before_it_fills_memory(tmp_path: Path, kind: bytes) -> None:
+    """tarfile holds such a record in memory while parsing it: one claiming 7 GiB stops at 16 MiB, default limits."""
+    info = tarfile.TarInfo("././@PaxHeader" if kind == tarfile.XHDTYPE else "././@LongLink")
+    info.type, info.size = kind, 7 * GiB
+    stream = _Endless(info.tobuf(format=tarfile.USTAR_FORMAT))
+    with pytest.raises(UnsafeArchiveError, match=r"refusing a tar header .* larger than 16777216 bytes"):
+        unpack_tar(io.BufferedReader(stream), tmp_path / "root", what="layer sha256:hdr")
+    assert stream.read_bytes < 32 * MiB
+
+
+def test_a_layer_that_does_not_decompress_is_one_error(tmp_path: Path) -> None:
+    from cnbplatform.oci.compress import open_uncompressed
+
+    blob = bytearray(gzip.compress(_tar_bytes((_info("a", tarfile.REGTYPE, 0o644, size=65536), os.urandom(65536)))))
+    blob[len(blob) // 2] ^= 0xFF
+    with pytest.raises(UnsafeArchiveError, match=r"^unpacking layer sha256:bad: cannot read the layer data: "):
+        unpack_tar(open_uncompressed(io.BytesIO(bytes(blob)), None), tmp_path / "root", what="layer sha256:bad")
+
+
 def test_rootfs_cache_removes_the_partial_tree_of_a_refused_layer(tmp_path: Path) -> None:
     ok = _tar_bytes((_info("kept-until-refused", tarfile.REGTYPE, 0o644, size=2), b"ok"))
     bomb = gzip.decompress(gzip.compress(b"".join(_zero_file_tar("zeros", 8 * MiB))))
