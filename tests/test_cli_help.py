@@ -18,6 +18,7 @@ COMMANDS = [
     ["image", "rm"],
     ["image", "tag"],
     ["run"],
+    ["prune"],
     ["inspect"],
     ["build"],
     ["rebase"],

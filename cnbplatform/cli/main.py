@@ -15,6 +15,7 @@ from cnbplatform.cli import (
     inspect_cmd,
     k8s,
     lifecycle,
+    prune,
     rebase,
     resolve,
     sbom,
@@ -40,6 +41,7 @@ app.command("rebase")(rebase.rebase)
 app.add_typer(sbom.app, name="sbom")
 app.command("inspect")(inspect_cmd.inspect)
 app.command("run")(run)
+app.command("prune")(prune.prune)
 app.command("resolve")(resolve.resolve)
 app.add_typer(k8s.app, name="k8s")
 app.command("deploy")(deploy.deploy)

@@ -55,6 +55,7 @@ _GC_LOCK = ".cnb-gc.lock"
 _STAGING_LOCK = ".cnb-staging.lock"
 
 _Staged = list[tuple[str, Path]]
+_Garbage = list[tuple[Path, int]]
 _Entries = list[dict[str, Any]]
 
 
@@ -291,8 +292,13 @@ class LayoutStore:
 
     def gc(self) -> int:
         """Remove blobs no index entry reaches; returns how many were removed."""
+        return len(self.collect_garbage())
+
+    def collect_garbage(self, *, dry_run: bool = False) -> _Garbage:
+        """The blobs no index entry reaches and the staging dirs of dead writers, with their sizes: removed unless
+        *dry_run*. Runs under the exclusive gc lock, so no blob a live writer has staged is touched."""
         if not (self.root / "oci-layout").exists():
-            return 0
+            return []
         with self._lock(_GC_LOCK, fcntl.LOCK_EX):
             live: set[str] = set()
             for stored in self.list():
@@ -305,15 +311,27 @@ class LayoutStore:
                     live.update(item.descriptor.digest for item in walk(artifact))
                 except CnbError:
                     live.add(stored.descriptor.digest)
-            removed = 0
-            for path in (self.root / "blobs" / "sha256").iterdir():
-                if f"sha256:{path.name}" not in live:
-                    path.unlink(missing_ok=True)
-                    removed += 1
-            import shutil
-
-            shutil.rmtree(self.root / _TMP, ignore_errors=True)
-            return removed
+            garbage: _Garbage = []
+            for directory in (self.root / "blobs").iterdir():
+                for path in directory.iterdir():
+                    if f"{directory.name}:{path.name}" not in live:
+                        with contextlib.suppress(FileNotFoundError):
+                            garbage.append((path, path.stat().st_size))
+            staging = self.root / _TMP
+            if staging.is_dir():  # no writer runs while the gc lock is held exclusively: what is here is dead
+                for entry in os.scandir(staging):
+                    if entry.is_dir(follow_symlinks=False):
+                        size = sum(f.stat().st_size for f in Path(entry.path).iterdir() if f.is_file())
+                    else:
+                        size = entry.stat(follow_symlinks=False).st_size
+                    garbage.append((Path(entry.path), size))
+            if not dry_run:
+                for path, _ in garbage:
+                    if path.is_dir():
+                        _remove_dir(path)
+                    else:
+                        path.unlink(missing_ok=True)
+            return garbage
 
 
 def _same_slot(entry: dict[str, Any], ref: str | None, digest: str) -> bool:

@@ -198,4 +198,6 @@ def rootfs_for(image: Image, cache_dir: Path, *, limits: UnpackLimits | None = N
     root = RootfsCache(cache_dir, limits).get(hex_part(image.descriptor.digest), lambda: image_layer_sources(image))
     if not os.path.lexists(os.path.join(root, *RESOLV_CONF)):
         add_mount_points(root)
+    with contextlib.suppress(OSError):
+        os.utime(root)  # its last use, for cnb prune's least-recently-used order
     return root

@@ -3,7 +3,9 @@ builder's build image (DESIGN.md §1, §3 decision 1). Flags follow pack's where
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass, field, replace
@@ -291,7 +293,12 @@ def run_build(ctx: PlatformContext, request: BuildRequest, reporter: Reporter) -
         holding(ctx.home, locks, reporter),
         own_workdir(ctx.home, keep_on_failure=request.keep_workspace, reporter=reporter) as root,
     ):
-        return _build(ctx, request, reporter, Workspace.in_dir(root), builder_name, project, cache_dir, started)
+        outcome = _build(ctx, request, reporter, Workspace.in_dir(root), builder_name, project, cache_dir, started)
+    if outcome.added:  # the caches grew: keep them within their budget (a no-op rebuild skips the measuring)
+        from cnbplatform.platform.prune import auto_prune
+
+        auto_prune(ctx.home, reporter)
+    return outcome
 
 
 def _build(
@@ -340,6 +347,8 @@ def _build(
         run_toml = own_run_config(builder_root, request.run_image, ws.root) or run_toml
     if request.clear_cache and cache_dir.exists() and request.cache_image is None:
         shutil.rmtree(cache_dir)
+    with contextlib.suppress(OSError):
+        os.utime(cache_dir)  # its last use, for cnb prune's least-recently-used order
     flags: dict[str, object] = {
         "platform_api": PLATFORM_API,
         "layers": ws.layers,

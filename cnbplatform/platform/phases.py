@@ -34,6 +34,7 @@ from cnbplatform.oci.pull import fetch
 from cnbplatform.oci.rootfs_cache import rootfs_for
 from cnbplatform.oci.store import ImageStore
 from cnbplatform.oci.stores import Stores
+from cnbplatform.platform.build_locks import home_in_use
 from cnbplatform.platform.context import PlatformContext
 from cnbplatform.platform.lifecycle_settings import LifecycleSettings
 from cnbplatform.platform.run import host_os_arch
@@ -73,15 +74,20 @@ class Phases:
         self.blobs_dir = ctx.home / "blobs"
         self._execution: Execution | None = None
         self._distro: tuple[str, str] | None = None
+        self._in_use = home_in_use(ctx.home)
         self._sandbox: Sandbox | None = None
 
     def __enter__(self) -> Phases:
+        self._in_use.__enter__()  # cnb prune leaves the caches alone while phases use them
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if self._sandbox is not None:
-            self._sandbox.close()
-        self.stores.close()
+        try:
+            if self._sandbox is not None:
+                self._sandbox.close()
+            self.stores.close()
+        finally:
+            self._in_use.__exit__(None, None, None)
 
     # -- inputs ------------------------------------------------------------------------------------------
 

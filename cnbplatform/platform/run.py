@@ -101,6 +101,13 @@ def open_image(ctx: PlatformContext, where: str) -> tuple[Image, Path]:
 
 
 def run_image(ctx: PlatformContext, options: RunOptions) -> int:
+    from cnbplatform.platform.build_locks import home_in_use
+
+    with home_in_use(ctx.home):  # cnb prune leaves the unpacked tree alone while the app runs in it
+        return _run_image(ctx, options)
+
+
+def _run_image(ctx: PlatformContext, options: RunOptions) -> int:
     image, rootfs = open_image(ctx, options.image)
     cfg = image.config.config
     if options.process:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import pytest
 
 from tests.conftest import REPO, Cnb
 from tests.security.store_check import full_integrity_check, staging_files
+from tests.support.builders import make_tiny_bases
 from tests.support.registry import RunningRegistry
 from tests.support.tools import skopeo, skopeo_raw_digest
 
@@ -129,3 +131,93 @@ def test_a_copy_killed_ten_times_leaves_no_staging_file_after_the_next_copy(cnb:
     assert full_integrity_check(layout) == 3
     index = json.loads((layout / "index.json").read_text())
     assert [m["digest"] for m in index["manifests"]] == [skopeo_raw_digest(big_image)]
+
+
+TINY = str(REPO / "builders" / "tiny")
+LINE = re.compile(r"^(would remove|removed) (.+) (/\S+) \((\d+) bytes\)$")
+
+
+@pytest.fixture(scope="module")
+def tiny_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("prune-home")
+    make_tiny_bases(home)
+    return home
+
+
+@pytest.fixture
+def cnb_tiny(cnb: Cnb, tiny_home: Path) -> Cnb:
+    subprocess.run(["cp", "-a", str(tiny_home), str(cnb.home)], check=True)
+    return cnb
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Path:
+    path = tmp_path / "app"
+    subprocess.run(["cp", "-a", str(REPO / "examples" / "shell"), str(path)], check=True)
+    return path
+
+
+def listed(output: str) -> dict[Path, tuple[str, int]]:
+    """The lines of ``cnb prune``: path -> (kind, bytes)."""
+    found = {}
+    for line in output.splitlines():
+        match = LINE.match(line)
+        if match:
+            found[Path(match[3])] = (match[2], int(match[4]))
+    return found
+
+
+def test_prune_dry_run_lists_what_prune_then_removes_and_a_build_still_works(
+    cnb_tiny: Cnb, app: Path, tmp_path: Path
+) -> None:
+    cnb = cnb_tiny
+    cnb("build", "shell-app", "--builder", TINY, "--path", str(app))
+    (app / "hello.sh").write_text('#!/bin/sh\necho "second version"\n')
+    cnb("build", "shell-app", "--builder", TINY, "--path", str(app))  # the first image's blobs are unreferenced now
+    (app / "project.toml").write_text(
+        '[_]\nschema-version = "0.2"\n[[io.buildpacks.post.group]]\nid = "test/fail"\n'
+        '[io.buildpacks.post.group.script]\napi = "0.12"\ninline = "exit 1"\n'
+    )
+    assert cnb("build", "failed", "--builder", TINY, "--path", str(app), "--keep-workspace", check=False).returncode
+    (app / "project.toml").unlink()
+    (kept,) = (cnb.home / "work").iterdir()
+    (rootfs,) = [p for p in (cnb.home / "rootfs").iterdir() if not p.name.startswith(".")]
+    caches = list((cnb.home / "cache").iterdir())
+
+    # Without --all only what is garbage now goes (the unreferenced blobs); fresh caches stay.
+    default = listed(cnb("prune", "--dry-run").stdout)
+    assert default and {kind for kind, _ in default.values()} == {"store garbage"}
+
+    dry = cnb("prune", "--all", "--dry-run").stdout
+    planned = listed(dry)
+    assert {kept, rootfs, *caches} <= set(planned)
+    assert {kind for kind, _ in planned.values()} >= {"work dir", "rootfs tree", "build cache", "store garbage"}
+    assert all(path.exists() for path in planned)  # a dry run removes nothing
+    assert f"would free {sum(size for _, size in planned.values())} bytes" in dry
+
+    done = cnb("prune", "--all").stdout
+    assert listed(done) == planned
+    assert f"freed {sum(size for _, size in planned.values())} bytes" in done
+    assert not any(path.exists() for path in planned)
+    assert full_integrity_check(cnb.home / "images") > 0  # every image still stored is whole
+
+    assert cnb("run", "shell-app").stdout.strip() == "second version"  # unpacked again
+    (app / "hello.sh").write_text('#!/bin/sh\necho "after prune"\n')
+    cnb("build", "shell-app", "--builder", TINY, "--path", str(app))
+    assert cnb("run", "shell-app").stdout.strip() == "after prune"
+
+
+def test_the_store_prunes_itself_past_its_cache_budget(cnb_tiny: Cnb, app: Path) -> None:
+    cnb = cnb_tiny
+    first = cnb("build", "shell-app", "--builder", TINY, "--path", str(app))
+    assert "budget" not in first.stderr  # the default budget (10 GiB) is far away
+    trees = [p for p in (cnb.home / "rootfs").iterdir() if not p.name.startswith(".")]
+    assert len(trees) == 1
+
+    (cnb.home / "config.toml").write_text("[prune]\ncache-budget-bytes = 100000\n")  # less than the tiny rootfs
+    (app / "hello.sh").write_text('#!/bin/sh\necho "over budget"\n')
+    second = cnb("build", "shell-app", "--builder", TINY, "--path", str(app))
+    assert "passed their budget of 100000 bytes" in second.stderr
+    assert not trees[0].exists()  # the least recently used (and biggest) cache went
+    assert full_integrity_check(cnb.home / "images") > 0
+    assert cnb("run", "shell-app").stdout.strip() == "over budget"
