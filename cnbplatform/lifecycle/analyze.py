@@ -102,8 +102,10 @@ def run_image_target(image: Image, reporter: Reporter | None = None) -> TargetIn
 
         try:
             distro = scan_distro(image)
-        except CnbError as exc:
-            raise _fail("read the run image's os-release", exc.message) from exc
+        except CnbError as exc:  # a hint for target matching, not worth failing the build over
+            distro = None
+            if reporter is not None:
+                reporter.warn(f"could not read the run image's os-release for its distro: {exc.message}")
         if distro is not None:
             name, version = distro.id, distro.version_id
             if reporter is not None:

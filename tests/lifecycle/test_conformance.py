@@ -75,6 +75,28 @@ def test_a_run_image_without_distro_labels_gets_its_distro_from_its_os_release(t
     assert written["run-image"]["target"]["distro"] == {"name": "ubuntu", "version": "22.04"}
 
 
+def test_an_unreadable_run_image_layer_only_costs_the_distro(tmp_path: Path) -> None:
+    cache, blobs = LayerCache(tmp_path / "layer-cache"), tmp_path / "blobs"
+    layer = make_blob(cache, make_tree(tmp_path / "root", {"etc/os-release": b"ID=ubuntu\n"}), "/", blobs)
+    run = write_image(LayoutStore(tmp_path / "store"), "run", [layer], {})
+    blob = tmp_path / "store" / "blobs" / "sha256" / layer.digest.removeprefix("sha256:")
+    blob.chmod(0o644)
+    blob.write_bytes(b"not a layer")
+    reporter = RecordingReporter()
+    inputs = AnalyzeInputs(
+        previous_image=None,
+        previous_reference="",
+        run_image=run,
+        run_image_name="run",
+        run_image_reference=f"run@{run.descriptor.digest}",
+        layers_dir=tmp_path / "layers",
+        analyzed_path=tmp_path / "layers" / "analyzed.toml",
+    )
+    target = analyze(inputs, reporter).run_image.target  # type: ignore[union-attr]
+    assert target is not None and target.os == "linux" and not target.distro_name
+    assert any("os-release" in w for w in reporter.warnings)
+
+
 def test_distro_labels_win_over_os_release(tmp_path: Path) -> None:
     labels = {"io.buildpacks.base.distro.name": "debian", "io.buildpacks.base.distro.version": "12"}
     target = run_image_analyzed(tmp_path, labels).run_image.target  # type: ignore[union-attr]
