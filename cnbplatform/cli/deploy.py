@@ -25,6 +25,9 @@ def deploy(
     name: str | None = typer.Option(None, "--name", help="Name of the Deployment and Service."),
     namespace: str | None = typer.Option(None, "--namespace", "-n", help="Namespace of both."),
     pull_secret: str | None = typer.Option(None, "--pull-secret", help="Name of an image pull secret to use."),
+    create_pull_secret: bool = typer.Option(
+        False, "--create-pull-secret", help="Also output that Secret, from the builder's pull credentials."
+    ),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the manifests here, not to stdout."),
     apply: bool = typer.Option(False, "--apply", help="Pipe the manifests to 'kubectl apply -f -'."),
     insecure_registry: list[str] = typer.Option([], "--insecure-registry", help="Registry over plain HTTP."),
@@ -57,6 +60,8 @@ def deploy(
         raise UsageError(f"--builder is for buildpacks builds, not the {kind} builder")
     if dockerfile is not None:
         options["file"] = str(dockerfile.resolve())
+    if create_pull_secret and pull_secret is None:
+        raise UsageError("--create-pull-secret needs --pull-secret NAME")
     source = path.resolve()
     if not source.is_dir():
         raise UsageError(f"--path {path}: not a directory")
@@ -81,11 +86,19 @@ def deploy(
     outcome = run_resolve(
         ctx, ResolveRequest(files=(), texts=(("manifests", manifests), ("built", yaml.safe_dump(lock)))), reporter
     )
+    text = outcome.text
+    if create_pull_secret and pull_secret is not None:
+        from cnbplatform.k8s.secrets import pull_secret_yaml
+        from cnbplatform.oci.reference import parse_reference
+
+        registry = parse_reference(image).registry
+        credential = chosen.pull_credential(ctx, registry)
+        text = pull_secret_yaml(registry, credential, name=pull_secret, namespace=namespace) + text
     if kubectl is None:
-        emit(outcome.text, output)
+        emit(text, output, private=create_pull_secret)
         return
     try:
-        done = subprocess.run([kubectl, "apply", "-f", "-"], input=outcome.text.encode(), stdout=sys.stdout.buffer,
+        done = subprocess.run([kubectl, "apply", "-f", "-"], input=text.encode(), stdout=sys.stdout.buffer,
                               stderr=subprocess.PIPE, env=dict(ctx.env), timeout=300, check=False)  # fmt: skip
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise CnbError(f"kubectl apply: {exc}") from exc

@@ -6,7 +6,10 @@ given (the real kubectl would need an API server to apply anything)."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -20,8 +23,11 @@ from tests.support.registry import RunningRegistry
 from tests.support.tools import skopeo_inspect
 
 
-def deploy(home: Path, *args: str, path: str | None = None) -> subprocess.CompletedProcess[str]:
+def deploy(
+    home: Path, *args: str, path: str | None = None, extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {"CNB_HOME": str(home), "PATH": path or "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": str(REPO)}
+    env.update(extra or {})
     return subprocess.run([sys.executable, "-m", "cnbplatform", "deploy", *args], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
 
@@ -56,3 +62,21 @@ def test_deploy_outputs_pinned_valid_manifests(tiny_home: Path, registry: Runnin
     assert sent[0]["spec"]["template"]["spec"]["containers"][0]["image"] == pinned  # same source, same digest
     missing = deploy(tiny_home, image, "--builder", BUILDER, "--path", str(app), "--apply", path=str(tmp_path / "none"))
     assert missing.returncode == 2 and "kubectl" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_deploy_can_output_the_pull_secret_from_the_builders_credentials(
+    tiny_home: Path, registry: RunningRegistry, tmp_path: Path
+) -> None:
+    image = f"{registry.host}/k8s/with-secret:1"
+    auth = json.dumps({registry.host: "Basic " + base64.b64encode(b"robot:pull-only").decode()})
+    out = tmp_path / "all.yml"
+    done = deploy(tiny_home, image, "--builder", BUILDER, "--path", str(REPO / "examples" / "shell"),
+                  "--pull-secret", "regcred", "--create-pull-secret", "-o", str(out),
+                  extra={"CNB_REGISTRY_AUTH": auth})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "pull-only" not in done.stderr and stat.S_IMODE(out.stat().st_mode) == 0o600
+    secret, deployment, service = yaml.safe_load_all(out.read_text())
+    assert all(errors(d) == [] for d in (secret, deployment, service))
+    config = json.loads(base64.b64decode(secret["data"][".dockerconfigjson"]))
+    assert config["auths"][registry.host]["password"] == "pull-only"
+    assert deployment["spec"]["template"]["spec"]["imagePullSecrets"] == [{"name": secret["metadata"]["name"]}]
