@@ -26,7 +26,6 @@ number of threads and processes can share one cache; a torn or unreadable record
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -254,8 +253,6 @@ class LayerCache:
                 return None
         except OSError:
             return None
-        with contextlib.suppress(OSError):
-            os.utime(path)  # its last use, for cnb prune's least-recently-used order
         media_type = record.get("media_type", MEDIA_TYPE_TAR_GZIP)
         return LayerBlob(path, digest, size, diff_id, usize, str(media_type))
 

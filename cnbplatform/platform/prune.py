@@ -6,7 +6,8 @@ What can go (nothing a stored image needs; each with its size and its last use):
 - **rootfs trees** (``rootfs/<digest>``): unpacked images, made again on their next use; last use is the tree's mtime,
   which :func:`cnbplatform.oci.rootfs_cache.rootfs_for` sets at each use;
 - **layer blobs** (``blobs/<hex>``) of the layer cache that no stored image links (one link only), and the layer-cache
-  records that name them; last use is the blob's mtime (set at each cache hit);
+  records that name them; last use is the blob's mtime: when it was written (a hit must not touch it: build caches
+  check their blobs by inode, size and mtime);
 - **build caches** (``cache/<key>``): the default ``--cache-dir`` of each image name; last use is the dir's mtime
   (set by each build of that name);
 - **store garbage**: blobs of the local store that no image reaches, and staging dirs of killed writes.
