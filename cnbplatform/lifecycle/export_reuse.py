@@ -52,6 +52,8 @@ class PreviousLayers:
 
 def _relative(name: str, prefix: str) -> list[str] | None:
     """The path components of tar member *name* below *prefix* (``None``: not below it, or not clean)."""
+    if ".." in name.split("/"):
+        return None  # never resolved, as the unpacker refuses it
     while name.startswith("./"):
         name = name[2:]
     clean = posixpath.normpath("/" + name.lstrip("/"))

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from cnbplatform.errors import RegistryError
+from cnbplatform.oci.registry import RegistryClient
 from tests.conftest import Cnb
 from tests.support.faultproxy import FaultProxy
 from tests.support.images import make_random_image
 from tests.support.registry import RunningRegistry
 from tests.support.tools import skopeo_inspect
 
-pytestmark = pytest.mark.integration
 MB = 1024 * 1024
 
 
@@ -48,6 +51,7 @@ def _blob_gets(proxy: FaultProxy, digest: str) -> list[tuple[str | None, int, bo
     return [(e.range, e.status, e.cut) for e in proxy.log if e.method == "GET" and e.path.endswith(digest)]
 
 
+@pytest.mark.integration
 def test_a_connection_dropped_mid_blob_resumes_with_range(tmp_path: Path, cnb: Cnb, registry: RunningRegistry) -> None:
     ref, big = _pushed(tmp_path, cnb, registry, "resume-range")
     cut = int(big["size"]) // 2
@@ -64,6 +68,7 @@ def test_a_connection_dropped_mid_blob_resumes_with_range(tmp_path: Path, cnb: C
     assert skopeo_inspect(f"oci:{dst}:img")["Digest"] == skopeo_inspect(f"oci:{tmp_path / 'src'}:img")["Digest"]
 
 
+@pytest.mark.integration
 def test_a_registry_that_ignores_ranges_is_read_again_from_the_start(
     tmp_path: Path, cnb: Cnb, registry: RunningRegistry
 ) -> None:
@@ -79,6 +84,7 @@ def test_a_registry_that_ignores_ranges_is_read_again_from_the_start(
     assert _blob_sha256(dst, str(big["digest"])) == big["digest"]
 
 
+@pytest.mark.integration
 def test_a_body_cut_short_without_a_length_is_noticed_by_size_and_resumed(
     tmp_path: Path, cnb: Cnb, registry: RunningRegistry
 ) -> None:
@@ -91,6 +97,7 @@ def test_a_body_cut_short_without_a_length_is_noticed_by_size_and_resumed(
     assert _blob_sha256(dst, str(big["digest"])) == big["digest"]
 
 
+@pytest.mark.integration
 def test_resuming_stays_within_the_retry_budget(tmp_path: Path, cnb: Cnb, registry: RunningRegistry) -> None:
     ref, big = _pushed(tmp_path, cnb, registry, "resume-budget")
     with FaultProxy(registry.host, blob=str(big["digest"]), drop_after=MB, drops=100) as proxy:
@@ -111,3 +118,61 @@ def test_resuming_stays_within_the_retry_budget(tmp_path: Path, cnb: Cnb, regist
     assert len(gets) == 3 and all(cut for _, _, cut in gets), gets
     index = json.loads((dst / "index.json").read_text()) if (dst / "index.json").exists() else {"manifests": []}
     assert index["manifests"] == []
+
+
+# -- the reader against a scripted registry (httpx.MockTransport): answers no real registry gives ------------------
+
+
+class _Cut(httpx.SyncByteStream):
+    """A body that yields *data* and then dies, as a dropped connection does."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self.data
+        raise httpx.RemoteProtocolError("peer closed connection without sending complete message body")
+
+
+def _scripted(blob: bytes, resume: Callable[[httpx.Request], httpx.Response]) -> tuple[RegistryClient, list[str]]:
+    ranges: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v2/":
+            return httpx.Response(200)
+        ranges.append(request.headers.get("range", ""))
+        if len(ranges) == 1:
+            return httpx.Response(200, headers={"content-length": str(len(blob))}, stream=_Cut(blob[:1000]))
+        return resume(request)
+
+    client = RegistryClient("registry.example.test", transport=httpx.MockTransport(handle), retries=3, backoff=0.001)
+    return client, ranges
+
+
+def test_a_resumed_body_that_starts_elsewhere_is_one_error_not_wrong_bytes() -> None:
+    blob = bytes(range(256)) * 40
+    digest = f"sha256:{hashlib.sha256(blob).hexdigest()}"
+    wrong = httpx.Response(206, headers={"content-range": f"bytes 0-{len(blob) - 1}/{len(blob)}"}, content=blob)
+    client, ranges = _scripted(blob, lambda request: wrong)
+    with client, pytest.raises(RegistryError) as err, client.open_blob("app", digest, len(blob)) as stream:
+        stream.read()
+    assert ranges == ["", "bytes=1000-"]
+    assert str(err.value) == (
+        f"pull blob {digest} from registry.example.test/app: asked to resume at byte 1000, got the range "
+        f"'bytes 0-{len(blob) - 1}/{len(blob)}'"
+    )
+
+
+def test_a_resumed_body_is_joined_exactly() -> None:
+    blob = bytes(range(256)) * 40
+    digest = f"sha256:{hashlib.sha256(blob).hexdigest()}"
+
+    def rest(request: httpx.Request) -> httpx.Response:
+        start = int(request.headers["range"].removeprefix("bytes=").removesuffix("-"))
+        headers = {"content-range": f"bytes {start}-{len(blob) - 1}/{len(blob)}"}
+        return httpx.Response(206, headers=headers, content=blob[start:])
+
+    client, ranges = _scripted(blob, rest)
+    with client, client.open_blob("app", digest, len(blob)) as stream:
+        assert stream.read() == blob
+    assert ranges == ["", "bytes=1000-"]
