@@ -9,9 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from importlib.metadata import entry_points
+from typing import TypeVar
 
-from cnbplatform.errors import UsageError
-from cnbplatform.imagebuilders.base import ENTRY_POINT_GROUP, ImageBuilder
+from cnbplatform.errors import CnbError, UsageError
+from cnbplatform.imagebuilders.base import ENTRY_POINT_GROUP, BuiltImage, ImageBuilder, Pushed, SourceBuild
+from cnbplatform.lifecycle.common import Reporter
+from cnbplatform.oci.registry import Credential
+from cnbplatform.platform.context import PlatformContext
+
+T = TypeVar("T")
 
 # kbld's source builder keys -> cnb's builder names
 KBLD_BUILDERS = {"docker": "dockerfile", "pack": "buildpacks", "ko": "go"}
@@ -53,7 +59,32 @@ def builder_named(name: str) -> ImageBuilder:
     builder = factory()
     if not isinstance(builder, ImageBuilder):
         raise UsageError(f"image builder {name!r} does not have build, push and pull_credential")
-    return builder
+    return builder if _builtin(name) is not None else _Guarded(name, builder)
+
+
+class _Guarded:
+    """A third-party builder whose unexpected exceptions become one-line errors naming it (not tracebacks)."""
+
+    def __init__(self, name: str, inner: ImageBuilder) -> None:
+        self.name = name
+        self._inner = inner
+
+    def _call(self, what: str, call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except CnbError:
+            raise
+        except Exception as exc:
+            raise CnbError(f"image builder {self.name!r} failed to {what}: {type(exc).__name__}: {exc}") from exc
+
+    def build(self, ctx: PlatformContext, request: SourceBuild, reporter: Reporter) -> BuiltImage:
+        return self._call("build", lambda: self._inner.build(ctx, request, reporter))
+
+    def push(self, ctx: PlatformContext, image: BuiltImage, destination: str, tags: tuple[str, ...] = ()) -> Pushed:
+        return self._call("push", lambda: self._inner.push(ctx, image, destination, tags))
+
+    def pull_credential(self, ctx: PlatformContext, registry: str) -> Credential | None:
+        return self._call("give pull credentials", lambda: self._inner.pull_credential(ctx, registry))
 
 
 def builder_for_kbld(kind: str, where: str) -> ImageBuilder:

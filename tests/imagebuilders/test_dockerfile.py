@@ -114,6 +114,15 @@ class Copier:
 
 def factory():
     return Copier()
+
+
+class Broken(Copier):
+    def build(self, ctx, request, reporter):
+        raise RuntimeError("the plug-in's own bug")
+
+
+def broken():
+    return Broken()
 '''
 
 
@@ -124,7 +133,7 @@ def test_a_builder_from_another_package_is_found_by_its_entry_point(tmp_path: Pa
         "Metadata-Version: 2.1\nName: cnb-copier\nVersion: 1.0\n"
     )
     (site / "cnb_copier-1.0.dist-info" / "entry_points.txt").write_text(
-        "[cnb.image_builders]\ncopier = cnb_copier:factory\n"
+        "[cnb.image_builders]\ncopier = cnb_copier:factory\nbroken = cnb_copier:broken\n"
     )
     (site / "cnb_copier.py").write_text(PLUGIN)
     from tests.support.images import make_busybox_image
@@ -136,5 +145,8 @@ def test_a_builder_from_another_package_is_found_by_its_entry_point(tmp_path: Pa
     assert done.returncode == 0, done.stderr
     assert "copier builds" in done.stderr
     assert json.loads(json.dumps(skopeo_inspect(f"oci:{tmp_path / 'out'}:copied")))["Digest"] == digest
+    broken = cnb_build(env, "local:z", "--using", "broken", "--path", str(source))
+    assert broken.returncode == 1 and "Traceback" not in broken.stderr
+    assert broken.stderr.strip() == "error: image builder 'broken' failed to build: RuntimeError: the plug-in's own bug"
     unknown = cnb_build(env, "local:y", "--using", "nope", "--path", str(source))
     assert unknown.returncode == 2 and "copier" in unknown.stderr and "unknown image builder" in unknown.stderr
