@@ -104,8 +104,13 @@ def _hold(path: Path, label: str, reporter: Reporter) -> Iterator[None]:
 @contextlib.contextmanager
 def home_in_use(home: Path, *, exclusive: bool = False, wait: bool = True) -> Iterator[bool]:
     """Hold ``$CNB_HOME/locks/in-use.lock``: shared for commands that use the caches, exclusive for ``cnb prune``.
-    With ``wait=False`` yields False at once instead of waiting when the lock is held the other way."""
-    fd = _lock_fd(home / LOCKS / IN_USE)
+    With ``wait=False`` yields False at once instead of waiting when the lock is held the other way. A home where
+    the lock cannot be made (read-only, as in some build containers) holds nothing to prune: nothing is locked."""
+    try:
+        fd = _lock_fd(home / LOCKS / IN_USE)
+    except OSError:
+        yield True
+        return
     try:
         mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
         try:
