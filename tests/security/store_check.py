@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -80,3 +81,50 @@ def processes(config: dict[str, Any]) -> list[dict[str, Any]]:
     """The processes of the ``io.buildpacks.build.metadata`` label (Platform spec: labels of the app image)."""
     metadata = json.loads(config["config"]["Labels"]["io.buildpacks.build.metadata"])
     return list(metadata.get("processes", []))
+
+
+class _Random:
+    """An endless source of incompressible bytes for tarfile."""
+
+    def read(self, n: int) -> bytes:
+        return os.urandom(n)
+
+
+def _blob(layout: Path, data: bytes) -> dict[str, object]:
+    digest = hashlib.sha256(data).hexdigest()
+    (layout / "blobs" / "sha256" / digest).write_bytes(data)
+    return {"digest": f"sha256:{digest}", "size": len(data)}
+
+
+def write_layout_image(layout: Path, *, size: int) -> None:
+    """An OCI layout (written by hand, following the image spec) whose one image has an uncompressed layer of *size* of
+    random bytes, tagged ``big``."""
+    blobs = layout / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    tar_path = layout / "layer.tar"
+    with tarfile.open(tar_path, "w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("big.bin")
+        info.size = size
+        tar.addfile(info, _Random())  # type: ignore[arg-type]
+    digest = hashlib.sha256()
+    with open(tar_path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    layer = {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": f"sha256:{digest.hexdigest()}",
+             "size": tar_path.stat().st_size}  # fmt: skip
+    tar_path.rename(blobs / digest.hexdigest())
+    config = {"architecture": "amd64", "os": "linux", "config": {},
+              "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}}  # fmt: skip
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            **_blob(layout, json.dumps(config).encode()),
+        },
+        "layers": [layer],
+    }
+    entry = {"mediaType": manifest["mediaType"], **_blob(layout, json.dumps(manifest).encode()),
+             "annotations": {"org.opencontainers.image.ref.name": "big"}}  # fmt: skip
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
+    (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')

@@ -6,21 +6,18 @@ Threat: a disk filled by what killed or finished commands left behind (staging b
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
 import signal
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO, Cnb
-from tests.security.store_check import full_integrity_check, staging_files
+from tests.security.store_check import full_integrity_check, staging_files, write_layout_image
 from tests.support.builders import make_tiny_bases
 from tests.support.registry import RunningRegistry
 from tests.support.tools import skopeo, skopeo_raw_digest
@@ -30,58 +27,11 @@ MiB = 1024 * 1024
 BIG = 256 * MiB
 
 
-class _Random:
-    """An endless source of incompressible bytes for tarfile."""
-
-    def read(self, n: int) -> bytes:
-        return os.urandom(n)
-
-
-def _blob(layout: Path, data: bytes) -> dict[str, object]:
-    digest = hashlib.sha256(data).hexdigest()
-    (layout / "blobs" / "sha256" / digest).write_bytes(data)
-    return {"digest": f"sha256:{digest}", "size": len(data)}
-
-
-def write_big_layout(layout: Path) -> None:
-    """An OCI layout (written by hand, following the image spec) whose one image has a *BIG* uncompressed layer of
-    random bytes, tagged ``big``."""
-    blobs = layout / "blobs" / "sha256"
-    blobs.mkdir(parents=True)
-    tar_path = layout / "layer.tar"
-    with tarfile.open(tar_path, "w", format=tarfile.PAX_FORMAT) as tar:
-        info = tarfile.TarInfo("big.bin")
-        info.size = BIG
-        tar.addfile(info, _Random())  # type: ignore[arg-type]
-    digest = hashlib.sha256()
-    with open(tar_path, "rb") as f:
-        while chunk := f.read(MiB):
-            digest.update(chunk)
-    layer = {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": f"sha256:{digest.hexdigest()}",
-             "size": tar_path.stat().st_size}  # fmt: skip
-    tar_path.rename(blobs / digest.hexdigest())
-    config = {"architecture": "amd64", "os": "linux", "config": {},
-              "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}}  # fmt: skip
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {
-            "mediaType": "application/vnd.oci.image.config.v1+json",
-            **_blob(layout, json.dumps(config).encode()),
-        },
-        "layers": [layer],
-    }
-    entry = {"mediaType": manifest["mediaType"], **_blob(layout, json.dumps(manifest).encode()),
-             "annotations": {"org.opencontainers.image.ref.name": "big"}}  # fmt: skip
-    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
-    (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
-
-
 @pytest.fixture(scope="module")
 def big_image(registry: RunningRegistry, tmp_path_factory: pytest.TempPathFactory) -> str:
     """The big image in the session's registry (generated once per module; the layout copy is removed)."""
     layout = tmp_path_factory.mktemp("big-layout")
-    write_big_layout(layout)
+    write_layout_image(layout, size=BIG)
     remote = f"docker://{registry.host}/security/big:1"
     skopeo("copy", "--dest-tls-verify=false", f"oci:{layout}:big", remote)
     subprocess.run(["rm", "-rf", str(layout)], check=True)
