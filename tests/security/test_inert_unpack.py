@@ -165,23 +165,23 @@ def test_cnb_run_unpacks_no_setid_bits_devices_or_fifos(tmp_path: Path, cnb: Cnb
 @pytest.mark.integration
 def test_cnb_run_refuses_a_gzip_bomb_and_removes_the_partial_tree(tmp_path: Path, cnb: Cnb) -> None:
     layout = tmp_path / "layout"
-    bomb = _gzip_layer(layout, _zero_file_tar("zeros", 256 * MiB))
+    bomb = _gzip_layer(layout, _zero_file_tar("zeros", 64 * MiB))
     _busybox_with(layout, "bomb", bomb)
-    assert os.path.getsize(layout / "blobs" / "sha256" / str(bomb[0]["digest"]).split(":")[1]) < 2 * MiB
+    assert os.path.getsize(layout / "blobs" / "sha256" / str(bomb[0]["digest"]).split(":")[1]) < MiB // 2
     cnb.home.mkdir(parents=True)
-    (cnb.home / "config.toml").write_text("[unpack]\nmax-layer-bytes = 16777216\n")
+    (cnb.home / "config.toml").write_text("[unpack]\nmax-layer-bytes = 8388608\n")
 
     done = cnb("run", f"oci:{layout}:bomb", "--", "true", check=False)
     assert done.returncode == 1, done.stderr
     line = _one_error_line(done.stderr)
     assert f"layer {bomb[0]['digest']}" in line
-    assert "'zeros'" in line and "expands past 16777216 bytes" in line and "max-layer-bytes" in line
+    assert "'zeros'" in line and "expands past 8388608 bytes" in line and "max-layer-bytes" in line
     assert _trees(cnb.home / "rootfs") == []  # neither a final tree nor a partial one
 
     # the same image under a limit it fits in unpacks (so the refusal was the limit, not the image)
-    (cnb.home / "config.toml").write_text("[unpack]\nmax-layer-bytes = 536870912\n")
+    (cnb.home / "config.toml").write_text("[unpack]\nmax-layer-bytes = 134217728\n")
     done = cnb("run", f"oci:{layout}:bomb", "--", "sh", "-c", "wc -c < /zeros")
-    assert done.stdout.strip() == str(256 * MiB)
+    assert done.stdout.strip() == str(64 * MiB)
 
 
 @pytest.mark.integration

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -21,20 +22,27 @@ from tests.conftest import Cnb
 from tests.support.faultproxy import FaultProxy
 from tests.support.images import make_random_image
 from tests.support.registry import RunningRegistry
-from tests.support.tools import skopeo_inspect
+from tests.support.tools import skopeo
 
 MB = 1024 * 1024
 
 
-def _pushed(tmp_path: Path, cnb: Cnb, registry: RunningRegistry, repo: str) -> tuple[str, dict[str, int | str]]:
-    """A two-layer image pushed to the registry; (its reference below the registry host, its big layer)."""
-    src = tmp_path / "src"
-    make_random_image(src, "img", [6 * MB, 1 * MB], seed=len(repo))
-    ref = f"security/{repo}:1"
-    cnb("image", "copy", f"oci:{src}:img", f"{registry.host}/{ref}")
+@dataclass(frozen=True)
+class Pushed:
+    source: Path  # the OCI layout it came from
+    ref: str  # below the registry host
+    big: dict[str, int | str]  # the descriptor of its big layer
+
+
+@pytest.fixture(scope="module")
+def pushed(tmp_path_factory: pytest.TempPathFactory, registry: RunningRegistry) -> Pushed:
+    """A two-layer image pushed to the registry once for this module (by skopeo, keeping its digests)."""
+    src = tmp_path_factory.mktemp("resume-src") / "layout"
+    make_random_image(src, "img", [3 * MB, MB // 4], seed=9)
+    ref = "security/resume:1"
+    skopeo("copy", "--preserve-digests", "--dest-tls-verify=false", f"oci:{src}:img", f"docker://{registry.host}/{ref}")
     layers = json.loads((src / "blobs" / "sha256" / _manifest_hex(src)).read_text())["layers"]
-    big = max(layers, key=lambda layer: int(layer["size"]))
-    return ref, big
+    return Pushed(src, ref, max(layers, key=lambda layer: int(layer["size"])))
 
 
 def _manifest_hex(layout: Path) -> str:
@@ -52,8 +60,10 @@ def _blob_gets(proxy: FaultProxy, digest: str) -> list[tuple[str | None, int, bo
 
 
 @pytest.mark.integration
-def test_a_connection_dropped_mid_blob_resumes_with_range(tmp_path: Path, cnb: Cnb, registry: RunningRegistry) -> None:
-    ref, big = _pushed(tmp_path, cnb, registry, "resume-range")
+def test_a_connection_dropped_mid_blob_resumes_with_range(
+    tmp_path: Path, cnb: Cnb, registry: RunningRegistry, pushed: Pushed
+) -> None:
+    ref, big = pushed.ref, pushed.big
     cut = int(big["size"]) // 2
     with FaultProxy(registry.host, blob=str(big["digest"]), drop_after=cut) as proxy:
         dst = tmp_path / "dst"
@@ -65,14 +75,14 @@ def test_a_connection_dropped_mid_blob_resumes_with_range(tmp_path: Path, cnb: C
     assert 0 < resumed_at <= cut  # only the missing part was asked for again
     assert gets[1][1:] == (206, False)
     assert _blob_sha256(dst, str(big["digest"])) == big["digest"]
-    assert skopeo_inspect(f"oci:{dst}:img")["Digest"] == skopeo_inspect(f"oci:{tmp_path / 'src'}:img")["Digest"]
+    assert _manifest_hex(dst) == _manifest_hex(pushed.source)  # the same image, manifest and all
 
 
 @pytest.mark.integration
 def test_a_registry_that_ignores_ranges_is_read_again_from_the_start(
-    tmp_path: Path, cnb: Cnb, registry: RunningRegistry
+    tmp_path: Path, cnb: Cnb, registry: RunningRegistry, pushed: Pushed
 ) -> None:
-    ref, big = _pushed(tmp_path, cnb, registry, "resume-norange")
+    ref, big = pushed.ref, pushed.big
     with FaultProxy(
         registry.host, blob=str(big["digest"]), drop_after=int(big["size"]) // 3, strip_range=True
     ) as proxy:
@@ -86,9 +96,9 @@ def test_a_registry_that_ignores_ranges_is_read_again_from_the_start(
 
 @pytest.mark.integration
 def test_a_body_cut_short_without_a_length_is_noticed_by_size_and_resumed(
-    tmp_path: Path, cnb: Cnb, registry: RunningRegistry
+    tmp_path: Path, cnb: Cnb, registry: RunningRegistry, pushed: Pushed
 ) -> None:
-    ref, big = _pushed(tmp_path, cnb, registry, "resume-nolength")
+    ref, big = pushed.ref, pushed.big
     with FaultProxy(registry.host, blob=str(big["digest"]), drop_after=MB, hide_length=True) as proxy:
         dst = tmp_path / "dst"
         cnb("image", "copy", f"{proxy.host}/{ref}", f"oci:{dst}:img")
@@ -98,8 +108,10 @@ def test_a_body_cut_short_without_a_length_is_noticed_by_size_and_resumed(
 
 
 @pytest.mark.integration
-def test_resuming_stays_within_the_retry_budget(tmp_path: Path, cnb: Cnb, registry: RunningRegistry) -> None:
-    ref, big = _pushed(tmp_path, cnb, registry, "resume-budget")
+def test_resuming_stays_within_the_retry_budget(
+    tmp_path: Path, cnb: Cnb, registry: RunningRegistry, pushed: Pushed
+) -> None:
+    ref, big = pushed.ref, pushed.big
     with FaultProxy(registry.host, blob=str(big["digest"]), drop_after=MB, drops=100) as proxy:
         dst = tmp_path / "dst"
         done = cnb(

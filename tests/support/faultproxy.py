@@ -98,6 +98,8 @@ class FaultProxy:
     def close(self) -> None:
         self._closed = True
         with contextlib.suppress(OSError):
+            self._server.shutdown(socket.SHUT_RDWR)  # wakes the accept() below (close alone does not)
+        with contextlib.suppress(OSError):
             self._server.close()
         self._thread.join(timeout=5)
 
