@@ -189,3 +189,18 @@ def test_builder_and_app_labels_read_as_pack_and_the_go_lifecycle_write_them(
     assert run_image["reference"] == f"docker.io/cnb/tiny-run@{tiny_run}"
     launcher = json.loads(app_labels["io.buildpacks.build.metadata"])["launcher"]
     assert _semver(launcher["version"]) >= (0, 5, 0)  # pack inspect shows the run image reference from 0.5.0
+
+
+def test_cache_and_previous_images_named_by_a_registry_reference_are_the_registrys(
+    cnb: Cnb, tiny_home: Path, app: Path, registry: RunningRegistry
+) -> None:
+    user = copied_home(cnb, tiny_home)
+    cache = f"{registry.host}/sources/cache:1"
+    previous = f"{registry.host}/sources/previous-app:1"
+    user("build", "previous-app", "--builder", "cnb/tiny-builder", "--path", str(app))
+    user("image", "copy", "local:previous-app", f"docker://{previous}")
+    done = user("build", "cached-app", "--builder", "cnb/tiny-builder", "--path", str(app),
+                "--cache-image", cache, "--previous-image", previous)  # fmt: skip
+    assert "Successfully built cached-app" in done.stdout
+    assert skopeo_inspect(f"docker://{cache}")["Layers"]  # the cache went to the registry, as its name says
+    assert "GET /v2/sources/previous-app/manifests/1" in registry.log_text()

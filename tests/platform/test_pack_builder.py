@@ -268,3 +268,20 @@ def test_a_run_image_pushed_by_the_docker_engine(
     cnb("build", "docker-run-app", "--builder", pack_builder.builder, "--path", str(shell_app), "--run-image", run)
     assert _layer_types(cnb, "docker-run-app")[0] == pk.DOCKER_LAYER
     assert "shell app says hi" in cnb("run", "docker-run-app").stdout
+
+
+def test_builder_create_from_registry_base_images_and_a_pack_buildpackage_on_an_empty_home(
+    cnb: Cnb, pack_builder: PackBuilder, shell_app: Path, registry: RunningRegistry, tmp_path: Path
+) -> None:
+    pk.build_image().push(registry.url, "pack/build", "1")
+    config = tmp_path / "builder.toml"
+    config.write_text(
+        f'[[buildpacks]]\nuri = "docker://{pack_builder.buildpackage}"\n'
+        '[[order]]\n[[order.group]]\nid = "eco/shell"\n'
+        f'[build]\nimage = "{registry.host}/pack/build:1"\n[[run.images]]\nimage = "{pack_builder.run_image}"\n'
+    )
+    cnb("builder", "create", "eco/made-here", "--config", str(config))
+    names = [entry["name"] for entry in json.loads(cnb("image", "ls", "--json").stdout)]
+    assert f"{registry.host}/pack/build:1" in names  # the base image was pulled into the local store
+    cnb("build", "made-here-app", "--builder", "eco/made-here", "--path", str(shell_app))
+    assert "shell app says hi" in cnb("run", "made-here-app").stdout

@@ -440,6 +440,17 @@ def builder(
     return PackImage(layers, config, labels)
 
 
+def build_image() -> PackImage:
+    """A busybox build image as a Docker build pushes it: the CNB user and its ids in the env."""
+    config = {
+        "User": f"{CNB_UID}:{CNB_UID}",
+        "Env": [PATH_ENV, f"CNB_USER_ID={CNB_UID}", f"CNB_GROUP_ID={CNB_UID}"],
+        "Cmd": ["/bin/sh"],
+    }
+    labels = {"io.buildpacks.base.distro.name": "busybox"}
+    return PackImage([tar_bytes(busybox_members(), absolute=False)], config, labels)
+
+
 def run_image(*, zstd: bool = False) -> PackImage:
     """A busybox run image as a Docker build pushes it (relative names), with the CNB user; *zstd*: as BuildKit
     pushes it with ``compression=zstd`` (OCI media types)."""
