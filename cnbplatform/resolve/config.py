@@ -99,9 +99,11 @@ class Config:
     overrides: list[Override] = field(default_factory=list)
     sources: list[Source] = field(default_factory=list)
     destinations: list[Destination] = field(default_factory=list)
+    raw_rules: list[Any] = field(default_factory=list)  # searchRules as written (a lock repeats them, as kbld's does)
 
     def extend(self, other: Config) -> None:
         self.rules += other.rules
+        self.raw_rules += [r for r in other.raw_rules if r not in self.raw_rules]
         self.overrides += other.overrides
         self.sources += other.sources
         self.destinations += other.destinations
@@ -137,6 +139,7 @@ def parse_config(doc: Document, base: Path) -> Config:
     config = Config()
     for i, raw in enumerate(_list(data, "searchRules", where)):
         config.rules.append(_rule(raw, f"{where} searchRules[{i}]"))
+        config.raw_rules.append(raw)
     for i, key in enumerate(_list(data, "keys", where)):
         if not isinstance(key, str) or not key:
             raise UsageError(f"read {where} keys[{i}]: expected a non-empty key name")
@@ -291,14 +294,19 @@ class Resolved:
     origins: tuple[dict[str, Any], ...]
 
 
-def config_lock(entries: Sequence[Resolved]) -> str:
-    """kbld's ``--lock-output``: a Config whose overrides pin every reference (``preresolved: true``)."""
+def config_lock(entries: Sequence[Resolved], search_rules: Sequence[Any] = ()) -> str:
+    """kbld's ``--lock-output``: a Config whose overrides pin every reference (``preresolved: true``), with the
+    inputs' ``searchRules``. Each override also carries its ``origins`` (kbld ignores the field), so a lock fed
+    back in reproduces the annotations instead of adding a ``preresolved`` origin."""
     overrides = [
         {"image": e.ident, "newImage": e.url, "preresolved": True, "origins": list(e.origins)}
         for e in sorted(entries, key=lambda e: e.ident)
     ]
-    doc = {"apiVersion": CONFIG_API, "kind": "Config", "minimumRequiredVersion": "0.31.0", "overrides": overrides}
-    return "---\n" + dump_sorted(doc)
+    doc: dict[str, Any] = {"apiVersion": CONFIG_API, "kind": "Config", "minimumRequiredVersion": "0.31.0"}
+    doc["overrides"] = overrides
+    if search_rules:
+        doc["searchRules"] = list(search_rules)
+    return dump_sorted(doc)
 
 
 def imgpkg_lock(entries: Sequence[Resolved]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -120,9 +121,24 @@ def _scalar(value: Any) -> str | None:
     if isinstance(value, str):
         if _PLAIN.fullmatch(value) and value.lower() not in _SPECIAL:
             return value
-        if value.isprintable():
-            return "'" + value.replace("'", "''") + "'"
+        if value.isprintable():  # double-quoted, as kbld (go-yaml) writes them; JSON's escapes are YAML's
+            return json.dumps(value, ensure_ascii=False)
     return None  # PyYAML writes it
+
+
+def _literal(value: Any) -> list[str] | None:
+    """The lines of *value* for a ``|`` block, when one reads back exactly (kbld's annotations are such text)."""
+    if (
+        not isinstance(value, str)
+        or not value.endswith("\n")
+        or value.endswith("\n\n")
+        or value.startswith((" ", "\n"))
+    ):
+        return None
+    lines = value[:-1].split("\n")
+    if any(not line.isprintable() or line != line.rstrip() for line in lines):
+        return None
+    return lines
 
 
 def _block(value: Any, indent: str, out: list[str]) -> bool:
@@ -133,7 +149,11 @@ def _block(value: Any, indent: str, out: list[str]) -> bool:
                 return False
             item = value[key]
             text = _scalar(item)
-            if text is not None:
+            literal = _literal(item)
+            if literal is not None:
+                out.append(f"{indent}{_scalar(key)}: |")
+                out += [f"{indent}  {line}" if line else "" for line in literal]
+            elif text is not None:
                 out.append(f"{indent}{_scalar(key)}: {text}")
             elif isinstance(item, (dict, list)) and item:
                 out.append(f"{indent}{_scalar(key)}:")

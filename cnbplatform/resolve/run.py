@@ -139,7 +139,7 @@ def run_resolve(ctx: PlatformContext, request: ResolveRequest, reporter: Reporte
     return ResolveOutcome(
         text=dump_stream(out_docs),
         entries=ordered,
-        lock=config_lock(ordered) if request.lock_output else None,
+        lock=config_lock(ordered, config.raw_rules) if request.lock_output else None,
         imgpkg_lock=imgpkg_lock(ordered) if request.imgpkg_lock_output else None,
         built=built,
         looked_up=looked_up,

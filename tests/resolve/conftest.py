@@ -26,16 +26,20 @@ def push_small_image(registry: RunningRegistry, layout: Path, name: str, seed: s
     return str(desc["digest"])
 
 
+# repo:tag -> the seed of its one-file image (the content, hence the digest, is fixed: kbld/ holds kbld's output)
+SMALL_IMAGES = {
+    "rs/web:1.0": "web-1.0",
+    "rs/worker:2": "worker-2",
+    "rs/sidecar:latest": "sidecar",
+    "rs/crd-app:v3": "crd-app",
+    "rs/json-app:7": "json-app",
+}
+
+
 @pytest.fixture(scope="session")
 def pushed(registry: RunningRegistry, tmp_path_factory: pytest.TempPathFactory) -> Pushed:
     layout = tmp_path_factory.mktemp("resolve-images")
-    digests = {
-        "rs/web:1.0": push_small_image(registry, layout, "rs/web:1.0", "web-1.0"),
-        "rs/worker:2": push_small_image(registry, layout, "rs/worker:2", "worker-2"),
-        "rs/sidecar:latest": push_small_image(registry, layout, "rs/sidecar:latest", "sidecar"),
-        "rs/crd-app:v3": push_small_image(registry, layout, "rs/crd-app:v3", "crd-app"),
-        "rs/json-app:7": push_small_image(registry, layout, "rs/json-app:7", "json-app"),
-    }
+    digests = {name: push_small_image(registry, layout, name, seed) for name, seed in SMALL_IMAGES.items()}
     index = make_multiplatform_index(layout, "multi")
     skopeo("copy", "--all", "--dest-tls-verify=false", f"oci:{layout}:multi", f"docker://{registry.host}/rs/multi:1")
     digests["rs/multi:1"] = index

@@ -34,4 +34,4 @@ def test_reference_strings_stay_plain_and_lookalikes_are_quoted() -> None:
             }
         ]
     )
-    assert "url: 127.0.0.1:5000/rs/web@sha256:" in text and "tag: '1.0'" in text and "url: nginx:1.0" in text
+    assert "url: 127.0.0.1:5000/rs/web@sha256:" in text and 'tag: "1.0"' in text and "url: nginx:1.0" in text
