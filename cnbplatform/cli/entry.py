@@ -313,7 +313,8 @@ def _exit_now(code: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``cnb``: the fast path when it applies, else the typer app; CnbError becomes one line and its exit code."""
+    """``cnb``: the fast path when it applies, else the typer app; CnbError becomes one line and its exit code, and
+    any other exception one ``internal error`` line and exit 1 (``-v`` adds the traceback)."""
     args = list(sys.argv[1:] if argv is None else argv)
     gc.disable()  # until the command's modules are imported
     command = fast_command(args)
@@ -344,6 +345,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         from cnbplatform.cli.output import render_error
 
         render_error(exc)
+        sys.exit(1)
+    except Exception as exc:  # the last line of defence: a bug in cnb, whatever the input was
+        from cnbplatform.cli.output import render_internal_error
+
+        render_internal_error(exc)
         sys.exit(1)
     if argv is None:  # the real process, not a caller in Python
         _exit_now(code)

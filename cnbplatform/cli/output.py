@@ -160,6 +160,20 @@ def render_error(exc: BaseException) -> None:
             cause = cause.__cause__ or cause.__context__
 
 
+def render_internal_error(exc: BaseException) -> None:
+    """An exception no layer turned into a CnbError: a bug. One line (and with -v, the traceback); every input
+    a user can give should end in :func:`render_error` instead (tests fuzz for this line)."""
+    message = " ".join(str(exc).split())
+    err_console.styled(
+        "error:", "bold red", f"internal error: {type(exc).__name__}: {message} (cnb -v … shows the traceback)"
+    )
+    if OPTIONS.verbose:
+        import traceback
+
+        err_console.file.write("".join(traceback.format_exception(exc)))
+        err_console.file.flush()
+
+
 class ConsoleReporter:
     """A lifecycle Reporter for the terminal: buildpack output to stdout as it comes, messages to stderr."""
 

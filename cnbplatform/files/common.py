@@ -122,13 +122,36 @@ class Table:
                 raise self.error(key, f"unknown key (expected one of: {', '.join(allowed)})")
 
 
+#: How deep tables and arrays may nest in a spec file or label. Far beyond any real file, and low enough that
+#: every recursive reader and writer after the parser (TOML and JSON dumps, label conversions) stays well inside
+#: Python's recursion limit.
+MAX_NESTING = 100
+
+
+def check_nesting(value: Any, path: str | Path) -> None:
+    """Refuse tables and arrays nested deeper than :data:`MAX_NESTING` (walked without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_NESTING:
+            raise SpecFileError(path, f"tables and arrays are nested more than {MAX_NESTING} deep")
+        if isinstance(item, Mapping):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+
+
 def parse_toml(text: str, path: str | Path = "") -> Table:
     import tomllib
 
     try:
-        return Table(tomllib.loads(text), path)
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecFileError(path or "<toml>", f"not valid TOML: {exc}") from exc
+    except RecursionError:  # the parser recurses once per nested array or inline table
+        raise SpecFileError(path or "<toml>", f"tables and arrays are nested more than {MAX_NESTING} deep") from None
+    check_nesting(data, path or "<toml>")
+    return Table(data, path)
 
 
 def read_toml(path: Path, *, missing_ok: bool = False) -> Table:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import fields
 from typing import Any, TypeVar
 
-from cnbplatform.files.common import SpecFileError, Table
+from cnbplatform.files.common import SpecFileError, Table, check_nesting
 from cnbplatform.files.layers_metadata import BuildpackLayers, LayersMetadata, RunImageForRebase, RunImageRef
 
 LIFECYCLE_METADATA_LABEL = "io.buildpacks.lifecycle.metadata"
@@ -73,6 +73,7 @@ def decode_label(text: str, label: str) -> Table:
         raise SpecFileError(label, f"label is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise SpecFileError(label, "label is not a JSON object")
+    check_nesting(data, label)
     return Table(_drop_nulls(data), label)
 
 

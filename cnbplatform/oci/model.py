@@ -32,7 +32,7 @@ def _require(obj: dict[str, Any], key: str, kind: type, what: str) -> Any:
 def _loads(data: bytes, what: str) -> dict[str, Any]:
     try:
         obj = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise InvalidDocumentError(f"invalid {what}: not JSON ({exc})") from exc
     if not isinstance(obj, dict):
         raise InvalidDocumentError(f"invalid {what}: expected a JSON object")
