@@ -51,7 +51,13 @@ from cnbplatform.lifecycle.build_layers import (
     process_layers,
     remove_path,
 )
-from cnbplatform.lifecycle.build_outputs import Collected, met_requires, read_build_toml, read_launch_toml
+from cnbplatform.lifecycle.build_outputs import (
+    Collected,
+    config_share,
+    met_requires,
+    read_build_toml,
+    read_launch_toml,
+)
 from cnbplatform.lifecycle.build_sbom import (
     SbomFile,
     clear_sbom_dir,
@@ -224,6 +230,7 @@ class _Builder:
         launch = read_launch_toml(bp_dir, layers_dir, api=descriptor.api, buildpack=name)
         for warning in launch.warnings:
             self.reporter.warn(f"{name}: {warning}")
+        self.collected.charge(name, config_share(launch, (x.toml.metadata for x in layers)))
         warning = self.collected.add(member.id, member.version, launch, build_toml)
         if warning:
             self.reporter.warn(f"{name}: {warning}")

@@ -9,22 +9,44 @@
   the default type clears the default (with a warning). Two defaults in one launch.toml, a ``direct`` key or a
   string ``command`` with Buildpack API ≥ 0.9 are refused when launch.toml is read (:mod:`cnbplatform.files.launch`).
 * :class:`Collected` gathers labels (a later buildpack's value for a key wins), slices, processes and the deprecated
-  ``[[bom]]`` entries, and makes the :class:`~cnbplatform.files.metadata.BuildMetadata`.
+  ``[[bom]]`` entries, and makes the :class:`~cnbplatform.files.metadata.BuildMetadata`. It also keeps what the
+  buildpacks' outputs will take of the image config (:func:`config_share`): readers refuse a config larger than
+  :data:`~cnbplatform.oci.image.MAX_DOCUMENT`, so a buildpack whose labels or layer metadata would pass
+  :data:`CONFIG_BUDGET` fails the build, named, before any image is written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import dataclasses
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cnbplatform.errors import CnbError
 from cnbplatform.files.apis import ApiVersion
 from cnbplatform.files.build_toml import BuildToml
+from cnbplatform.files.labels import canonical_json
 from cnbplatform.files.launch import BomEntry, Label, LaunchToml, Process, Slice, bom_json
 from cnbplatform.files.metadata import BuildMetadata, BuildpackRef, ProcessEntry
 from cnbplatform.files.plan import BuildpackPlan
 from cnbplatform.lifecycle.build_layers import checked_file, phase_error
+from cnbplatform.oci.image import MAX_DOCUMENT
+
+#: What the buildpacks' labels, layer metadata, processes and BOM entries may take of an image config together;
+#: the rest of :data:`MAX_DOCUMENT` is left for the run image's config and the lifecycle's own fields.
+CONFIG_BUDGET = MAX_DOCUMENT * 3 // 4
+
+
+def config_share(launch: LaunchToml, layer_metadata: Iterable[Mapping[str, Any]]) -> int:
+    """The bytes one buildpack's outputs add to the image config as they are stored there: a label as a JSON
+    string, layer metadata, processes and BOM entries as JSON inside a label's value (so encoded twice)."""
+    size = sum(len(json.dumps(x.key)) + len(json.dumps(x.value)) for x in launch.labels)
+    nested: list[Any] = [dict(m) for m in layer_metadata]
+    nested += [dataclasses.asdict(p) for p in launch.processes]
+    nested += [dataclasses.asdict(b) for b in launch.bom]
+    return size + len(json.dumps(canonical_json(nested)))
 
 
 def read_build_toml(bp_dir: Path, boundary: Path, *, buildpack: str) -> BuildToml:
@@ -115,6 +137,19 @@ class Collected:
     processes: ProcessMap = field(default_factory=ProcessMap)
     launch_bom: list[tuple[str, str, BomEntry]] = field(default_factory=list)
     build_bom: list[tuple[str, str, BomEntry]] = field(default_factory=list)
+    config_bytes: int = 0
+
+    def charge(self, buildpack: str, share: int) -> None:
+        """Count *share* bytes of image config for *buildpack*; fails the build when the buildpacks so far pass
+        :data:`CONFIG_BUDGET`, naming this buildpack (the readers' limit would make the image unreadable)."""
+        self.config_bytes += share
+        if self.config_bytes > CONFIG_BUDGET:
+            so_far = f"; with the buildpacks before it, {self.config_bytes}" if self.config_bytes != share else ""
+            raise phase_error(
+                f"check the outputs of {buildpack}",
+                f"its labels, layer metadata, processes and BOM take {share} bytes of the image config{so_far}; "
+                f"buildpacks may use {CONFIG_BUDGET} bytes (readers refuse a config over {MAX_DOCUMENT} bytes)",
+            )
 
     def add(self, buildpack_id: str, version: str, launch: LaunchToml, build: BuildToml) -> str:
         """Take one buildpack's outputs; returns a warning (or "") from merging processes."""

@@ -61,6 +61,18 @@ def parse_address(value: str) -> ImageAddress:
     return _named(kind, value, value)
 
 
+def parse_destination(value: str) -> ImageAddress:
+    """An address to write an image to: as :func:`parse_address`, but a digest is refused. A name is given by a
+    tag; a digest names content, and the content written would have a digest of its own."""
+    address = parse_address(value)
+    ref = address.reference
+    if (ref is not None and ref.digest) or (address.tag is not None and (is_digest(address.tag) or "@" in address.tag)):
+        raise InvalidReferenceError(
+            f"invalid destination {value!r}: an image is written under a tag, not a digest (drop the @sha256:…)"
+        )
+    return address
+
+
 def _named(kind: StoreKind, text: str, name: str) -> ImageAddress:
     if kind is StoreKind.LOCAL and is_digest(name):
         return ImageAddress(kind, text, tag=name)

@@ -11,8 +11,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from cnbplatform.oci.image import Artifact, Layer, as_image, is_index
-from cnbplatform.oci.model import Descriptor
+from cnbplatform.oci.image import MAX_DOCUMENT, Artifact, Layer, as_image, is_index
+from cnbplatform.oci.model import Descriptor, InvalidDocumentError
 
 
 class Progress(Protocol):
@@ -96,8 +96,10 @@ BlobItem = ManifestBlob | ConfigBlob | Layer
 def walk(artifact: Artifact) -> Iterator[BlobItem]:
     """Every blob an artifact needs, children before parents (the order a push must follow).
 
-    The artifact's own manifest comes last. Layers and configs of an image come before its manifest.
+    The artifact's own manifest comes last. Layers and configs of an image come before its manifest. A manifest
+    or config that readers would refuse (:func:`check_readable`) is refused before the first blob is yielded.
     """
+    check_readable(artifact)
     if is_index(artifact):
         for desc in artifact.index.manifests:
             yield from walk(artifact.child(desc))
@@ -106,6 +108,20 @@ def walk(artifact: Artifact) -> Iterator[BlobItem]:
         yield from image.layers()
         yield ConfigBlob(image.manifest.config, image.raw_config)
     yield ManifestBlob(artifact.descriptor, artifact.raw_manifest)
+
+
+def check_readable(artifact: Artifact) -> None:
+    """Never store what cannot be read back: a manifest, index or config larger than :data:`MAX_DOCUMENT` (what
+    every reader here accepts, as registries cap manifests) is refused before a write begins."""
+    documents = [("manifest" if not is_index(artifact) else "index", len(artifact.raw_manifest))]
+    if not is_index(artifact):
+        documents.append(("config", as_image(artifact).manifest.config.size))
+    for what, size in documents:
+        if size > MAX_DOCUMENT:
+            raise InvalidDocumentError(
+                f"the image {what} would be {size} bytes, more than the {MAX_DOCUMENT} bytes readers accept; "
+                "refusing to write an image that cannot be read back"
+            )
 
 
 def dedupe(items: Sequence[BlobItem]) -> list[BlobItem]:

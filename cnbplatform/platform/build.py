@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from cnbplatform.errors import NotFoundError, UsageError
 from cnbplatform.lifecycle.common import Reporter
-from cnbplatform.oci.address import parse_address
+from cnbplatform.oci.address import parse_destination
 from cnbplatform.oci.reference import has_registry_host
 from cnbplatform.oci.rootfs_cache import rootfs_for
 from cnbplatform.platform.build_builder import BuilderRef, resolve_builder
@@ -276,7 +276,10 @@ def run_build(ctx: PlatformContext, request: BuildRequest, reporter: Reporter) -
     if request.sandbox not in ("bwrap", "docker", "host"):
         raise UsageError("--sandbox must be bwrap, docker or host")
     output = destination(request, request.image)
-    parse_address(output)  # a bad reference fails here, before any work
+    for where in (output, *(destination(request, t) for t in request.tags)):
+        parse_destination(where)  # a bad reference, or a digest, fails here, before any work
+    if request.cache_image is not None:
+        parse_destination(previous_name(request, request.cache_image))
     project = _load_project(request)
     builder_name = request.builder or (project.builder if project else "") or _default_builder(ctx)
     if not builder_name:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cnbplatform.errors import UsageError
-from cnbplatform.oci.address import ImageAddress, StoreKind, parse_address
+from cnbplatform.oci.address import ImageAddress, StoreKind, parse_address, parse_destination
 from cnbplatform.oci.image import Artifact, Image, as_image, is_index, resolve_platform
 from cnbplatform.oci.model import Descriptor, Platform
 from cnbplatform.oci.reference import parse_reference
@@ -32,7 +32,7 @@ def copy_image(
     progress: Progress | None = None,
 ) -> CopyOutcome:
     """Copy an image or index between any two stores; with *platform*, only the matching image."""
-    src_addr, dst_addr = parse_address(source), parse_address(destination)
+    src_addr, dst_addr = parse_address(source), parse_destination(destination)
     wanted = Platform.parse(platform) if platform else None
     with Stores(ctx.store_options()) as stores:
         src_store, src_ref = stores.open(src_addr)
