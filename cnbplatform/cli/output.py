@@ -147,10 +147,19 @@ class TransferProgress:
         self._bars.update(task, completed=total, status=status)
 
 
+def one_line(text: str) -> str:
+    """*text* with every character that is not printable (line breaks, other control characters, the surrogates
+    of a name that is not UTF-8) shown as its Python escape: messages quote names from untrusted files and buildpack
+    outputs, and each message must stay one line on a terminal (and not forge the next one)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == "\t" else repr(c)[1:-1] for c in text)
+
+
 def render_error(exc: BaseException) -> None:
     """One line for the user; with -v, the chain of causes as well."""
     message = exc.message if isinstance(exc, CnbError) else f"{type(exc).__name__}: {exc}"
-    err_console.styled("error:", "bold red", message)
+    err_console.styled("error:", "bold red", one_line(message))
     if OPTIONS.verbose:
         seen = {id(exc)}
         cause = exc.__cause__ or exc.__context__
@@ -163,7 +172,7 @@ def render_error(exc: BaseException) -> None:
 def render_internal_error(exc: BaseException) -> None:
     """An exception no layer turned into a CnbError: a bug. One line (and with -v, the traceback); every input
     a user can give should end in :func:`render_error` instead (tests fuzz for this line)."""
-    message = " ".join(str(exc).split())
+    message = one_line(" ".join(str(exc).split()))
     err_console.styled(
         "error:", "bold red", f"internal error: {type(exc).__name__}: {message} (cnb -v … shows the traceback)"
     )
@@ -186,12 +195,12 @@ class ConsoleReporter:
     def info(self, message: str) -> None:
         if self.level != "warn" and self.level != "error":
             with self._lock:
-                err_console.print(message)
+                err_console.print(one_line(message))
 
     def warn(self, message: str) -> None:
         if self.level != "error":
             with self._lock:
-                err_console.styled("warning:", "yellow", message)
+                err_console.styled("warning:", "yellow", one_line(message))
 
     def debug(self, message: str) -> None:
         if self.level == "debug" or OPTIONS.verbose:

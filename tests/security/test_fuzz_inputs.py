@@ -323,6 +323,7 @@ NAMED_OUTPUTS: dict[str, dict[bytes, bytes | None]] = {
     "NUL in launch.toml": {b"launch.toml": b'[[processes]]\ntype = "web"\ncommand = ["a\\u0000b"]\n'},
     "deep launch.toml": {b"launch.toml": DEEP_TOML.encode()},
     "dotdot layer": {b"...toml": b"[types]\nlaunch = true\n"},
+    "newline in names": {b"a\nerror: forged.toml": b"[types]\nlaunch = 1\n", b"b\n.sbom.cdx.json": b"{}"},
 }
 
 
@@ -332,6 +333,7 @@ NAMED_OUTPUTS: dict[str, dict[bytes, bytes | None]] = {
 @example(outputs=NAMED_OUTPUTS["NUL in launch.toml"]).via("NUL in launch.toml")
 @example(outputs=NAMED_OUTPUTS["deep launch.toml"]).via("deep launch.toml")
 @example(outputs=NAMED_OUTPUTS["dotdot layer"]).via("dotdot layer")
+@example(outputs=NAMED_OUTPUTS["newline in names"]).via("newline in names")
 def test_buildpack_outputs_through_a_real_build(
     home: Path, tmp_path_factory: pytest.TempPathFactory, outputs: dict[bytes, bytes | None]
 ) -> None:
@@ -348,5 +350,7 @@ def test_buildpack_outputs_through_a_real_build(
     )  # fmt: skip
     stderr = done.stderr.decode("utf-8", "replace")
     assert "internal error" not in stderr and "Traceback" not in stderr, stderr
-    if done.returncode != 0:
-        assert stderr.strip().splitlines()[-1].startswith("error: "), stderr
+    lines = stderr.splitlines()
+    assert all(line.startswith(("error: ", "warning: ")) for line in lines), stderr  # -q: nothing else
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert errors == ([lines[-1]] if done.returncode else []), f"exit {done.returncode}: {stderr}"
