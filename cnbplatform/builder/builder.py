@@ -264,4 +264,8 @@ def _labels(
     labels[bl.ORDER_EXTENSIONS_LABEL] = bl.order_label(order.order_extensions) if order.order_extensions else "null"
     if not system.is_empty:
         labels[bl.SYSTEM_LABEL] = bl.system_label(system)
+    # what the Go lifecycle's image says of itself (pack and kpack read these): cnb's lifecycle, as in the metadata
+    lifecycle = lifecycle_info().to_json()
+    labels["io.buildpacks.lifecycle.version"] = lifecycle["version"]
+    labels["io.buildpacks.lifecycle.apis"] = canonical_json(lifecycle["apis"])
     return labels

@@ -180,6 +180,9 @@ def test_builder_and_app_labels_read_as_pack_and_the_go_lifecycle_write_them(
     assert lifecycle["apis"]["buildpack"]["supported"] == [f"0.{n}" for n in range(7, 13)]
     assert lifecycle["api"] == {"buildpack": "0.7", "platform": "0.7"}
     assert _semver(lifecycle["version"]) >= (0, 7, 4)  # pack runs the creator from lifecycle 0.7.4 on
+    assert builder["io.buildpacks.lifecycle.version"] == lifecycle["version"]
+    lifecycle_apis = json.loads(builder["io.buildpacks.lifecycle.apis"])  # the Go lifecycle image's label
+    assert lifecycle_apis["platform"] == {"deprecated": [], "supported": [f"0.{n}" for n in range(7, 16)]}
 
     user("build", "labelled-app", "--builder", "cnb/tiny-builder", "--path", str(app))
     app_labels = labels(user, "labelled-app")
