@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import json
 import os
 import tarfile
 from pathlib import Path
@@ -21,6 +22,7 @@ from cnbplatform.errors import UnsafeArchiveError
 from cnbplatform.oci.image import FileLayer
 from cnbplatform.oci.model import Descriptor
 from cnbplatform.sbom.layers import layer_entries
+from tests.conftest import REPO, Cnb
 
 
 def _member(name: str, kind: bytes = tarfile.REGTYPE, data: bytes = b"", **kw: object) -> tuple[tarfile.TarInfo, bytes]:
@@ -106,3 +108,83 @@ def test_layer_entries_under_the_sbom_and_package_readers_are_rooted(tmp_path: P
     assert by_path["layers/sbom/launch/bp/sbom.cdx.json"].data == b"{}"
     assert by_path["etc/os-release"].kind == "hardlink" and by_path["etc/os-release"].link == "usr/lib/os-release"
     assert not any("outside" in path for path in by_path)  # an escaping name is never handed on
+
+
+# -- cnb build with a builder whose layers have pack's absolute names ---------------------------------------------
+
+
+def _rooted_copy(plain: bytes) -> bytes:
+    """The same layer tar with every member name and hard-link target made absolute, as pack writes them."""
+    out = io.BytesIO()
+    with (
+        tarfile.open(fileobj=io.BytesIO(plain), mode="r:") as src,
+        tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as dst,
+    ):
+        for member in src.getmembers():
+            data = src.extractfile(member) if member.isreg() else None
+            member.name = "/" + member.name.lstrip("./").lstrip("/") if member.name not in (".", "./") else "/"
+            if member.islnk():
+                member.linkname = "/" + member.linkname.lstrip("./").lstrip("/")
+            dst.addfile(member, data)
+    return out.getvalue()
+
+
+def _absolutise(layout: Path, tag: str) -> int:
+    """Rewrite the image *tag* of *layout* in place with absolute member names; returns how many names changed."""
+    blobs = layout / "blobs" / "sha256"
+
+    def put(data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        (blobs / digest).write_bytes(data)
+        return f"sha256:{digest}"
+
+    index = json.loads((layout / "index.json").read_text())
+    (entry,) = [m for m in index["manifests"] if m["annotations"]["org.opencontainers.image.ref.name"] == tag]
+    manifest = json.loads((blobs / entry["digest"].split(":")[1]).read_bytes())
+    config_text = (blobs / manifest["config"]["digest"].split(":")[1]).read_text()
+    changed = 0
+    for layer in manifest["layers"]:
+        packed = (blobs / layer["digest"].split(":")[1]).read_bytes()
+        plain = gzip.decompress(packed) if packed[:2] == b"\x1f\x8b" else packed
+        rooted = _rooted_copy(plain)
+        with tarfile.open(fileobj=io.BytesIO(rooted)) as check:
+            changed += sum(1 for m in check.getmembers() if m.name.startswith("/"))
+        old_diff, new_diff = (
+            f"sha256:{hashlib.sha256(plain).hexdigest()}",
+            f"sha256:{hashlib.sha256(rooted).hexdigest()}",
+        )
+        config_text = config_text.replace(old_diff, new_diff)  # rootfs.diff_ids and the buildpack layer labels
+        compressed = gzip.compress(rooted, mtime=0)
+        layer.update(
+            mediaType="application/vnd.oci.image.layer.v1.tar+gzip", digest=put(compressed), size=len(compressed)
+        )
+    config = config_text.encode()
+    manifest["config"].update(digest=put(config), size=len(config))
+    raw = json.dumps(manifest).encode()
+    entry.update(digest=put(raw), size=len(raw))
+    (layout / "index.json").write_text(json.dumps(index))
+    return changed
+
+
+@pytest.mark.integration
+def test_cnb_build_and_run_with_a_builder_whose_layers_have_absolute_names(tmp_path: Path, cnb: Cnb) -> None:
+    tiny = REPO / "builders" / "tiny"
+    cnb(
+        "-q",
+        "base",
+        "create",
+        "--config",
+        str(tiny / "base.toml"),
+        "--build-image",
+        "cnb/tiny-build",
+        "--run-image",
+        "cnb/tiny-run",
+    )
+    layout = tmp_path / "builders"
+    cnb("-q", "builder", "create", f"oci:{layout}:tiny", "--config", str(tiny / "builder.toml"))
+    assert _absolutise(layout, "tiny") > 50  # busybox, /cnb/buildpacks/..., /cnb/order.toml, /workspace
+
+    built = cnb("build", "abs-app", "--builder", f"oci:{layout}:tiny", "--path", str(REPO / "examples" / "shell"))
+    assert "Successfully built abs-app" in built.stdout
+    ran = cnb("run", "abs-app")
+    assert "Hello from a cnb-built image!" in ran.stdout
