@@ -127,10 +127,14 @@ def own_run_config(builder_root: Path, run_image: str, ws_root: Path) -> Path | 
     from cnbplatform.files.run_toml import RunConfig, RunImage
 
     config = RunConfig.load(builder_root / "cnb" / "run.toml")
-    if config.find(run_image) is not None:
+    # the name without a store prefix (local:cnb/run is cnb/run to pack inspect and to a rebase)
+    name = run_image
+    for prefix in ("local:", "docker://", "registry:"):
+        name = name.removeprefix(prefix)
+    if config.find(name) is not None:
         return None
     path = ws_root / "run.toml"
-    RunConfig((RunImage(run_image),)).dump(path)
+    RunConfig((RunImage(name),)).dump(path)
     return path
 
 

@@ -85,6 +85,7 @@ def test_a_builder_from_a_registry_builds_on_the_first_try(
     assert (f"pulling {builder}" in second.stderr + second.stdout) == (policy == "always")
     assert "Successfully built first-app" in second.stdout
     assert "Hello from a cnb-built image!" in user("run", "first-app").stdout
+    assert run_image_of(user, "first-app")["image"] == "cnb/tiny-run"  # a name, without the store prefix
 
 
 def test_pull_policy_never_refuses_a_builder_that_is_not_local(cnb: Cnb, app: Path, registry: RunningRegistry) -> None:

@@ -65,6 +65,7 @@ def pack_builder(
     for name, text in (("detect", SHELL_DETECT), ("build", SHELL_BUILD)):
         (shell / "bin" / name).write_text(text)
         (shell / "bin" / name).chmod(0o755)
+    (shell / "bin" / "build.orig").hardlink_to(shell / "bin" / "build")  # an absolute hard-link target in the layer
     shell_bp = pk.Buildpack(shell, "eco/shell", "0.0.1", api="0.10")
     procfile = pk.Buildpack(REPO / "buildpacks" / "procfile", "cnb/procfile", "0.1.0", api="0.12")
     run = f"{registry.host}/pack/run:1"

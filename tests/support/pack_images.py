@@ -158,9 +158,16 @@ def buildpack_members(source: Path, bp_id: str, version: str) -> list[Member]:
     (0755 for dirs, bin/build, bin/detect and anything executable; 0644 otherwise), owner 0:0."""
     base = f"/cnb/buildpacks/{bp_id.replace('/', '_')}"
     members = [Member(base, "dir", mode=0o755), Member(f"{base}/{version}", "dir", mode=0o755)]
+    seen: dict[tuple[int, int], str] = {}  # a file's inode -> its first name: later names are hard links to it
     for path in sorted(source.rglob("*")):
         rel = path.relative_to(source).as_posix()
         name = f"{base}/{version}/{rel}"
+        stat = path.lstat()
+        if path.is_file() and not path.is_symlink() and stat.st_nlink > 1:
+            first = seen.setdefault((stat.st_dev, stat.st_ino), name)
+            if first != name:  # pack joins a hard link's target under the buildpack dir: an absolute name
+                members.append(Member(name, "link", mode=0o755, target=first))
+                continue
         if path.is_symlink():
             members.append(Member(name, "symlink", mode=0o777, target=os.readlink(path)))
         elif path.is_dir():
