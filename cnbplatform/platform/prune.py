@@ -146,7 +146,21 @@ def _work_dirs(home: Path) -> Iterator[Candidate]:
 def _rootfs_trees(home: Path) -> Iterator[Candidate]:
     for path in _children(home / "rootfs"):
         if not path.name.startswith(".") and path.is_dir():
-            yield Candidate("rootfs tree", path, _tree_size(path), _mtime(path))
+            yield Candidate("rootfs tree", path, _rootfs_size(path), _mtime(path))
+
+
+def _rootfs_size(tree: Path) -> int:
+    """The size of an unpacked tree, measured once and kept beside it (``.size-<key>``): a tree does not change
+    after it is unpacked, and a build image's tree has tens of thousands of files."""
+    record = tree.parent / f".size-{tree.name}"
+    with contextlib.suppress(OSError, ValueError):
+        return int(record.read_text())
+    size = _tree_size(tree)
+    with contextlib.suppress(OSError):
+        tmp = record.with_name(f"{record.name}.{os.getpid()}.tmp")
+        tmp.write_text(str(size))
+        os.replace(tmp, record)
+    return size
 
 
 def _layer_blobs(home: Path) -> Iterator[Candidate]:
@@ -182,6 +196,7 @@ def _remove(home: Path, chosen: list[Candidate], reporter: Reporter) -> list[Can
                     os.close(fd)
             elif candidate.kind == "rootfs tree":
                 RootfsCache(candidate.path.parent).remove(candidate.path.name)
+                (candidate.path.parent / f".size-{candidate.path.name}").unlink(missing_ok=True)
             elif candidate.kind == "layer blob":
                 candidate.path.unlink(missing_ok=True)
                 blobs.add(candidate.path.name)
