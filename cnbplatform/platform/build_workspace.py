@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,8 +77,7 @@ def copy_app(source: Path, dest: Path, project: ProjectDescriptor | None) -> int
                 continue
             if include is not None and not include.match_file(rel):
                 continue
-            _copy_entry(Path(dirpath) / name, dest / rel)
-            copied += 1
+            copied += _copy_entry(Path(dirpath) / name, dest / rel)
         if include is None:
             for name in kept_dirs:
                 (dest / rel_dir / name).mkdir(parents=True, exist_ok=True)
@@ -91,12 +91,18 @@ def _spec(patterns: Sequence[str]) -> pathspec.PathSpec[Any]:
     return pathspec.PathSpec.from_lines("gitignore", patterns)
 
 
-def _copy_entry(src: Path, dst: Path) -> None:
+def _copy_entry(src: Path, dst: Path) -> int:
+    """Copy a regular file or a symlink (as a symlink); 1 when copied. FIFOs, sockets and devices (a ``.git``
+    fsmonitor socket, say) are not app content: they are left out."""
+    mode = src.lstat().st_mode
+    if not (stat.S_ISLNK(mode) or stat.S_ISREG(mode)):
+        return 0
     dst.parent.mkdir(parents=True, exist_ok=True)
-    if src.is_symlink():
+    if stat.S_ISLNK(mode):
         os.symlink(os.readlink(src), dst)
     else:
         shutil.copy2(src, dst, follow_symlinks=False)
+    return 1
 
 
 def write_platform_env(platform: Path, env: Mapping[str, str]) -> None:

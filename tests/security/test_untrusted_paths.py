@@ -23,6 +23,7 @@ from cnbplatform.files.launch import LaunchToml
 from cnbplatform.files.project_toml import ProjectDescriptor
 from cnbplatform.files.untrusted import UntrustedValueError, check_module_id, join
 from cnbplatform.lifecycle.build_layers import process_layers
+from cnbplatform.platform.build_workspace import copy_app
 from tests.support.builders import BUILDER, REPO, make_tiny_builder
 
 pytestmark = pytest.mark.integration
@@ -227,3 +228,23 @@ def test_group_toml_ids_and_versions_name_no_other_directory(key: str, value: st
     text = "[[group]]\n" + "".join(f'{k} = "{v}"\n' for k, v in entry.items())
     with pytest.raises(UntrustedValueError, match=rf"group\.toml: key 'group\[0\]\.{key}'"):
         GroupFile.parse(text, "/layers/group.toml")
+
+
+def test_the_app_copy_takes_files_and_links_only(tmp_path: Path) -> None:
+    """An app dir is the user's, but may hold what no image should: FIFOs and sockets are left out (a build used
+    to stop at them), a symlink to a host file stays a symlink, a name that is not UTF-8 is copied as it is."""
+    import socket
+
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "main.sh").write_text("echo hi\n")
+    os.mkfifo(app / "fifo")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(app / "sock"))
+        (app / "passwd").symlink_to("/etc/passwd")
+        odd = os.path.join(os.fsencode(app), b"odd\xff")
+        open(odd, "wb").close()
+        out = tmp_path / "out"
+        assert copy_app(app, out, None) == 3
+    assert sorted(os.listdir(os.fsencode(out))) == [b"main.sh", b"odd\xff", b"passwd"]
+    assert os.readlink(out / "passwd") == "/etc/passwd"
