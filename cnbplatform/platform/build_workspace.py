@@ -121,6 +121,8 @@ def parse_env(items: Iterable[str], files: Iterable[Path], host_env: Mapping[str
             lines = path.read_text().splitlines()
         except OSError as exc:
             raise UsageError(f"--env-file {path}: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"--env-file {path}: not UTF-8 text (byte {exc.start})") from exc
         for line in lines:
             if line.strip() and not line.lstrip().startswith("#"):
                 _set(env, line, host_env)
