@@ -29,11 +29,12 @@ from urllib.parse import unquote, urlparse
 
 from cnbplatform.builder.buildpackage import Module, extract_tar, load_module, read_package_file, read_package_image
 from cnbplatform.errors import CnbError, NotFoundError, UsageError
+from cnbplatform.oci import mediatypes as mt
 from cnbplatform.oci.address import parse_address
 from cnbplatform.oci.fingerprint import fingerprint_tree
 from cnbplatform.oci.image import Image, as_image, resolve_platform
 from cnbplatform.oci.layout import LayoutStore
-from cnbplatform.oci.model import Platform
+from cnbplatform.oci.model import Index, Platform
 from cnbplatform.oci.pull import fetch
 from cnbplatform.oci.stores import Stores
 
@@ -155,7 +156,7 @@ class ModuleResolver:
         names = _archive_names(path, locator)
         if "index.json" in names or "oci-layout" in names:
             layout = read_package_file(path, self._scratch("layout"))
-            image = as_image(resolve_platform(LayoutStore(layout, create=False).read(None), self.platform))
+            image = self._layout_image(LayoutStore(layout, create=False))
             return _resolved(read_package_image(image, self._scratch("package"), kind=kind, what=locator), kind)
         if f"{kind}.toml" in names:
             root = self._scratch("archive")
@@ -163,6 +164,15 @@ class ModuleResolver:
                 extract_tar(stream, root, what=f"{kind} archive {path}")
             return Resolved(load_module(root, kind, locator))
         raise CnbError(f"{kind} {locator}: {path} is neither a {kind} archive nor a buildpackage")
+
+    def _layout_image(self, store: LayoutStore) -> Image:
+        """The buildpackage of a ``.cnb`` layout: its one image, or of several (one per target, each with its
+        platform in index.json) the one for :attr:`platform`; an index inside is narrowed the same way."""
+        entries = store.list()
+        if len(entries) > 1:
+            chosen = Index(mt.OCI_INDEX, tuple(entry.descriptor for entry in entries)).select(self.platform)
+            return as_image(resolve_platform(store.read(chosen.digest), self.platform))
+        return as_image(resolve_platform(store.read(None), self.platform))
 
     def _record_directory(self, path: Path) -> None:
         fingerprint = fingerprint_tree(path)

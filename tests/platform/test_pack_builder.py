@@ -286,3 +286,17 @@ def test_builder_create_from_registry_base_images_and_a_pack_buildpackage_on_an_
     assert f"{registry.host}/pack/build:1" in names  # the base image was pulled into the local store
     cnb("build", "made-here-app", "--builder", "eco/made-here", "--path", str(shell_app))
     assert "shell app says hi" in cnb("run", "made-here-app").stdout
+
+
+def test_a_cnb_file_with_several_targets_gives_the_target_of_the_build(
+    cnb: Cnb, pack_builder: PackBuilder, shell_app: Path, tmp_path: Path
+) -> None:
+    images = [
+        pk.buildpackage(_shell_buildpack(tmp_path, f"file target {arch}"), architecture=arch)
+        for arch in ("arm64", "amd64")
+    ]
+    package = pk.write_cnb_file(tmp_path / "shell.cnb", images)
+    done = cnb("build", "cnb-file-app", "--builder", pack_builder.builder, "--path", str(shell_app),
+               "--buildpack", str(package))  # fmt: skip
+    assert "file target amd64" in done.stdout + done.stderr
+    assert "file target arm64" not in done.stdout + done.stderr

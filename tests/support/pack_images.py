@@ -269,6 +269,30 @@ class PackImage:
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 
 
+def write_cnb_file(path: Path, images: Sequence[PackImage]) -> Path:
+    """A ``.cnb`` file: an OCI image layout in a tar (members ``/index.json``, ``/blobs/…``, as pack's
+    ``archive.WriteDirToTar`` roots them) whose index.json names each image with its platform."""
+    blobs: dict[str, bytes] = {}
+    manifests = []
+    for image in images:
+        layers, config, manifest = image.blobs()
+        blobs.update({digest: data for digest, data, _ in layers})
+        blobs[_digest(config)] = config
+        blobs[_digest(manifest)] = manifest
+        platform = {"architecture": image.architecture, "os": "linux"}
+        manifests.append({"mediaType": DOCKER_MANIFEST, "digest": _digest(manifest), "size": len(manifest),
+                          "platform": platform})  # fmt: skip
+    index = json.dumps({"schemaVersion": 2, "manifests": manifests}).encode()
+    members = [Member("/blobs", "dir", mode=0o755), Member("/blobs/sha256", "dir", mode=0o755)]
+    members += [Member(f"/blobs/sha256/{d.split(':', 1)[1]}", "file", data) for d, data in sorted(blobs.items())]
+    members += [
+        Member("/index.json", "file", index),
+        Member("/oci-layout", "file", b'{"imageLayoutVersion":"1.0.0"}'),
+    ]
+    path.write_bytes(tar_bytes(members))
+    return path
+
+
 def push_index(registry_url: str, repository: str, tag: str, images: Sequence[PackImage]) -> str:
     """A Docker manifest list of *images* (one per architecture), as ``pack buildpack package --publish`` writes a
     multi-target buildpackage; returns its digest."""
