@@ -113,7 +113,7 @@ class _Budget:
 
 
 def _is_root() -> bool:
-    """Whether ownership and device nodes can be restored (tests monkeypatch this)."""
+    """Whether ownership can be restored (tests monkeypatch this)."""
     return os.geteuid() == 0
 
 
