@@ -6,7 +6,9 @@ Threat: a disk filled by what killed or finished commands left behind (staging b
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import re
 import signal
 import subprocess
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from cnbplatform.oci.layout import LayoutStore
 from tests.conftest import REPO, Cnb
 from tests.security.store_check import full_integrity_check, staging_files, write_layout_image
 from tests.support.builders import make_tiny_bases
@@ -171,3 +174,29 @@ def test_the_store_prunes_itself_past_its_cache_budget(cnb_tiny: Cnb, app: Path)
     assert not trees[0].exists()  # the least recently used (and biggest) cache went
     assert full_integrity_check(cnb.home / "images") > 0
     assert cnb("run", "shell-app").stdout.strip() == "over budget"
+
+
+def test_the_next_write_removes_only_the_staging_dirs_whose_writer_is_gone(tmp_path: Path) -> None:
+    """A staging dir is its writer's while the writer holds its lock, however old it is; once the lock is free (the
+    writer died), the next write to the layout removes it. No age is guessed."""
+    source = tmp_path / "source"
+    write_layout_image(source, size=MiB)
+    target = tmp_path / "target"
+    LayoutStore(target).write(LayoutStore(source).read("big"), "first")  # makes the layout
+    staging = target / ".cnb-tmp"
+    dead, live = staging / "write-dead", staging / "write-live"
+    for directory in (dead, live):
+        directory.mkdir(parents=True)
+        (directory / ("0" * 64)).write_bytes(os.urandom(4096))
+        os.utime(directory, (0, 0))  # very old: age must not decide
+    fd = os.open(live, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a writer that is still running
+        LayoutStore(target).write(LayoutStore(source).read("big"), "second")
+        assert not dead.exists()
+        assert (live / ("0" * 64)).is_file()
+    finally:
+        os.close(fd)
+    LayoutStore(target).write(LayoutStore(source).read("big"), "third")
+    assert staging_files(target) == []
+    assert full_integrity_check(target) == 3
