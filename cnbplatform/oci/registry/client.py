@@ -222,6 +222,7 @@ class RegistryClient:
                 "HEAD", f"/v2/{repo}/manifests/{reference}", scopes=scopes, ok=(200, 404), headers=headers, follow=True
             )
             with closing(response):
+                response.read()  # a HEAD answer has no body: reading it lets the connection be reused
                 if response.status_code == 404:
                     return None
                 digest = response.headers.get("docker-content-digest", "")
@@ -286,6 +287,7 @@ class RegistryClient:
         def attempt() -> int | None:
             response = self.request("HEAD", f"/v2/{repo}/blobs/{digest}", scopes=scopes, ok=(200, 404), follow=True)
             with closing(response):
+                response.read()  # no body: reading it lets the connection be reused
                 if response.status_code == 404:
                     return None
                 size = response.headers.get("content-length", "")
