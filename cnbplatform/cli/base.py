@@ -7,21 +7,22 @@ from pathlib import Path
 import typer
 
 from cnbplatform.cli.output import OPTIONS, out_console
+from cnbplatform.cli.params import typer_option
 from cnbplatform.platform.context import context_from_env
 
-app = typer.Typer(help="Base (build and run) images.", no_args_is_help=True)
+app = typer.Typer(rich_markup_mode=None, help="Base (build and run) images.", no_args_is_help=True)
 
 
 @app.command("create")
 def create(
     config: Path = typer.Option(..., "--config", help="The recipe, e.g. builders/bookworm/base.toml."),
-    build_image: str = typer.Option(..., "--build-image", help="Where to write the build image (any store)."),
-    run_image: str = typer.Option(..., "--run-image", help="Where to write the run image (any store)."),
+    build_image: str = typer_option("base create", "build_image"),
+    run_image: str = typer_option("base create", "run_image"),
     extra_run_package: list[str] = typer.Option(
         [], "--extra-run-package", help="Debian recipes: one more package for the run image (repeatable)."
     ),
     mirror: str | None = typer.Option(None, "--mirror", help="Debian recipes: the mirror to use instead."),
-    insecure_registry: list[str] = typer.Option([], "--insecure-registry", help="Registry host over plain HTTP."),
+    insecure_registry: list[str] = typer_option("base create", "insecure_registry"),
 ) -> None:
     """Create a build image and a run image from a base recipe."""
     from cnbplatform.platform.base import create_base_images

@@ -10,19 +10,20 @@ from typing import Any
 import typer
 
 from cnbplatform.cli.output import OPTIONS, reporter_for
+from cnbplatform.cli.params import typer_option
 from cnbplatform.platform.context import context_from_env
 
-builder_app = typer.Typer(help="Create and inspect builders.", no_args_is_help=True)
-buildpack_app = typer.Typer(help="Package and scaffold buildpacks.", no_args_is_help=True)
+builder_app = typer.Typer(rich_markup_mode=None, help="Create and inspect builders.", no_args_is_help=True)
+buildpack_app = typer.Typer(rich_markup_mode=None, help="Package and scaffold buildpacks.", no_args_is_help=True)
 
-Insecure = typer.Option([], "--insecure-registry", help="Registry host to reach over plain HTTP / unverified TLS.")
+Insecure = typer_option("builder create", "insecure_registry")
 
 
 @builder_app.command("create")
 def create(
     image: str = typer.Argument(..., help="Where to write the builder (local store name, oci:DIR:TAG, registry ref)."),
     config: Path = typer.Option(..., "--config", "-c", help="builder.toml (pack's schema)."),
-    publish: bool = typer.Option(False, "--publish", help="Write the builder to the registry IMAGE names."),
+    publish: bool = typer_option("builder create", "publish", help="Write the builder to the registry IMAGE names."),
     insecure_registry: list[str] = Insecure,
 ) -> None:
     """Create a builder image from a builder.toml."""
@@ -94,9 +95,9 @@ def _human(r: dict[str, Any]) -> list[str]:
 def package(
     name: str = typer.Argument(..., help="Image to write (--format image) or .cnb file (--format file)."),
     config: Path | None = typer.Option(None, "--config", "-c", help="package.toml (pack's schema)."),
-    path: Path | None = typer.Option(None, "--path", "-p", help="Buildpack directory (without --config)."),
+    path: Path | None = typer_option("buildpack package", "path"),
     fmt: str | None = typer.Option(None, "--format", "-f", help="image or file (default: file for NAME.cnb)."),
-    publish: bool = typer.Option(False, "--publish", help="Write the image to the registry NAME names."),
+    publish: bool = typer_option("buildpack package", "publish", help="Write the image to the registry NAME names."),
     insecure_registry: list[str] = Insecure,
 ) -> None:
     """Package a buildpack (and its dependencies) as a buildpackage image or .cnb file."""
@@ -115,8 +116,8 @@ def package(
 @buildpack_app.command("new")
 def new(
     buildpack_id: str = typer.Argument(..., metavar="ID", help="The buildpack id, e.g. example/hello."),
-    path: Path | None = typer.Option(None, "--path", "-p", help="Directory to create (default: ./<last part of ID>)."),
-    version: str = typer.Option("1.0.0", "--version", "-V", help="The buildpack version."),
+    path: Path | None = typer_option("buildpack new", "path"),
+    version: str = typer_option("buildpack new", "version"),
     api: str = typer.Option("0.12", "--api", "-a", help="The Buildpack API version."),
 ) -> None:
     """Create a sh buildpack: buildpack.toml, bin/detect and bin/build."""

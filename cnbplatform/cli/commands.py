@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cnbplatform.cli.options import option
+from cnbplatform.cli.options import spelled as _name
 from cnbplatform.cli.output import OPTIONS, ConsoleReporter, TransferProgress, err_console, out_console, reporter_for
 from cnbplatform.errors import UsageError
 
@@ -59,7 +61,8 @@ def build_command(
     if dockerfile is not None or (using is not None and using != "buildpacks"):
         return _build_using(
             ctx, image, using or "dockerfile", path, dockerfile, publish=publish, daemon=daemon, tags=tag,
-            ignored={"--builder": builder, "--buildpack": buildpack, "--run-image": run_image},
+            ignored={_name("build", "builder"): builder, _name("build", "buildpack"): buildpack,
+                     _name("build", "run_image"): run_image},
         )  # fmt: skip
     request = BuildRequest(
         image=image, builder=builder, path=path, publish=publish, daemon=daemon, tags=tuple(tag),
@@ -91,12 +94,14 @@ def _build_using(
     tags: Sequence[str],
     ignored: Mapping[str, object],
 ) -> None:
-    """``cnb build --dockerfile``/``--using NAME``: an image builder other than buildpacks."""
+    """``cnb build`` with a Dockerfile or another image builder than buildpacks."""
     from cnbplatform.imagebuilders.run import build_to
     from cnbplatform.platform.build import BuildRequest, destination
 
     if dockerfile is not None and using != "dockerfile":
-        raise UsageError(f"--dockerfile builds with the dockerfile builder, not --using {using}")
+        raise UsageError(
+            f"{_name('build', 'dockerfile')} builds with the dockerfile builder, not {_name('build', 'using')} {using}"
+        )
     given = [flag for flag, value in ignored.items() if value]
     if given:
         raise UsageError(f"{', '.join(given)}: not used when building with the {using} builder")
@@ -133,9 +138,12 @@ def resolve_command(
     from cnbplatform.resolve.run import ResolveRequest, run_resolve
 
     if lock_output is not None and imgpkg_lock_output is not None:
-        raise UsageError("--lock-output and --imgpkg-lock-output cannot be used together (as in kbld)")
+        raise UsageError(
+            f"{_name('resolve', 'lock_output')} and {_name('resolve', 'imgpkg_lock_output')} cannot be used "
+            "together (as in kbld)"
+        )
     if not 1 <= parallel <= 256:
-        raise UsageError(f"--parallel {parallel}: expected 1 to 256")
+        raise UsageError(f"{_name('resolve', 'parallel')} {parallel}: expected 1 to 256")
     ctx = context_from_env(insecure_registries=insecure_registry)
     request = ResolveRequest(
         files=tuple(file),
@@ -212,12 +220,12 @@ def run_command(
 ) -> int:
     """``cnb run``: run the image in the sandbox; returns the process's exit code."""
     if network not in ("host", "none"):
-        raise UsageError(f"--network {network!r}: expected host or none")
+        raise UsageError(f"{_name('run', 'network')} {network!r}: expected host or none")
     extra = {}
     for item in env:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise UsageError(f"--env {item!r}: expected KEY=VALUE")
+            raise UsageError(f"{_name('run', 'env')} {item!r}: expected KEY=VALUE")
         extra[key] = value
     from cnbplatform.platform.context import context_from_env
     from cnbplatform.platform.run import RunOptions, run_image
@@ -261,6 +269,14 @@ def phase_command(
     flag = flags.get("log_level")
     log_level = (flag if isinstance(flag, str) and flag else ctx.env.get("CNB_LOG_LEVEL", "")).strip().lower()
     if log_level and log_level not in LOG_LEVELS:
-        raise UsageError(f"--log-level / CNB_LOG_LEVEL: expected one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+        level = option("lifecycle create", "log_level")
+        raise UsageError(f"{level.name} / {level.env}: expected one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
     with reporter_for(log_level or None) as reporter:
         return run_phase(ctx, phase, dict(flags), tuple(images or ()), tuple(tag), reporter)
+
+
+def lifecycle_command(
+    *, phase: str, images: Sequence[str] | None, tag: Sequence[str], insecure_registry: Sequence[str], **flags: object
+) -> int:
+    """``cnb lifecycle <phase>`` with its flags as keywords (None: not given)."""
+    return phase_command(phase, flags, images, tag, insecure_registry)

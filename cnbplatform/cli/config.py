@@ -8,12 +8,12 @@ from cnbplatform.cli.output import out_console
 from cnbplatform.platform.config import load_config, save_config
 from cnbplatform.platform.context import home_from_env as _home
 
-app = typer.Typer(help="Settings kept in $CNB_HOME/config.toml.", no_args_is_help=True)
+app = typer.Typer(rich_markup_mode=None, help="Settings kept in $CNB_HOME/config.toml.", no_args_is_help=True)
 
 
 @app.command("default-builder")
 def default_builder(
-    name: str | None = typer.Argument(None, help="Builder to use when --builder is not given."),
+    name: str | None = typer.Argument(None, help="Builder to use when a build names none."),
 ) -> None:
     """Show or set the default builder."""
     config = load_config(_home())

@@ -10,16 +10,18 @@ from pathlib import Path
 
 import typer
 
+from cnbplatform.cli.options import spelled
 from cnbplatform.cli.output import OPTIONS, err_console
+from cnbplatform.cli.params import typer_option
 from cnbplatform.errors import CnbError, UsageError
 
 
 def deploy(
     image: str = typer.Argument(..., help="Registry reference to push the app image to."),
-    path: Path = typer.Option(Path("."), "--path", "-p", help="The app directory."),
-    builder: str | None = typer.Option(None, "--builder", "-B", help="Builder image for buildpacks."),
-    dockerfile: Path | None = typer.Option(None, "--dockerfile", help="Build this Dockerfile instead."),
-    using: str | None = typer.Option(None, "--using", help="Image builder: buildpacks, dockerfile, go, a plug-in."),
+    path: Path = typer_option("deploy", "path"),
+    builder: str | None = typer_option("deploy", "builder"),
+    dockerfile: Path | None = typer_option("deploy", "dockerfile"),
+    using: str | None = typer_option("deploy", "using"),
     port: int | None = typer.Option(None, "--port", help="Container port (default: the image's PORT, or 8080)."),
     replicas: int = typer.Option(1, "--replicas", help="Pods to run."),
     name: str | None = typer.Option(None, "--name", help="Name of the Deployment and Service."),
@@ -28,11 +30,11 @@ def deploy(
     create_pull_secret: bool = typer.Option(
         False, "--create-pull-secret", help="Also output that Secret, from the builder's pull credentials."
     ),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Write the manifests here, not to stdout."),
+    output: Path | None = typer_option("deploy", "output"),
     apply: bool = typer.Option(False, "--apply", help="Pipe the manifests to 'kubectl apply -f -'."),
-    insecure_registry: list[str] = typer.Option([], "--insecure-registry", help="Registry over plain HTTP."),
+    insecure_registry: list[str] = typer_option("deploy", "insecure_registry"),
 ) -> None:
-    """Build the app in --path, push IMAGE, and output (or apply) its digest-pinned Deployment and Service."""
+    """Build the app, push IMAGE, and output (or apply) its digest-pinned Deployment and Service."""
     import yaml
 
     from cnbplatform.cli.commands import StderrReporter
@@ -49,22 +51,25 @@ def deploy(
     if apply and kubectl is None:
         raise UsageError("--apply needs kubectl on PATH (apt-get install kubernetes-client)")
     if apply and output is not None:
-        raise UsageError("--apply and --output exclude each other")
+        raise UsageError(f"--apply and {spelled('deploy', 'output')} exclude each other")
     kind = "dockerfile" if dockerfile is not None else (using or "buildpacks")
     if dockerfile is not None and using not in (None, "dockerfile"):
-        raise UsageError(f"--dockerfile builds with the dockerfile builder, not --using {using}")
+        raise UsageError(
+            f"{spelled('deploy', 'dockerfile')} builds with the dockerfile builder, "
+            f"not {spelled('deploy', 'using')} {using}"
+        )
     options: dict[str, object] = {}
     if kind == "buildpacks" and builder is not None:
         options["builder"] = builder
     elif builder is not None:
-        raise UsageError(f"--builder is for buildpacks builds, not the {kind} builder")
+        raise UsageError(f"{spelled('deploy', 'builder')} is for buildpacks builds, not the {kind} builder")
     if dockerfile is not None:
         options["file"] = str(dockerfile.resolve())
     if create_pull_secret and pull_secret is None:
         raise UsageError("--create-pull-secret needs --pull-secret NAME")
     source = path.resolve()
     if not source.is_dir():
-        raise UsageError(f"--path {path}: not a directory")
+        raise UsageError(f"{spelled('deploy', 'path')} {path}: not a directory")
     reporter = StderrReporter("warn" if OPTIONS.quiet else "info")
     chosen = builder_named(kind)
     built = chosen.build(ctx, SourceBuild(source, image, options), reporter)

@@ -6,32 +6,20 @@ import json
 
 import typer
 
-from cnbplatform.cli.commands import copy_command
+from cnbplatform.cli.options import ADDRESS_HELP
 from cnbplatform.cli.output import OPTIONS, out_console
+from cnbplatform.cli.params import typer_option
 from cnbplatform.cli.render import image_details_json, print_image_details, print_listing
 from cnbplatform.platform import images
 from cnbplatform.platform.context import context_from_env
 
 app = typer.Typer(
+    rich_markup_mode=None,
     help="Copy, list, inspect, remove and tag images (local store, oci:DIR, registry, engine).",
     no_args_is_help=True,
 )
 
-ADDRESS_HELP = (
-    "oci:DIR[:TAG], docker-daemon:REF, host/repo:tag (registry), docker://REF, local:NAME or NAME (local store)"
-)
-Insecure = typer.Option([], "--insecure-registry", help="Registry host to reach over plain HTTP / unverified TLS.")
-
-
-@app.command("copy")
-def copy(
-    source: str = typer.Argument(..., help=ADDRESS_HELP),
-    destination: str = typer.Argument(..., help=ADDRESS_HELP),
-    platform: str | None = typer.Option(None, "--platform", help="os/arch or os/arch/variant to pick from an index."),
-    insecure_registry: list[str] = Insecure,
-) -> None:
-    """Copy an image (or a whole index) from SOURCE to DESTINATION."""
-    copy_command(source=source, destination=destination, platform=platform, insecure_registry=insecure_registry)
+Insecure = typer_option("image ls", "insecure_registry")
 
 
 @app.command("ls")
@@ -48,7 +36,7 @@ def ls(
 @app.command("inspect")
 def inspect(
     image: str = typer.Argument(..., help=ADDRESS_HELP),
-    platform: str | None = typer.Option(None, "--platform", help="os/arch or os/arch/variant to pick from an index."),
+    platform: str | None = typer_option("image inspect", "platform"),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     insecure_registry: list[str] = Insecure,
 ) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import typer
 
+from cnbplatform.cli.params import typer_option
 from cnbplatform.cli.render import human_size
 from cnbplatform.platform.context import context_from_env
 from cnbplatform.platform.inspect import AppImageReport, LayerInfo, LayerOrigin, inspect_app_image
@@ -19,9 +20,9 @@ ADDRESS_HELP = "NAME (local store), oci:DIR:TAG, host/repo:tag (registry), docke
 
 def inspect(
     image: str = typer.Argument(..., help=ADDRESS_HELP),
-    platform: str | None = typer.Option(None, "--platform", help="os/arch or os/arch/variant to pick from an index."),
+    platform: str | None = typer_option("inspect", "platform"),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
-    insecure_registry: list[str] = typer.Option([], "--insecure-registry", help="Registry host to reach over HTTP."),
+    insecure_registry: list[str] = typer_option("inspect", "insecure_registry"),
 ) -> None:
     """Show what a buildpacks-built image is made of: base, run images, buildpacks, processes, layers."""
     ctx = context_from_env(insecure_registries=insecure_registry)

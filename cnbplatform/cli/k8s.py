@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING
 import typer
 
 from cnbplatform.cli.output import OPTIONS, err_console
+from cnbplatform.cli.params import typer_option
 
 if TYPE_CHECKING:
     from cnbplatform.k8s.deploy import AppFacts
     from cnbplatform.platform.context import PlatformContext
 
-app = typer.Typer(help="Kubernetes documents for what cnb builds.", no_args_is_help=True)
+app = typer.Typer(rich_markup_mode=None, help="Kubernetes documents for what cnb builds.", no_args_is_help=True)
 
 
 def emit(text: str, output: Path | None, *, private: bool = False) -> None:
@@ -36,7 +37,7 @@ def pull_secret(
     service_account: str | None = typer.Option(
         None, "--service-account", help="Also output this ServiceAccount listing the Secret in imagePullSecrets."
     ),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Write to this file (mode 0600)."),
+    output: Path | None = typer_option("k8s pull-secret", "output"),
 ) -> None:
     """A kubernetes.io/dockerconfigjson Secret from the credentials cnb uses for REGISTRY."""
     from cnbplatform.k8s.secrets import pull_secret_yaml
@@ -59,8 +60,8 @@ def manifests(
     name: str | None = typer.Option(None, "--name", help="Name of the Deployment and Service."),
     namespace: str | None = typer.Option(None, "--namespace", "-n", help="Namespace of both."),
     pull_secret: str | None = typer.Option(None, "--pull-secret", help="Name of an image pull secret to use."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Write to this file, not stdout."),
-    insecure_registry: list[str] = typer.Option([], "--insecure-registry", help="Registry over plain HTTP."),
+    output: Path | None = typer_option("k8s manifests", "output"),
+    insecure_registry: list[str] = typer_option("k8s manifests", "insecure_registry"),
 ) -> None:
     """A Deployment and a Service for IMAGE, from its buildpacks labels."""
     from cnbplatform.k8s.deploy import manifests_yaml

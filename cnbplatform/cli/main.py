@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
+import typer.main
 
 from cnbplatform import __version__
-from cnbplatform.cli import (
-    base,
-    build,
-    builder,
-    config,
-    deploy,
-    image,
-    inspect_cmd,
-    k8s,
-    lifecycle,
-    prune,
-    rebase,
-    resolve,
-    sbom,
-)
+from cnbplatform.cli import base, builder, config, deploy, image, inspect_cmd, k8s, lifecycle, prune, sbom
 from cnbplatform.cli.output import OPTIONS, setup_logging
-from cnbplatform.cli.run import run
+from cnbplatform.cli.params import add_table_commands, conventional_help, typer_option
 
 app = typer.Typer(
     name="cnb",
@@ -29,20 +18,18 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
+add_table_commands({"": app, "image": image.app, "lifecycle": lifecycle.app})
 app.add_typer(image.app, name="image")
 app.add_typer(base.app, name="base")
 app.add_typer(lifecycle.app, name="lifecycle")
-app.command("build")(build.build)
 app.add_typer(config.app, name="config")
 app.add_typer(builder.builder_app, name="builder")
 app.add_typer(builder.buildpack_app, name="buildpack")
-app.command("rebase")(rebase.rebase)
 app.add_typer(sbom.app, name="sbom")
 app.command("inspect")(inspect_cmd.inspect)
-app.command("run")(run)
 app.command("prune")(prune.prune)
-app.command("resolve")(resolve.resolve)
 app.add_typer(k8s.app, name="k8s")
 app.command("deploy")(deploy.deploy)
 
@@ -55,13 +42,20 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="Show causes and HTTP exchanges."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print version."),
+    verbose: int = typer_option("cnb", "verbose"),
+    quiet: bool = typer_option("cnb", "quiet"),
+    version: bool = typer_option("cnb", "version", callback=_version, is_eager=True),
 ) -> None:
     """cnb: a daemonless Cloud Native Buildpacks platform."""
     OPTIONS.quiet = quiet
     setup_logging(verbose)
+
+
+def command() -> Any:
+    """The whole ``cnb`` command as typer's click group, its help in click's conventions."""
+    group = typer.main.get_command(app)
+    conventional_help(group)
+    return group
 
 
 def main() -> None:

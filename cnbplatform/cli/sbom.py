@@ -9,13 +9,14 @@ from pathlib import Path
 import typer
 
 from cnbplatform.cli.output import OPTIONS, err_console, out_console
+from cnbplatform.cli.params import typer_option
 from cnbplatform.platform.context import context_from_env
 
-app = typer.Typer(help="Software bills of materials of images.", no_args_is_help=True)
+app = typer.Typer(rich_markup_mode=None, help="Software bills of materials of images.", no_args_is_help=True)
 
 IMAGE_HELP = "oci:DIR[:TAG], docker-daemon:REF, host/repo:tag (registry), docker://REF, local:NAME or NAME (local)"
 Remote = typer.Option(False, "--remote", help="Read a bare NAME from its registry instead of the local store.")
-Insecure = typer.Option([], "--insecure-registry", help="Registry host to reach over plain HTTP / unverified TLS.")
+Insecure = typer_option("sbom export", "insecure_registry")
 
 
 @app.command("download")
@@ -40,7 +41,7 @@ def download(
 def export(
     image: str = typer.Argument(..., help=IMAGE_HELP),
     fmt: str = typer.Option("cyclonedx", "--format", "-f", help="cyclonedx (1.6 JSON), spdx (2.3 JSON) or html."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Write to FILE instead of standard output."),
+    output: Path | None = typer_option("sbom export", "output"),
     name: str | None = typer.Option(None, "--name", help="Image name to record (default: IMAGE as given)."),
     serial: str = typer.Option("digest", "--serial", help="CycloneDX serial number: digest (UUID5) or random."),
     timestamp: str = typer.Option("image", "--timestamp", help="Document time: image (its created time) or now."),

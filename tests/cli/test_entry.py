@@ -1,70 +1,70 @@
-"""The fast argv path of ``cnb`` (cnbplatform/cli/entry.py) against the typer commands it mirrors."""
+"""The option table (cnbplatform/cli/options.py) and its two parsers: the fast argv path of ``cnb``
+(cnbplatform/cli/entry.py) and the typer commands generated from it (cnbplatform/cli/params.py)."""
 
 from __future__ import annotations
 
-import inspect
+import re
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import typer.models
 from typer.testing import CliRunner
 
-from cnbplatform.cli import build, commands, entry, image, lifecycle, rebase, resolve, run
+from cnbplatform.cli import commands, entry, options
 from cnbplatform.cli.main import app
 from tests.conftest import REPO
 
-KINDS = {
-    "str": "str", "str | None": "str", "Path": "path", "Path | None": "path", "int | None": "int", "float": "float", "int": "int",
-    "float | None": "float", "bool": "flag", "bool | None": "flag", "list[str]": "list", "list[Path]": "listpath",
-}  # fmt: skip
+CLI = REPO / "cnbplatform" / "cli"
 
 
-def spec_of(command: Callable[..., Any]) -> tuple[entry.Positionals, entry.Options]:
-    """The fast parser's table for a typer command, read from its signature."""
-    positionals: list[tuple[str, str, bool]] = []
-    options: entry.Options = {}
-    for name, param in inspect.signature(command).parameters.items():
-        info = param.default
-        kind = KINDS[str(param.annotation)]
-        if isinstance(info, typer.models.ArgumentInfo):
-            positionals.append((name, kind, info.default is ...))
-        else:
-            assert isinstance(info, typer.models.OptionInfo)
-            default = str(info.default) if isinstance(info.default, Path) else info.default
-            options[name] = (tuple(info.param_decls or ()), kind, default)
-    return tuple(positionals), options
+def test_each_long_option_is_spelled_only_in_the_table() -> None:
+    names = {option.name for option in options.OPTIONS} | {o.off for o in options.OPTIONS if o.off}
+    assert "--cache-image" in names and "--insecure-registry" in names
+    found: dict[str, list[str]] = {}
+    for path in sorted(CLI.glob("*.py")):
+        if path.name == "options.py":
+            continue
+        text = path.read_text()
+        for name in names:
+            if re.search(re.escape(name) + r"(?![A-Za-z0-9-])", text):
+                found.setdefault(name, []).append(path.name)
+    assert found == {}
 
 
-@pytest.mark.parametrize(
-    ("table", "command"),
-    [
-        (entry.BUILD, build.build),
-        (entry.REBASE, rebase.rebase),
-        (entry.RUN, run.run),
-        (entry.COPY, image.copy),
-        (entry.PHASE, lifecycle._make("detect")),
-        (entry.RESOLVE, resolve.resolve),
-    ],
-    ids=["build", "rebase", "run", "image copy", "lifecycle phase", "resolve"],
-)
-def test_table_matches_the_typer_signature(table: tuple[entry.Positionals, entry.Options], command: Any) -> None:
-    positionals, options = spec_of(command)
-    assert table[0] == positionals
-    assert table[1] == options
+def test_the_table_declares_each_option_of_a_command_once() -> None:
+    for command in {c for o in options.OPTIONS for c in o.commands}:
+        spelled = [n for o in options.options_of(command) for n in (o.name, *o.aliases, *([o.off] if o.off else []))]
+        assert len(spelled) == len(set(spelled)), command
+        dests = [o.dest for o in options.options_of(command)] + [a.dest for a in options.arguments_of(command)]
+        assert len(dests) == len(set(dests)), command
 
 
-def test_every_lifecycle_phase_is_on_the_fast_path() -> None:
-    assert set(entry.PHASES) == set(lifecycle.HELP)
+def test_every_lifecycle_phase_is_a_table_command_with_its_variables() -> None:
+    for phase in ("analyze", "detect", "restore", "build", "export", "create", "rebase", "launch"):
+        command = options.command_named(("lifecycle", phase))
+        assert command is not None and command.fixed == (("phase", phase),)
+    layers = options.option("lifecycle detect", "layers")
+    assert (layers.env, layers.env_default) == ("CNB_LAYERS_DIR", "/layers")
+    assert options.option("lifecycle export", "cache_image").env == "CNB_CACHE_IMAGE"
 
 
 CASES = [
     ["build", "app", "--builder", "b", "--path", "/src", "-t", "x", "--tag=y", "--publish", "--env", "A=1", "-e", "B"],
     ["build", "--creation-time", "now", "app", "--detect-timeout", "2.5", "--env-file", "f", "--env-file", "g"],
     ["build", "app", "-B", "b", "--network", "none", "--volume", "/a:/b:ro", "--sandbox", "host", "--clear-cache"],
+    [
+        "build",
+        "app",
+        "--keep-workspace",
+        "--using",
+        "dockerfile",
+        "--dockerfile",
+        "Dockerfile",
+        "--pull-policy",
+        "never",
+    ],
     ["rebase", "app", "--run-image", "r", "--force", "--report-output-dir", "out", "--insecure-registry", "h:5000"],
     ["rebase", "app", "--publish", "--previous-image", "old", "-t", "t1", "--creation-time", "10"],
     ["run", "app", "-p", "worker", "--env", "A=1", "--", "--port", "8080", "-x"],
@@ -73,52 +73,38 @@ CASES = [
     ["lifecycle", "export", "img", "t2", "--layers", "/l", "--app", "/w", "--uid", "1000", "--no-skip-layers"],
     ["lifecycle", "detect", "--skip-restore", "--network", "--log-level", "debug", "--build-timeout", "3"],
     ["lifecycle", "create", "img", "--tag", "t", "--daemon", "--no-network", "--sandbox", "bwrap"],
+    ["lifecycle", "launch"],
     ["resolve", "-f", "a.yml", "--file=dir", "-f", "-", "-o", "out.yml", "--parallel", "4", "--lock-output", "l"],
     ["resolve", "--imgpkg-lock-output", "i.yml", "-f", "x", "--insecure-registry", "h:5000"],
 ]
 
 
-def typer_kwargs(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """The keyword arguments the typer command passes to the command body for *argv*."""
+def captured(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Replace every table command's body with one that records its keywords."""
     seen: dict[str, Any] = {}
 
-    def capture(*args: Any, **kwargs: Any) -> int:
-        if args:  # phase_command(phase, flags, images, tag, insecure)
-            phase, flags, images, tag, insecure = args
-            seen.update(phase=phase, flags=flags, images=images, tag=tag, insecure=insecure)
+    def capture(**kwargs: Any) -> int:
         seen.update(kwargs)
         return 0
 
-    for module, name in (
-        (build, "build_command"),
-        (rebase, "rebase_command"),
-        (run, "run_command"),
-        (image, "copy_command"),
-        (lifecycle, "phase_command"),
-        (resolve, "resolve_command"),
-    ):
-        monkeypatch.setattr(module, name, capture)
+    for command in options.COMMANDS:
+        monkeypatch.setattr(commands, command.body, capture)
+    return seen
+
+
+def typer_kwargs(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    seen = captured(monkeypatch)
     result = CliRunner().invoke(app, argv)
     assert result.exit_code == 0, result.output
-    return seen
+    return dict(seen)
 
 
 def fast_kwargs(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-
-    def capture(*args: Any, **kwargs: Any) -> int:
-        if args:
-            phase, flags, images, tag, insecure = args
-            seen.update(phase=phase, flags=flags, images=images, tag=tag, insecure=insecure)
-        seen.update(kwargs)
-        return 0
-
-    for name in ("build_command", "rebase_command", "run_command", "copy_command", "phase_command", "resolve_command"):
-        monkeypatch.setattr(commands, name, capture)
+    seen = captured(monkeypatch)
     command = entry.fast_command(argv)
     assert command is not None, f"{argv} was not taken by the fast path"
     assert command() == 0
-    return seen
+    return dict(seen)
 
 
 def normal(value: Any) -> Any:
@@ -131,7 +117,20 @@ def normal(value: Any) -> Any:
 
 @pytest.mark.parametrize("argv", CASES, ids=[" ".join(c[:2]) + f" #{i}" for i, c in enumerate(CASES)])
 def test_fast_path_passes_what_typer_passes(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    assert normal(fast_kwargs(argv, monkeypatch)) == normal(typer_kwargs(argv, monkeypatch))
+    fast = fast_kwargs(argv, monkeypatch)
+    assert normal(fast) == normal(typer_kwargs(argv, monkeypatch))
+
+
+def test_parsed_values_have_the_table_types(monkeypatch: pytest.MonkeyPatch) -> None:
+    kwargs = fast_kwargs(CASES[1], monkeypatch)
+    assert kwargs["image"] == "app" and kwargs["creation_time"] == "now" and kwargs["detect_timeout"] == 2.5
+    assert kwargs["env_file"] == [Path("f"), Path("g")] and kwargs["path"] == Path(".")
+    assert kwargs["network"] == "private" and kwargs["publish"] is False and kwargs["tag"] == []
+    phase = fast_kwargs(CASES[9], monkeypatch)
+    assert phase["phase"] == "export" and phase["images"] == ["img", "t2"] and phase["uid"] == 1000
+    assert phase["skip_layers"] is False and phase["skip_restore"] is None and phase["layers"] == "/l"
+    launch = fast_kwargs(["lifecycle", "launch"], monkeypatch)
+    assert launch["images"] is None and launch["daemon"] is None
 
 
 @pytest.mark.parametrize(
@@ -140,11 +139,11 @@ def test_fast_path_passes_what_typer_passes(argv: list[str], monkeypatch: pytest
         [],
         ["--version"],
         ["build", "--help"],
-        ["build"],  # the image is missing: typer says so
+        ["build"],  # the image is missing: click says so
         ["build", "a", "b"],  # one positional too many
         ["build", "app", "--no-such-flag"],
         ["build", "app", "--builder"],  # no value
-        ["build", "app", "-Bb"],  # glued short option: typer's business
+        ["build", "app", "-Bb"],  # glued short option: click's business
         ["build", "app", "--publish=yes"],
         ["build", "app", "--detect-timeout", "soon"],
         ["lifecycle", "detect", "--uid", "root"],
@@ -154,7 +153,7 @@ def test_fast_path_passes_what_typer_passes(argv: list[str], monkeypatch: pytest
         ["sbom", "export", "app"],
     ],
 )
-def test_anything_unusual_goes_to_typer(argv: list[str]) -> None:
+def test_anything_unusual_goes_to_click(argv: list[str]) -> None:
     assert entry.fast_command(argv) is None
 
 
@@ -193,11 +192,11 @@ def test_fast_path_imports_neither_typer_nor_rich(tmp_path: Path) -> None:
     errors = [line for line in done.stderr.splitlines() if not line.startswith("import time:")]
     assert len(errors) == 1 and errors[0].startswith("error: ") and "no-such-app" in errors[0], errors
     modules = imported(done.stderr)
-    assert "cnbplatform.cli.commands" in modules
+    assert "cnbplatform.cli.options" in modules and "cnbplatform.cli.commands" in modules
     assert not {m for m in modules if m.split(".")[0] in ("typer", "rich", "click", "pydantic")}
 
 
-def test_usage_errors_still_come_from_typer(tmp_path: Path) -> None:
+def test_usage_errors_still_come_from_click(tmp_path: Path) -> None:
     done = run_cnb("build", "app", "--no-such-flag", tmp_path=tmp_path)
     assert done.returncode == 2
     assert "No such option" in done.stderr
