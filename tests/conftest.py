@@ -38,6 +38,16 @@ def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDockerd
         engine.stop()
 
 
+@pytest.fixture(scope="session")
+def tiny_builder_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CNB_HOME holding the tiny builder (``cnb/tiny-builder``, busybox bases), made once per session."""
+    from tests.support.builders import make_tiny_builder
+
+    home = tmp_path_factory.mktemp("tiny-builder-home")
+    make_tiny_builder(home)
+    return home
+
+
 @dataclass
 class Cnb:
     """Runs ``cnb`` in a subprocess with an isolated home, like a user in a terminal would."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.builders import BUILDER, REPO, make_tiny_builder, run_cnb
+from tests.support.builders import BUILDER, REPO, run_cnb
 from tests.support.registry import RunningRegistry
 
 
@@ -18,10 +18,8 @@ class BuiltApp:
 
 
 @pytest.fixture(scope="session")
-def tiny_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("k8s-tiny")
-    make_tiny_builder(home)
-    return home
+def tiny_home(tiny_builder_home: Path) -> Path:
+    return tiny_builder_home
 
 
 @pytest.fixture(scope="session")

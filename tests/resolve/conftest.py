@@ -44,13 +44,3 @@ def pushed(registry: RunningRegistry, tmp_path_factory: pytest.TempPathFactory) 
     skopeo("copy", "--all", "--dest-tls-verify=false", f"oci:{layout}:multi", f"docker://{registry.host}/rs/multi:1")
     digests["rs/multi:1"] = index
     return Pushed(registry.host, digests)
-
-
-@pytest.fixture(scope="session")
-def tiny_builder_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A CNB_HOME holding the tiny builder (``cnb/tiny-builder``) the fixture's pack source names."""
-    from tests.support.builders import make_tiny_builder
-
-    home = tmp_path_factory.mktemp("resolve-tiny")
-    make_tiny_builder(home)
-    return home
