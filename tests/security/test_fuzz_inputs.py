@@ -283,8 +283,16 @@ def buildpack_outputs(draw: st.DrawFn) -> dict[bytes, bytes | None]:
         if draw(st.booleans()):
             out[name] = None
             out[name + b"/file\xfe"] = b"content"
+            for env_dir in draw(st.lists(st.sampled_from([b"env", b"env.launch", b"env.build", b"env.launch/web"]))):
+                out[name + b"/" + env_dir.split(b"/")[0]] = None
+                out[name + b"/" + env_dir] = None
+                var = draw(st.sampled_from([b"PATH", b"A.append", b"A.delim", b"A.prepend", b"A.default", b"="]))
+                out[name + b"/" + env_dir + b"/" + var] = draw(st.binary(max_size=8))
     if draw(st.booleans()):
         out[b"launch.toml"] = tomli_w.dumps(draw(LAUNCH_TOMLS)).encode()
+    for extra in (b"build.toml", b"store.toml"):
+        if draw(st.booleans()):
+            out[extra] = tomli_w.dumps(draw(documents)).encode()
     for name in draw(st.lists(SBOM_NAMES, max_size=2, unique=True)):
         out[name] = draw(st.sampled_from([b"{}", b"not json", b'{"bomFormat": "CycloneDX"}']))
     return out
