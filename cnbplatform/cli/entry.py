@@ -162,8 +162,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     and any other exception one ``internal error`` line and exit 1 (``-v`` adds the traceback)."""
     args = list(sys.argv[1:] if argv is None else argv)
     gc.disable()  # until the command's modules are imported
-    command = fast_command(args)
+    command = None
     try:
+        command = fast_command(args)
         if command is None:
             gc.enable()
             from cnbplatform.cli.main import command as click_command

@@ -139,7 +139,7 @@ def _docker_config_path(env: Mapping[str, str]) -> Path | None:
 def _load_config(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise UsageError(f"read Docker config {path}: {exc}") from exc
     if not isinstance(data, dict):
         raise UsageError(f"read Docker config {path}: expected a JSON object")
