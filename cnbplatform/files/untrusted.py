@@ -1,4 +1,4 @@
-"""Paths made from untrusted text: the one place that checks them (issue 9; DESIGN decision 14).
+"""Paths made from untrusted text: the one place that checks them (docs/design.md, decision 14).
 
 App source and its ``project.toml``, buildpacks and their descriptors and outputs, and image labels are written by
 someone else. Wherever their text becomes part of a host path (a buildpack's ``<escaped id>/<version>`` dir, a
