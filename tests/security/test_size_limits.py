@@ -8,9 +8,9 @@ before must still be there and readable. A digest is never a destination: a name
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from cnbplatform.oci.image import MAX_DOCUMENT, as_image
 from cnbplatform.oci.local import LocalStore
 from cnbplatform.oci.model import InvalidDocumentError
 from cnbplatform.oci.mutate import with_config
-from tests.support.builders import BUILDER, REPO, make_tiny_builder
+from tests.support.builders import BUILDER, REPO
 
 pytestmark = pytest.mark.integration
 BIG = 20 * 1024 * 1024
@@ -36,10 +36,11 @@ mkdir -p "$CNB_LAYERS_DIR/huge"
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    path = tmp_path_factory.mktemp("size-home")
-    make_tiny_builder(path)
-    yield path
+def home(tiny_builder_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the session's CNB_HOME with the tiny builder, for this module's builds."""
+    path = tmp_path_factory.mktemp("size-home") / "home"
+    shutil.copytree(tiny_builder_home, path, symlinks=True)
+    return path
 
 
 def cnb(home: Path, *args: str) -> subprocess.CompletedProcess[str]:

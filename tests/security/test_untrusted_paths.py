@@ -9,9 +9,9 @@ naming buildpack.toml and the key, and leave a marker directory at the named hos
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,7 @@ from cnbplatform.files.project_toml import ProjectDescriptor
 from cnbplatform.files.untrusted import UntrustedValueError, check_module_id, join
 from cnbplatform.lifecycle.build_layers import process_layers
 from cnbplatform.platform.build_workspace import copy_app
-from tests.support.builders import BUILDER, REPO, make_tiny_builder
+from tests.support.builders import BUILDER, REPO
 
 pytestmark = pytest.mark.integration
 
@@ -41,11 +41,11 @@ bad_versions = pytest.mark.parametrize("template", BAD_VERSIONS.values(), ids=BA
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A CNB_HOME with the tiny builder, shared by the module (every build here fails before it writes an image)."""
-    path = tmp_path_factory.mktemp("untrusted-home")
-    make_tiny_builder(path)
-    yield path
+def home(tiny_builder_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the session's CNB_HOME with the tiny builder, for this module's builds."""
+    path = tmp_path_factory.mktemp("untrusted-home") / "home"
+    shutil.copytree(tiny_builder_home, path, symlinks=True)
+    return path
 
 
 def cnb(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
