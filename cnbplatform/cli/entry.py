@@ -123,6 +123,8 @@ def fast_command(argv: Sequence[str]) -> Callable[[], int] | None:
     head = words[: words.index("--")] if "--" in words else words
     if not words or "--help" in head:
         return None
+    if words[:1] == ["lifecycle"] and len(words) > 1 and _go_spelled(words[1], words[2:]):
+        return _go_phase(verbose, quiet, words[1], words[2:])
     command = command_named(tuple(words[:1])) or command_named(tuple(words[:2]))
     if command is None:
         return None
@@ -140,6 +142,35 @@ def fast_command(argv: Sequence[str]) -> Callable[[], int] | None:
         _import_quietly(command.preload, "cnbplatform.platform.context")
         code: int | None = getattr(commands, command.body)(**dict(command.fixed), **kwargs)
         return code or 0
+
+    return run
+
+
+def _go_spelled(name: str, words: list[str]) -> bool:
+    """``cnb lifecycle creator …`` (a Go executable's name) or ``cnb lifecycle create -app=/workspace …``."""
+    from cnbplatform.cli.goflags import EXECUTABLES
+    from cnbplatform.cli.options import PHASES
+
+    if name in EXECUTABLES:
+        return True
+    if name not in PHASES or name == "launch":  # launch's words are the command to run
+        return False
+    from cnbplatform.cli.golifecycle import go_style
+
+    return go_style(words)
+
+
+def _go_phase(verbose: int, quiet: bool, name: str, words: list[str]) -> Callable[[], int]:
+    """A phase spelled the Go lifecycle's way, parsed with Go's flag syntax (errors: exit 3, as the Go lifecycle)."""
+
+    def run() -> int:
+        from cnbplatform.cli.golifecycle import executable_for, run_executable
+        from cnbplatform.cli.output import OPTIONS, setup_logging
+
+        OPTIONS.quiet = quiet
+        setup_logging(verbose)
+        _import_quietly("cnbplatform.platform.lifecycle_run", "cnbplatform.platform.context")
+        return run_executable(executable_for(name), words, every_option=True)
 
     return run
 
