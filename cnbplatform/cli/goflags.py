@@ -180,7 +180,7 @@ _KINDS: dict[str, GoKind] = {
 
 def phase_specs(executable: str, options: Mapping[str, tuple[str, str]]) -> tuple[str, tuple[GoFlag, ...]]:
     """cnb's phase for the Go executable *executable* and its flags. *options* is cnb's option table for that
-    phase: long name (``--cache-image``) -> (dest, kind)."""
+    phase: long name -> (dest, kind)."""
     phase, names = EXECUTABLES[executable]
     specs = []
     for name in names:

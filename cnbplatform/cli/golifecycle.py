@@ -4,7 +4,7 @@ One program, dispatched on the name it was started as (``analyzer``, ``detector`
 ``exporter``, ``creator``, ``rebaser``, ``launcher``, ``extender``), as the Go lifecycle's multi-call binary is.
 The flags are parsed with Go's syntax (:mod:`cnbplatform.cli.goflags`) into the same keywords ``cnb lifecycle
 <phase>`` passes, so both run the same phase with the same ``CNB_*`` variables and defaults. Buildpacks run
-directly as this process's user (``--sandbox host``): in a build container the phases run as the CNB user.
+directly as this process's user (the host sandbox): in a build container the phases run as the CNB user.
 """
 
 from __future__ import annotations
