@@ -64,7 +64,12 @@ def parse_address(value: str) -> ImageAddress:
 def parse_destination(value: str) -> ImageAddress:
     """An address to write an image to: as :func:`parse_address`, but a digest is refused. A name is given by a
     tag; a digest names content, and the content written would have a digest of its own."""
-    address = parse_address(value)
+    return check_destination(parse_address(value))
+
+
+def check_destination(address: ImageAddress) -> ImageAddress:
+    """*address* if an image may be written to it (:func:`parse_destination`)."""
+    value = address.text
     ref = address.reference
     if (ref is not None and ref.digest) or (address.tag is not None and (is_digest(address.tag) or "@" in address.tag)):
         raise InvalidReferenceError(

@@ -23,7 +23,7 @@ from cnbplatform.errors import CnbError, NotFoundError, PhaseError, UsageError
 from cnbplatform.files.apis import LATEST_PLATFORM_API
 from cnbplatform.lifecycle.common import EXIT_REBASE, Reporter
 from cnbplatform.lifecycle.rebase import RebaseInputs, RebaseResult, app_metadata, choose_run_image, rebase
-from cnbplatform.oci.address import ImageAddress, StoreKind, parse_address
+from cnbplatform.oci.address import ImageAddress, StoreKind, check_destination, parse_address
 from cnbplatform.oci.image import Image, as_image, is_index, resolve_platform
 from cnbplatform.oci.model import Platform
 from cnbplatform.oci.mutate import NORMALIZED_CREATED
@@ -87,7 +87,11 @@ class _Names:
         return parse_address(f"{fallback}{text}")
 
     def target(self, text: str) -> ImageAddress:
-        """The app image and its tags."""
+        """The app image and its tags: where the rebased image is written (so named by a tag, not a digest)."""
+        return check_destination(self.app(text))
+
+    def app(self, text: str) -> ImageAddress:
+        """The app image as it is read (``--previous-image`` may name it by digest)."""
         address = self._implicit(text, fallback="" if self.request.auto else "local:")
         if self.request.publish and address.kind is not StoreKind.REGISTRY:
             raise UsageError(f"--publish writes to a registry, but {text} names the {address.kind} store")
@@ -127,7 +131,7 @@ def run_rebase(
     names = _Names(request)
     targets = [names.target(text) for text in (request.image, *request.tags)]
     source_text = request.previous_image or request.image
-    source = names.target(source_text) if request.previous_image else targets[0]
+    source = names.app(source_text) if request.previous_image else targets[0]
     with Stores(ctx.store_options()) as stores:
         try:
             app, _ = _open(stores, source, None)

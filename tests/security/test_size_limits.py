@@ -113,8 +113,9 @@ def test_a_store_refuses_a_config_that_readers_would_refuse(home: Path, tmp_path
         ("build", "dest", "--tag", "other@sha256:" + "a" * 64, "--builder", BUILDER, "--path", "."),
         ("image", "copy", BUILDER, "dest@sha256:" + "a" * 64),
         ("image", "copy", BUILDER, "local:dest@sha256:" + "a" * 64),
+        ("rebase", "dest@sha256:" + "a" * 64),
     ],
-    ids=["build", "build --tag", "image copy", "image copy local:"],
+    ids=["build", "build --tag", "image copy", "image copy local:", "rebase"],
 )
 def test_a_digest_is_not_a_destination(home: Path, args: tuple[str, ...]) -> None:
     listed = cnb(home, "image", "ls").stdout
