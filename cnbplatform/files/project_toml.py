@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnbplatform.files.common import SpecFileError, Table, read_toml
-from cnbplatform.files.untrusted import check_module_id, check_relative, check_version
+from cnbplatform.files.untrusted import UntrustedValueError, check_module_id, check_relative, check_version
 
 #: uris that do not name a file of the app; every other uri is a path inside the project dir (it is the app's
 #: text, so an absolute path or a ``..`` that would reach the host's files is refused).
@@ -84,7 +84,7 @@ class ProjectDescriptor:
             id=meta.get_str("id"),
             name=meta.get_str("name"),
             version=meta.get_str("version"),
-            builder=io.get_str("builder"),
+            builder=_builder(io),
             include=tuple(_patterns(io, "include")),
             exclude=tuple(_patterns(io, "exclude")),
             group=tuple(_group(t) for t in io.tables("group")),
@@ -105,7 +105,7 @@ class ProjectDescriptor:
             id=project.get_str("id"),
             name=project.get_str("name"),
             version=project.get_str("version"),
-            builder=build.get_str("builder"),
+            builder=_builder(build),
             include=tuple(_patterns(build, "include")),
             exclude=tuple(_patterns(build, "exclude")),
             group=tuple(_group(t) for t in build.tables("buildpacks")),
@@ -113,6 +113,19 @@ class ProjectDescriptor:
             source_url=project.get_str("source-url"),
             path=path,
         )
+
+
+def _builder(table: Table) -> str:
+    """The builder an app asks for: an image name. A directory (``/…``, ``./…``, ``~…``) would be a builder.toml
+    of this machine's, chosen by the app's author; only ``--builder`` may name one."""
+    name = table.get_str("builder")
+    if name.startswith(("/", ".", "~")) or "\0" in name:
+        raise UntrustedValueError(
+            table.path,
+            f"{name!r} is not an image name (a builder directory is given with --builder)",
+            key=table._key("builder"),
+        )
+    return name
 
 
 def _patterns(table: Table, key: str) -> list[str]:

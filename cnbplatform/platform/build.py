@@ -286,6 +286,11 @@ def run_build(ctx: PlatformContext, request: BuildRequest, reporter: Reporter) -
         parse_destination(previous_name(request, request.cache_image))
     project = _load_project(request)
     builder_name = request.builder or (project.builder if project else "") or _default_builder(ctx)
+    if not request.builder and project is not None and project.builder and Path(project.builder).exists():
+        raise UsageError(
+            f"{project.path}: key 'io.buildpacks.builder': {project.builder!r} names a path on this machine; "
+            "an app's project.toml names a builder image (a builder directory is given with --builder)"
+        )
     if not builder_name:
         raise UsageError("no builder: pass --builder, set one in project.toml, or `cnb config default-builder NAME`")
 

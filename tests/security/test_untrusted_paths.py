@@ -248,3 +248,21 @@ def test_the_app_copy_takes_files_and_links_only(tmp_path: Path) -> None:
         assert copy_app(app, out, None) == 3
     assert sorted(os.listdir(os.fsencode(out))) == [b"main.sh", b"odd\xff", b"passwd"]
     assert os.readlink(out / "passwd") == "/etc/passwd"
+
+
+@pytest.mark.parametrize("builder", ["/home/someone/builder", "./b", "../b", "~/b", "a\\u0000"])
+def test_an_apps_project_toml_names_a_builder_image_not_a_host_directory(tmp_path: Path, builder: str) -> None:
+    path = tmp_path / "project.toml"
+    path.write_text(f'[_]\nschema-version = "0.2"\n[io.buildpacks]\nbuilder = "{builder}"\n')
+    with pytest.raises(UntrustedValueError) as info:
+        ProjectDescriptor.load(path)
+    assert str(info.value).startswith(f"{path}: key 'io.buildpacks.builder': ")
+
+
+def test_a_project_toml_builder_that_exists_as_a_path_is_refused(home: Path, tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "project.toml").write_text('[_]\nschema-version = "0.2"\n[io.buildpacks]\nbuilder = "builders/tiny"\n')
+    done = cnb(home, "build", f"evil-builder-{tmp_path.name.lower()}", "--path", str(app))  # cwd: the repo
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "names a path on this machine" in done.stderr
