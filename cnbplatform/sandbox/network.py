@@ -230,7 +230,11 @@ def _reason(log: IO[bytes]) -> str:
 
 
 def _stop(holder: subprocess.Popen[bytes], pasta: subprocess.Popen[bytes] | None) -> None:
-    """Close the holder's stdin (it kills pasta and exits), then make sure both have ended and reap them."""
+    """End pasta (our unreaped child, so its pid cannot have been reused), close the holder's stdin (the holder
+    exits; it would kill pasta itself had cnb died), and reap both."""
+    if pasta is not None:
+        with contextlib.suppress(OSError):
+            pasta.kill()
     if holder.stdin is not None:
         with contextlib.suppress(OSError):
             holder.stdin.close()
