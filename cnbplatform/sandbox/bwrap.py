@@ -22,9 +22,11 @@ of the build's own that reaches the outside world but not this machine's loopbac
 before bwrap starts); ``host`` shares this machine's network namespace (``--share-net``), its ``127.0.0.1`` included.
 
 With the network, the host's ``/etc/resolv.conf`` is bound read-only over the image's, as Docker does, so
-that names resolve. The unpacked images cnb makes (:func:`cnbplatform.oci.rootfs_cache.rootfs_for`) have
-such a file, an empty mount point where the image had none. Without one, ``/etc`` is rebuilt entry by entry
-to hold the mount point (about 40 ms more per run for a Debian ``/etc``).
+that names resolve. (In the private network a loopback nameserver of the host, such as systemd-resolved's, is
+replaced by the address where pasta forwards DNS queries to it; see ``forwarded_resolv_conf``.) The unpacked
+images cnb makes (:func:`cnbplatform.oci.rootfs_cache.rootfs_for`) have such a file, an empty mount point where
+the image had none. Without one, ``/etc`` is rebuilt entry by entry to hold the mount point (about 40 ms more per
+run for a Debian ``/etc``).
 
 Ownership: the user namespace maps only the request's uid (and gid) to the user who runs bwrap. Files the
 buildpack writes into a read-write mount therefore belong, on the host, to that user (root when cnb runs
@@ -41,6 +43,8 @@ import shutil
 import signal
 import stat
 import subprocess
+import tempfile
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -54,7 +58,7 @@ from cnbplatform.sandbox.base import (
     run_process,
     validate_request,
 )
-from cnbplatform.sandbox.network import DEFAULT_NETWORK, PrivateNetwork
+from cnbplatform.sandbox.network import DEFAULT_NETWORK, PrivateNetwork, forwarded_resolv_conf
 
 _PROVIDED = frozenset({"/proc", "/dev", "/tmp"})  # the sandbox makes its own; the image's are not used
 RESOLV_CONF = "/etc/resolv.conf"
@@ -113,7 +117,19 @@ class BwrapSandbox:
         self.bwrap = find_bwrap(bwrap)
         self.resolv_conf = resolv_conf
         self.network = network
-        self._private = PrivateNetwork(host_ports=host_ports) if network == "private" else None
+        self._private: PrivateNetwork | None = None
+        self._resolv_conf: Path | None = None  # the private network's resolver configuration, when not the host's
+        self._cleanup: weakref.finalize[..., BwrapSandbox] | None = None
+        if network == "private":
+            text = _read_text(resolv_conf)
+            forwarded = forwarded_resolv_conf(text) if text is not None else None
+            if forwarded is not None:
+                handle, name = tempfile.mkstemp(prefix="cnb-resolv-", suffix=".conf")
+                with os.fdopen(handle, "w") as out:
+                    out.write(forwarded)
+                self._resolv_conf = Path(name)
+                self._cleanup = weakref.finalize(self, _unlink, self._resolv_conf)
+            self._private = PrivateNetwork(host_ports=host_ports, dns_forward=forwarded is not None)
 
     def run(self, request: RunRequest) -> RunResult:
         """Run the request in a fresh sandbox; raise CnbError when bwrap cannot set it up."""
@@ -140,6 +156,8 @@ class BwrapSandbox:
         """End the build's private network, if one was started (every run has its own other namespaces)."""
         if self._private is not None:
             self._private.close()
+        if self._cleanup is not None:
+            self._cleanup()
 
     def command(self, request: RunRequest, *, status_fd: int | None = None) -> list[str]:
         """The bwrap command line for *request* (exposed for tests and ``--verbose`` output)."""
@@ -176,7 +194,21 @@ class BwrapSandbox:
             return []
         if any(m.target == RESOLV_CONF for m in request.mounts):
             return []
+        if self._resolv_conf is not None and self._resolv_conf.is_file():
+            return [Mount(self._resolv_conf, RESOLV_CONF, read_only=True)]
         return [Mount(self.resolv_conf.resolve(), RESOLV_CONF, read_only=True)]
+
+
+def _read_text(path: Path | None) -> str | None:
+    try:
+        return path.read_text(errors="replace") if path is not None else None
+    except OSError:
+        return None
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()
 
 
 def _terminate(pid: int) -> None:

@@ -55,6 +55,10 @@ _DEFAULT_PORTS = {"http": 80, "https": 443, "socks": 1080, "socks4": 1080, "sock
 _TOOL_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 # The holder: says it is inside the new namespaces, learns pasta's pid, and kills pasta once its stdin ends.
 _HOLDER = 'echo ready; read pid; read _; [ -n "$pid" ] && kill "$pid" 2>/dev/null; exit 0'
+#: Where the sandbox's resolver configuration points when the host's names a loopback resolver (systemd-resolved's
+#: 127.0.0.53, a local dnsmasq): pasta answers there by forwarding the query to the host's resolver
+#: (``--dns-forward``), the one loopback service besides a proxy that the private network reaches, and only on DNS.
+DNS_FORWARD_ADDRESS = "169.254.0.53"
 START_TIMEOUT = 20.0  # seconds for the holder and pasta to be ready (both take well under 0.1 s)
 _STOP_TIMEOUT = 5.0
 
@@ -92,6 +96,27 @@ def loopback_proxy_ports(env: Mapping[str, str]) -> tuple[int, ...]:
     return tuple(sorted(ports))
 
 
+def forwarded_resolv_conf(host_text: str) -> str | None:
+    """The resolver configuration for the private network when *host_text* (the host's ``/etc/resolv.conf``)
+    names a loopback nameserver, which the namespace cannot reach: those lines become one naming
+    :data:`DNS_FORWARD_ADDRESS`, the rest stays. None when no nameserver is on loopback (the file works as it is)."""
+    lines = host_text.splitlines()
+    loopback = [
+        i for i, line in enumerate(lines) if _nameserver(line) is not None and _is_loopback(_nameserver(line) or "")
+    ]
+    if not loopback:
+        return None
+    kept = [line for i, line in enumerate(lines) if i not in loopback]
+    first_server = next((i for i, line in enumerate(kept) if _nameserver(line) is not None), len(kept))
+    kept.insert(min(first_server, loopback[0]), f"nameserver {DNS_FORWARD_ADDRESS}")
+    return "\n".join(kept) + "\n"
+
+
+def _nameserver(line: str) -> str | None:
+    fields = line.split()
+    return fields[1].split("%")[0] if len(fields) >= 2 and fields[0] == "nameserver" else None
+
+
 def _is_loopback(host: str) -> bool:
     if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(".localhost"):
         return True
@@ -114,11 +139,12 @@ def _tool(name: str) -> str:
 class PrivateNetwork:
     """A network namespace of its own for one build, connected to the outside by pasta; started on first use."""
 
-    def __init__(self, *, host_ports: Sequence[int] = (), pasta: str | None = None) -> None:
+    def __init__(self, *, host_ports: Sequence[int] = (), dns_forward: bool = False, pasta: str | None = None) -> None:
         for port in host_ports:
             if not 0 < port < 65536:
                 raise UsageError(f"build network: invalid port {port}")
         self.host_ports = tuple(sorted(set(host_ports)))
+        self.dns_forward = dns_forward
         self._pasta_path = pasta
         self._holder: subprocess.Popen[bytes] | None = None
         self._pasta: subprocess.Popen[bytes] | None = None
@@ -145,6 +171,7 @@ class PrivateNetwork:
         return [
             *args, "--foreground", "--quiet", "--config-net", "--pid", pid_file,
             "--tcp-ports", "none", "--udp-ports", "none", "--tcp-ns", tcp_ns, "--udp-ns", "none", "--no-map-gw",
+            *(["--dns-forward", DNS_FORWARD_ADDRESS] if self.dns_forward else []),
             "--userns", f"/proc/{holder_pid}/ns/user", "--netns", f"/proc/{holder_pid}/ns/net",
         ]  # fmt: skip
 

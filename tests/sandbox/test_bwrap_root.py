@@ -51,7 +51,7 @@ def test_rootfs_for_gives_etc_a_resolv_conf_mount_point_so_etc_is_not_rebuilt(
     image = image_of(tmp_path / "layout", busybox_entries(), "busybox")  # has /etc, no /etc/resolv.conf
     root = rootfs_for(image, tmp_path / "rootfs")
     assert (root / "etc" / "resolv.conf").read_bytes() == b""
-    sandbox = BwrapSandbox(root, resolv_conf=resolver)
+    sandbox = BwrapSandbox(root, resolv_conf=resolver, network="host")  # the host file as it is
     read = make_request(["/bin/cat", "/etc/resolv.conf"], network=True)
     command = sandbox.command(read)
     assert ("--ro-bind", str(root / "etc"), "/etc") in binds(command)  # /etc as a whole ...
@@ -115,7 +115,7 @@ def dirs(tmp_path: Path) -> dict[str, Path]:
 def test_an_image_with_every_mount_point_is_bound_read_only_as_the_root(
     full_root: Path, dirs: dict[str, Path], resolver: Path, make_request: RequestFactory
 ) -> None:
-    sandbox = BwrapSandbox(full_root, resolv_conf=resolver)
+    sandbox = BwrapSandbox(full_root, resolv_conf=resolver, network="host")
     mounts = [
         Mount(dirs["layers"], "/layers"),
         Mount(dirs["app"], "/workspace"),

@@ -18,6 +18,7 @@ from __future__ import annotations
 import http.server
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -28,6 +29,7 @@ from typing import Any
 import pytest
 
 from cnbplatform.sandbox import BwrapSandbox, PrivateNetwork, RunRequest, loopback_proxy_ports
+from cnbplatform.sandbox.network import DNS_FORWARD_ADDRESS, forwarded_resolv_conf
 from tests.buildpacks.helpers import lifecycle_metadata, make_project
 from tests.buildpacks.packages import PyIndex, make_wheel
 from tests.conftest import Cnb
@@ -78,7 +80,7 @@ def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("rootfs")
     (root / "bin").mkdir()
     shutil.copy2("/bin/busybox", root / "bin" / "busybox")
-    for applet in ("sh", "wget"):
+    for applet in ("sh", "wget", "cat", "nslookup"):
         os.symlink("/bin/busybox", root / "bin" / applet)
     for name in ("etc", "tmp", "proc", "dev"):
         (root / name).mkdir()
@@ -154,6 +156,66 @@ def test_a_network_that_cannot_start_is_one_clear_error(rootfs: Path, tmp_path: 
     with pytest.raises(Exception, match="pasta could not connect the build network: pasta: no tap device here"):
         network.enter()
     network.close()
+
+
+class FakeResolver:
+    """A DNS server on the host's loopback (as systemd-resolved's 127.0.0.53) answering every A query with
+    192.0.2.99, counting the queries."""
+
+    ADDRESS = "127.0.0.153"
+
+    def __init__(self) -> None:
+        self.queries = 0
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((self.ADDRESS, 53))
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                data, peer = self.sock.recvfrom(512)
+            except OSError:
+                return
+            self.queries += 1
+            question = data[12 : data.index(b"\0", 12) + 5]
+            answer = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" + bytes([192, 0, 2, 99])
+            flags = b"\x81\x80" if question[-4:-2] == b"\x00\x01" else b"\x81\x84"
+            counts = b"\x00\x01\x00\x01\x00\x00\x00\x00" if flags == b"\x81\x80" else b"\x00\x01" + bytes(6)
+            body = answer if flags == b"\x81\x80" else b""
+            self.sock.sendto(data[:2] + flags + counts + question + body, peer)
+
+
+def test_a_loopback_resolver_of_the_host_is_reached_through_pastas_dns_forwarder(rootfs: Path, tmp_path: Path) -> None:
+    """Where /etc/resolv.conf names a loopback resolver (systemd-resolved), the private network still resolves
+    names: the sandbox's resolv.conf names pasta's forwarder, which asks the host's resolver. The host file is
+    replaced in a mount namespace of the test's own, for the sandbox and pasta alike."""
+    assert forwarded_resolv_conf("search lan\nnameserver 127.0.0.53\noptions edns0\n") == (
+        f"search lan\nnameserver {DNS_FORWARD_ADDRESS}\noptions edns0\n"
+    )
+    assert forwarded_resolv_conf("nameserver 10.0.0.1\n") is None
+    resolver = FakeResolver()
+    fake = tmp_path / "resolv.conf"
+    fake.write_text(f"nameserver {FakeResolver.ADDRESS}\n")
+    script = (
+        "import sys; from pathlib import Path; from cnbplatform.sandbox import BwrapSandbox, RunRequest\n"
+        "box = BwrapSandbox(Path(sys.argv[1]))\n"
+        "run = lambda *argv: box.run(RunRequest(list(argv), {'PATH': '/bin'}, '/', [], 1000, 1000, timeout=30))\n"
+        "conf, found = run('/bin/cat', '/etc/resolv.conf'), run('/bin/nslookup', 'pypi.test')\n"
+        "box.close()\n"
+        "print(conf.stdout.decode() + found.stdout.decode() + found.stderr.decode())\n"
+    )
+    shell = 'mount --bind "$1" /etc/resolv.conf && shift && exec "$@"'
+    try:
+        done = subprocess.run(
+            ["unshare", "--mount", "--", "sh", "-c", shell, "sh", str(fake), sys.executable, "-c", script, str(rootfs)],
+            env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        resolver.sock.close()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"nameserver {DNS_FORWARD_ADDRESS}\n"), done.stdout
+    assert "Address: 192.0.2.99" in done.stdout, done.stdout
+    assert resolver.queries >= 1
 
 
 # -- through cnb build ---------------------------------------------------------------------------------------------
