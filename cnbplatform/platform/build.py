@@ -8,13 +8,13 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cnbplatform.errors import NotFoundError, UsageError
 from cnbplatform.lifecycle.common import Reporter
-from cnbplatform.oci.address import parse_destination
+from cnbplatform.oci.address import ImageAddress, parse_destination
 from cnbplatform.oci.reference import has_registry_host
 from cnbplatform.oci.rootfs_cache import rootfs_for
 from cnbplatform.platform.build_builder import BuilderRef, resolve_builder
@@ -39,7 +39,7 @@ from cnbplatform.platform.build_workspace import (
 )
 from cnbplatform.platform.context import PlatformContext, creation_epoch
 from cnbplatform.platform.lifecycle_run import run_phases
-from cnbplatform.platform.lifecycle_settings import resolve_settings
+from cnbplatform.platform.lifecycle_settings import LifecycleSettings
 from cnbplatform.platform.phases import Phases
 from cnbplatform.sandbox import Mount, check_network
 
@@ -79,6 +79,15 @@ class BuildRequest:
     build_timeout: float | None = None
     host_ca_certs: Path | None = None
     keep_workspace: bool = False
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where the image goes, decided once: each name as the image records it (the image, then its tags) and
+    its parsed address."""
+
+    names: tuple[str, ...]
+    addresses: tuple[ImageAddress, ...]
 
 
 @dataclass
@@ -279,9 +288,8 @@ def run_build(ctx: PlatformContext, request: BuildRequest, reporter: Reporter) -
     check_network(request.network)
     if request.sandbox not in ("bwrap", "docker", "host"):
         raise UsageError("--sandbox must be bwrap, docker or host")
-    output = destination(request, request.image)
-    for where in (output, *(destination(request, t) for t in request.tags)):
-        parse_destination(where)  # a bad reference, or a digest, fails here, before any work
+    outputs = decide_outputs(request)  # before any work
+    output = outputs.names[0]
     if request.cache_image is not None:
         parse_destination(previous_name(request, request.cache_image))
     project = _load_project(request)
@@ -305,7 +313,8 @@ def run_build(ctx: PlatformContext, request: BuildRequest, reporter: Reporter) -
         holding(ctx.home, locks, reporter),
         own_workdir(ctx.home, keep_on_failure=request.keep_workspace, reporter=reporter) as root,
     ):
-        outcome = _build(ctx, request, reporter, Workspace.in_dir(root), builder_name, project, cache_dir, started)
+        ws = Workspace.in_dir(root)
+        outcome = _build(ctx, request, reporter, ws, builder_name, project, cache_dir, outputs, started)
     if outcome.added:  # the caches grew: keep them within their budget (a no-op rebuild skips the measuring)
         from cnbplatform.platform.prune import auto_prune
 
@@ -321,10 +330,10 @@ def _build(
     builder_name: str,
     project: ProjectDescriptor | None,
     cache_dir: Path,
+    outputs: Outputs,
     started: float,
 ) -> BuildOutcome:
     """The build itself, in its own workspace, holding the locks of its image and cache."""
-    output = destination(request, request.image)
     timings: dict[str, float] = {}
     tick = time.perf_counter()
     builder: BuilderRef = resolve_builder(ctx, builder_name, request.pull_policy, reporter)
@@ -361,44 +370,16 @@ def _build(
         shutil.rmtree(cache_dir)
     with contextlib.suppress(OSError):
         os.utime(cache_dir)  # its last use, for cnb prune's least-recently-used order
-    flags: dict[str, object] = {
-        "platform_api": PLATFORM_API,
-        "layers": ws.layers,
-        "app": ws.app,
-        "platform": ws.platform,
-        "buildpacks": buildpacks,
-        "build_config": builder_root / "cnb" / "build-config",
-        "order": order,
-        "run": run_toml,
-        "launcher": builder_launcher(builder_root) or ws.root / "no-launcher",
-        "system": builder_root / "cnb" / "system.toml",
-        "report": ws.layers / "report.toml",
-        "cache_dir": None if request.cache_image else cache_dir,
-        "cache_image": previous_name(request, request.cache_image) if request.cache_image else None,
-        "previous_image": previous_name(request, request.previous_image) if request.previous_image else None,
-        "run_image": input_name(request, request.run_image) if request.run_image else None,
-        "skip_layers": request.clear_cache,
-        "process_type": request.default_process,
-        "sandbox": request.sandbox,
-        "build_image": builder.address,
-        "detect_timeout": request.detect_timeout,
-        "build_timeout": request.build_timeout,
-        "network": request.network,
-    }
-    tags = tuple(destination(request, t) for t in request.tags)
-    settings = resolve_settings(flags, {}, images=(output,), tags=tags)
-    env_for_ctx = dict(ctx.env)
-    epoch = creation_epoch(request.creation_time)
-    if epoch is not None:
-        env_for_ctx["SOURCE_DATE_EPOCH"] = str(epoch)
-    run_ctx = replace(ctx, env=env_for_ctx)
+    launcher = builder_launcher(builder_root) or ws.root / "no-launcher"
+    settings = phase_settings(request, ws, builder_root, builder.address, buildpacks, order, run_toml, launcher,
+                              cache_dir, outputs)  # fmt: skip
     mounts = (*ca_mounts, *(parse_volume(v) for v in request.volumes))
 
     def announce(name: str, seconds: float | None) -> None:
         if seconds is not None:
             reporter.info(f"[{name}] done in {seconds:.2f}s")
 
-    with Phases(run_ctx, settings, reporter, extra_mounts=mounts, pull_policy=request.pull_policy) as phases:
+    with Phases(ctx, settings, reporter, extra_mounts=mounts, pull_policy=request.pull_policy) as phases:
         result, phase_timings = run_phases(phases, reporter, announce)
     timings.update(phase_timings)
     _copy_outputs(request, ws)
@@ -413,6 +394,66 @@ def _build(
         phases=timings,
         export=result,
     )
+
+
+def decide_outputs(request: BuildRequest) -> Outputs:
+    """Where the image goes (the image, then its tags), decided once; a bad reference or a digest fails here."""
+    names = (destination(request, request.image), *(destination(request, t) for t in request.tags))
+    return Outputs(names, tuple(parse_destination(where) for where in names))
+
+
+def phase_settings(
+    request: BuildRequest,
+    ws: Workspace,
+    builder_root: Path,
+    build_image: str,
+    buildpacks: Path,
+    order: Path,
+    run_toml: Path,
+    launcher: Path,
+    cache_dir: Path,
+    outputs: Outputs,
+) -> LifecycleSettings:
+    """The lifecycle's inputs for this build, typed: the work dir's directories, the builder's files, the
+    request's choices."""
+    return LifecycleSettings(
+        platform_api=PLATFORM_API,
+        layers=ws.layers,
+        app=ws.app,
+        platform=ws.platform,
+        buildpacks=buildpacks,
+        build_config=builder_root / "cnb" / "build-config",
+        analyzed=ws.layers / "analyzed.toml",
+        group=ws.layers / "group.toml",
+        plan=ws.layers / "plan.toml",
+        order=order,
+        run=run_toml,
+        stack=Path("/cnb/stack.toml"),  # read below Platform API 0.12 only
+        system=builder_root / "cnb" / "system.toml",
+        report=ws.layers / "report.toml",
+        project_metadata=ws.layers / "project-metadata.toml",
+        launcher=launcher,
+        cache_dir=None if request.cache_image else cache_dir,
+        cache_image=previous_name(request, request.cache_image) if request.cache_image else None,
+        previous_image=previous_name(request, request.previous_image) if request.previous_image else None,
+        run_image=input_name(request, request.run_image) if request.run_image else None,
+        skip_layers=request.clear_cache,
+        process_type=request.default_process or None,
+        sandbox=request.sandbox,
+        build_image=build_image,
+        detect_timeout=_seconds(request.detect_timeout),
+        build_timeout=_seconds(request.build_timeout),
+        network=request.network,
+        images=outputs.names[:1],
+        tags=outputs.names[1:],
+        outputs=outputs.addresses,
+        source_date_epoch=creation_epoch(request.creation_time),
+    )
+
+
+def _seconds(timeout: float | None) -> float | None:
+    """A time limit; none for 0 or less, as for ``cnb lifecycle``."""
+    return timeout if timeout is not None and timeout > 0 else None
 
 
 def _image_size(result: ExportResult) -> int:

@@ -34,6 +34,12 @@ def source_date_epoch(env: Mapping[str, str], reporter: Reporter) -> int | None:
     return None
 
 
+def _creation_time(phases: Phases, reporter: Reporter) -> int | None:
+    """The platform's creation time (``cnb build --creation-time``), else ``SOURCE_DATE_EPOCH``."""
+    given = phases.settings.source_date_epoch
+    return given if given is not None else source_date_epoch(phases.ctx.env, reporter)
+
+
 def run_export(phases: Phases, reporter: Reporter) -> ExportResult:
     s = phases.settings
     api = phases.platform_api()
@@ -48,7 +54,7 @@ def run_export(phases: Phases, reporter: Reporter) -> ExportResult:
     if analyzed.previous_image and analyzed.previous_image.reference:
         opened = phases.input_image(analyzed.previous_image.reference, missing_ok=True)
         previous = opened.image if opened else None
-    destinations = [phases.destination(name) for name in (*s.images, *s.tags)]
+    destinations = [phases.stores.open(address) for address in phases.output_addresses()]
     uid, gid = phases.export_ids()
     launcher = s.launcher if s.launcher.is_file() else None
     return export(
@@ -69,9 +75,7 @@ def run_export(phases: Phases, reporter: Reporter) -> ExportResult:
             project_metadata=ProjectMetadata.load(s.project_metadata, missing_ok=True),
             run_config=phases.run_config(),
             launcher_file=launcher,
-            source_date_epoch=source_date_epoch(phases.ctx.env, reporter)
-            if ApiVersion.parse(api).at_least("0.9")
-            else None,
+            source_date_epoch=_creation_time(phases, reporter) if ApiVersion.parse(api).at_least("0.9") else None,
             cache=phases.cache(),
             exec_env=s.exec_env,
             report_path=s.report,

@@ -7,8 +7,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cnbplatform.errors import UsageError
+
+if TYPE_CHECKING:
+    from cnbplatform.oci.address import ImageAddress
 
 # flag name -> (environment variable, default). Defaults that start with "<layers>" are resolved after layers.
 SETTINGS: dict[str, tuple[str | None, str | None]] = {
@@ -128,12 +132,20 @@ class LifecycleSettings:
     force: bool = False
     tags: tuple[str, ...] = ()
     images: tuple[str, ...] = field(default_factory=tuple)
+    outputs: tuple[ImageAddress, ...] = ()
+    """Where export writes the image (the images, then the tags) when the platform decided it (``cnb build``);
+    empty: the phases read it from ``images`` and ``tags`` (and ``daemon``)."""
+    source_date_epoch: int | None = None
+    """The image's creation time in seconds since the epoch (``cnb build --creation-time``); None: the
+    environment's ``SOURCE_DATE_EPOCH`` (Platform API 0.9 and later), else the spec's fixed date."""
 
 
 def resolve_settings(
     flags: Mapping[str, object], env: Mapping[str, str], *, images: tuple[str, ...] = (), tags: tuple[str, ...] = ()
 ) -> LifecycleSettings:
-    """Flags (None = not given) > environment > defaults (CNB-SPEC §1.2: flags beat env vars beat defaults)."""
+    """``cnb lifecycle <phase>``, whose flags and ``CNB_*`` variables are text: flags (None = not given) >
+    environment > defaults (CNB-SPEC §1.2: flags beat env vars beat defaults). ``cnb build`` makes its
+    :class:`LifecycleSettings` itself."""
     raw: dict[str, str | None] = {}
     for name, (variable, default) in SETTINGS.items():
         flag = flags.get(name)

@@ -32,7 +32,6 @@ from cnbplatform.oci.image import Image, as_image, is_index, resolve_platform
 from cnbplatform.oci.layercache import LayerCache
 from cnbplatform.oci.pull import fetch
 from cnbplatform.oci.rootfs_cache import rootfs_for
-from cnbplatform.oci.store import ImageStore
 from cnbplatform.oci.stores import Stores
 from cnbplatform.platform.build_locks import home_in_use
 from cnbplatform.platform.context import PlatformContext
@@ -105,9 +104,17 @@ class Phases:
         return RunConfig.load(s.run) if s.run.is_file() else None
 
     def output_address(self) -> ImageAddress:
+        """Where the image goes: as the platform decided it (``cnb build``), else from the first image given."""
+        if self.settings.outputs:
+            return self.settings.outputs[0]
         if not self.settings.images:
             raise UsageError("an output image is required")
         return self.address(self.settings.images[0])
+
+    def output_addresses(self) -> tuple[ImageAddress, ...]:
+        """Every address export writes the image to: the output images, then the tags."""
+        s = self.settings
+        return s.outputs or tuple(self.address(name) for name in (*s.images, *s.tags))
 
     def address(self, text: str) -> ImageAddress:
         if self.settings.daemon and not text.startswith(("docker-daemon:", "oci:", "local:")):
@@ -115,7 +122,9 @@ class Phases:
         return parse_address(text)
 
     def open_image(self, text: str, *, missing_ok: bool = False) -> OpenedImage | None:
-        address = self.address(text)
+        return self.open_address(self.address(text), text, missing_ok=missing_ok)
+
+    def open_address(self, address: ImageAddress, text: str, *, missing_ok: bool = False) -> OpenedImage | None:
         store, ref = self.stores.open(address)
         try:
             artifact = store.read(ref)
@@ -146,9 +155,6 @@ class Phases:
                 return None
             raise
         return OpenedImage(parse_address(fetched.address), fetched.image, fetched.reference, text)
-
-    def destination(self, text: str) -> tuple[ImageStore, str | None]:
-        return self.stores.open(self.address(text))
 
     def uid_gid(self, image_env: dict[str, str] | None = None) -> tuple[int, int]:
         env = image_env or {}
@@ -303,7 +309,7 @@ class Phases:
         if s.previous_image:
             previous = self.input_image(s.previous_image, missing_ok=True)
         else:
-            previous = self.open_image(s.images[0], missing_ok=True)
+            previous = self.open_address(output, s.images[0], missing_ok=True)
         run = self._run_image(output)
         return analyze(
             AnalyzeInputs(

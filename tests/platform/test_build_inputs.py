@@ -102,3 +102,42 @@ def test_host_ca_certs_mount_and_env(tmp_path: Path) -> None:
     assert env["PIP_CERT"] == env["NODE_EXTRA_CA_CERTS"] == env["SSL_CERT_FILE"] == HOST_CA_PATH
     with pytest.raises(UsageError):
         host_ca_mount(tmp_path / "missing.crt")
+
+
+def test_the_lifecycle_inputs_of_a_build_are_typed_from_the_request(tmp_path: Path) -> None:
+    """run_build hands the phases typed inputs: the creation time as a number, time limits as seconds (none for 0),
+    where the image goes as addresses decided once, the cache image and run image named as the request says."""
+    from cnbplatform.errors import InvalidReferenceError
+    from cnbplatform.oci.address import StoreKind
+    from cnbplatform.platform.build import decide_outputs, phase_settings
+    from cnbplatform.platform.build_workspace import Workspace
+
+    request = BuildRequest(
+        image="registry.example:5000/app:1", publish=True, tags=("registry.example:5000/app:latest",),
+        creation_time="1700000000", detect_timeout=0, build_timeout=30.0, clear_cache=True,
+        cache_image="registry.example:5000/app-cache", run_image="run:1", default_process="", network="none",
+    )  # fmt: skip
+    outputs = decide_outputs(request)
+    assert outputs.names == ("docker://registry.example:5000/app:1", "docker://registry.example:5000/app:latest")
+    assert [a.kind for a in outputs.addresses] == [StoreKind.REGISTRY, StoreKind.REGISTRY]
+    ws = Workspace.in_dir(tmp_path / "ws")
+    root = tmp_path / "builder"
+    settings = phase_settings(
+        request, ws, root, "builder-image", root / "cnb" / "buildpacks", root / "cnb" / "order.toml",
+        root / "cnb" / "run.toml", tmp_path / "launcher", tmp_path / "cache", outputs,
+    )  # fmt: skip
+    assert settings.source_date_epoch == 1700000000
+    assert settings.outputs == outputs.addresses and settings.images == ("docker://registry.example:5000/app:1",)
+    assert settings.tags == ("docker://registry.example:5000/app:latest",)
+    assert settings.detect_timeout is None and settings.build_timeout == 30.0
+    assert settings.skip_layers is True and settings.process_type is None and settings.network == "none"
+    assert settings.cache_image == "docker://registry.example:5000/app-cache" and settings.cache_dir is None
+    assert settings.run_image == "run:1" and settings.build_image == "builder-image"
+    assert settings.platform_api == "0.15" and settings.layers == tmp_path / "ws" / "layers"
+    assert settings.analyzed == tmp_path / "ws" / "layers" / "analyzed.toml"
+    assert settings.build_config == root / "cnb" / "build-config"
+    local = decide_outputs(BuildRequest(image="app", tags=("app:v2",)))
+    assert local.names == ("local:app", "local:app:v2")
+    assert [a.kind for a in local.addresses] == [StoreKind.LOCAL, StoreKind.LOCAL]
+    with pytest.raises(InvalidReferenceError, match="digest"):
+        decide_outputs(BuildRequest(image="app", tags=("app@sha256:" + "a" * 64,)))
