@@ -188,11 +188,10 @@ def resolve_in(buildpacks: Path, bp_id: str, version: str) -> tuple[str, str]:
 
 
 def write_order(path: Path, groups: Sequence[Sequence[tuple[str, str, bool]]]) -> None:
-    lines: list[str] = []
-    for group in groups:
-        lines.append("[[order]]")
-        for bp_id, version, optional in group:
-            lines += ["[[order.group]]", f'id = "{bp_id}"', f'version = "{version}"']
-            if optional:
-                lines.append("optional = true")
-    path.write_text("\n".join(lines) + "\n")
+    """order.toml for *groups* of (id, version, optional); written by a TOML writer, as versions come from
+    buildpack.toml files and may hold quotes."""
+    order = [
+        {"group": [{"id": i, "version": v, **({"optional": True} if o else {})} for i, v, o in group]}
+        for group in groups
+    ]
+    write_toml(path, {"order": order})

@@ -20,10 +20,11 @@ from cnbplatform.errors import PhaseError
 from cnbplatform.files.common import SpecFileError
 from cnbplatform.files.group import GroupFile
 from cnbplatform.files.launch import LaunchToml
+from cnbplatform.files.order import Order
 from cnbplatform.files.project_toml import ProjectDescriptor
 from cnbplatform.files.untrusted import UntrustedValueError, check_module_id, join
 from cnbplatform.lifecycle.build_layers import process_layers
-from cnbplatform.platform.build_workspace import copy_app
+from cnbplatform.platform.build_workspace import copy_app, write_order
 from tests.support.builders import BUILDER, REPO
 
 pytestmark = pytest.mark.integration
@@ -266,3 +267,11 @@ def test_a_project_toml_builder_that_exists_as_a_path_is_refused(home: Path, tmp
     done = cnb(home, "build", f"evil-builder-{tmp_path.name.lower()}", "--path", str(app))  # cwd: the repo
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert "names a path on this machine" in done.stderr
+
+
+def test_the_order_cnb_writes_keeps_a_quoted_version_as_one_value(tmp_path: Path) -> None:
+    """A version is one path segment but may hold quotes and newlines: order.toml must not let it add keys."""
+    version = '1.0"\noptional = true\n[x]\na = "'
+    write_order(tmp_path / "order.toml", [[("a/b", version, False)]])
+    (entry,) = Order.load(tmp_path / "order.toml").groups[0].entries
+    assert (entry.id, entry.version, entry.optional) == ("a/b", version, False)
