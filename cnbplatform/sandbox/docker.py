@@ -16,7 +16,8 @@ step is an ``exec`` as ``CNB_USER_ID:CNB_GROUP_ID`` with the request's working d
 * The network is ``none`` unless the request allows it; then it follows *network* as the bwrap sandbox does:
   ``private`` (the default) is the engine's own ``bridge`` network (the outside world through the engine's NAT,
   not this machine's loopback, as pack's per-build bridge network), ``host`` the host's network namespace. An
-  engine started with ``--bridge=none`` has no bridge network: there, ``--network host`` or ``none`` is needed.
+  engine started with ``--bridge=none`` (as the tests' engine) has no bridge network, so its bridge-mode containers
+  reach no outside network either: there ``--network host`` gives buildpacks one.
 * Timeout: a second exec as the same user runs ``kill -9 -1``, which ends every process of that user in
   the container (works with busybox and dash). If the output stream still has not ended a little later,
   it is closed. The exit code is then 137 and ``timed_out`` is true.

@@ -140,6 +140,20 @@ def test_network_is_none_unless_requested(
     assert (online.exit_code, online.stdout) == (0, b"hello from the host\n")
 
 
+def test_the_default_network_is_the_engines_bridge_not_the_host(
+    docker_image: str, dockerd: RunningDockerd, make_request: RequestFactory, http_server: str
+) -> None:
+    """The default (private) network is the engine's bridge network, never the host's: the server on the host's
+    127.0.0.1 that ``host`` reaches (test above) is out of reach."""
+    sandbox = DockerSandbox(docker_image, environment={"DOCKER_HOST": dockerd.base_url})
+    try:
+        fetch = sandbox.run(make_request(["/bin/wget", "-q", "-O", "-", http_server], network=True, timeout=20))
+        mode = sandbox._api().inspect_container(sandbox._container)["HostConfig"]["NetworkMode"]
+    finally:
+        sandbox.close()
+    assert (fetch.exit_code != 0, fetch.stdout, mode) == (True, b"", "bridge")
+
+
 def test_errors(dockerd: RunningDockerd, sandbox: DockerSandbox, make_request: RequestFactory) -> None:
     with pytest.raises(CnbError, match="could not run /bin/true"):
         sandbox.run(make_request(["/bin/true"], cwd="/no-such-dir"))
