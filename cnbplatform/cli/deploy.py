@@ -24,8 +24,8 @@ def deploy(
     using: str | None = typer_option("deploy", "using"),
     port: int | None = typer.Option(None, "--port", help="Container port (default: the image's PORT, or 8080)."),
     replicas: int = typer.Option(1, "--replicas", help="Pods to run."),
-    name: str | None = typer.Option(None, "--name", help="Name of the Deployment and Service."),
-    namespace: str | None = typer.Option(None, "--namespace", "-n", help="Namespace of both."),
+    name: str | None = typer_option("deploy", "name"),
+    namespace: str | None = typer_option("deploy", "namespace"),
     pull_secret: str | None = typer.Option(None, "--pull-secret", help="Name of an image pull secret to use."),
     create_pull_secret: bool = typer.Option(
         False, "--create-pull-secret", help="Also output that Secret, from the builder's pull credentials."

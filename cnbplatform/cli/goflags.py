@@ -7,7 +7,7 @@ first word that is not a flag. An empty value means "not given" (Tekton passes `
 for unset parameters), so the ``CNB_*`` variable and then the default apply, as with the Go lifecycle.
 
 The parser here is generic (it takes flag specs); :func:`phase_specs` makes the specs of a phase from cnb's own
-option table (the same options the ``--name`` command line has), plus the few flags the Go lifecycle has and cnb
+option table (the same options as its double-dash command line), plus the few flags the Go lifecycle has and cnb
 accepts without using. The phases and their flags: https://github.com/buildpacks/spec/blob/main/platform.md
 """
 

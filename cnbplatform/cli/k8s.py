@@ -12,6 +12,7 @@ from cnbplatform.cli.output import OPTIONS, err_console
 from cnbplatform.cli.params import typer_option
 
 if TYPE_CHECKING:
+    from cnbplatform.k8s.builds import BuildRequest
     from cnbplatform.k8s.deploy import AppFacts
     from cnbplatform.platform.context import PlatformContext
 
@@ -32,8 +33,8 @@ def emit(text: str, output: Path | None, *, private: bool = False) -> None:
 @app.command("pull-secret")
 def pull_secret(
     registry: str = typer.Argument(..., help="Registry host, e.g. ghcr.io or 127.0.0.1:5000."),
-    name: str = typer.Option("cnb-pull-secret", "--name", help="The Secret's name."),
-    namespace: str | None = typer.Option(None, "--namespace", "-n", help="Namespace of the Secret."),
+    name: str = typer_option("k8s pull-secret", "name"),
+    namespace: str | None = typer_option("k8s pull-secret", "namespace"),
     service_account: str | None = typer.Option(
         None, "--service-account", help="Also output this ServiceAccount listing the Secret in imagePullSecrets."
     ),
@@ -57,8 +58,8 @@ def manifests(
     image: str = typer.Argument(..., help="A buildpacks-built image (registry reference or any cnb address)."),
     port: int | None = typer.Option(None, "--port", help="Container port (default: the image's PORT, or 8080)."),
     replicas: int = typer.Option(1, "--replicas", help="Pods to run."),
-    name: str | None = typer.Option(None, "--name", help="Name of the Deployment and Service."),
-    namespace: str | None = typer.Option(None, "--namespace", "-n", help="Namespace of both."),
+    name: str | None = typer_option("k8s manifests", "name"),
+    namespace: str | None = typer_option("k8s manifests", "namespace"),
     pull_secret: str | None = typer.Option(None, "--pull-secret", help="Name of an image pull secret to use."),
     output: Path | None = typer_option("k8s manifests", "output"),
     insecure_registry: list[str] = typer_option("k8s manifests", "insecure_registry"),
@@ -93,3 +94,47 @@ def read_facts(
     if details.address.kind is not StoreKind.REGISTRY and not OPTIONS.quiet:
         err_console.styled("warning:", "yellow", f"{image} is not in a registry: a cluster cannot pull it as named")
     return facts
+
+
+_APP_IMAGE_HELP = "The app image to build, in a registry the cluster pushes to."
+
+
+def _request(**values: object) -> BuildRequest:
+    """A build request from a command's options (lists become tuples)."""
+    from cnbplatform.k8s.builds import BuildRequest
+
+    fields = {key: tuple(value) if isinstance(value, list) else value for key, value in values.items()}
+    return BuildRequest(**fields)  # type: ignore[arg-type]
+
+
+@app.command("job")
+def job(
+    image: str = typer.Argument(..., metavar="IMAGE", help=_APP_IMAGE_HELP),
+    builder: str = typer_option("k8s job", "builder"),
+    git: str | None = typer_option("k8s job", "git"),
+    revision: str = typer_option("k8s job", "revision"),
+    source_pvc: str | None = typer_option("k8s job", "source_pvc"),
+    subpath: str = typer_option("k8s job", "subpath"),
+    cache_image: str | None = typer_option("k8s job", "cache_image"),
+    cache_pvc: str | None = typer_option("k8s job", "cache_pvc"),
+    registry_secret: str | None = typer_option("k8s job", "registry_secret"),
+    run_image: str | None = typer_option("k8s job", "run_image"),
+    process_type: str | None = typer_option("k8s job", "process_type"),
+    tag: list[str] = typer_option("k8s job", "tag"),
+    env: list[str] = typer_option("k8s job", "env"),
+    uid: int = typer_option("k8s job", "uid"),
+    gid: int = typer_option("k8s job", "gid"),
+    platform_api: str = typer_option("k8s job", "platform_api"),
+    name: str | None = typer_option("k8s job", "name"),
+    namespace: str | None = typer_option("k8s job", "namespace"),
+    output: Path | None = typer_option("k8s job", "output"),
+) -> None:
+    """A Job building IMAGE on any cluster: the builder's /cnb/lifecycle phases in init containers, as kpack runs
+    them (non-root, no capabilities, the registry secret as the phases' docker config)."""
+    from cnbplatform.k8s.builds import job_yaml
+
+    req = _request(image=image, builder=builder, git=git, revision=revision, source_pvc=source_pvc, subpath=subpath,
+                   cache_image=cache_image, cache_pvc=cache_pvc, registry_secret=registry_secret,
+                   run_image=run_image, process_type=process_type, tags=tag, env=env, uid=uid, gid=gid,
+                   platform_api=platform_api, name=name, namespace=namespace)  # fmt: skip
+    emit(job_yaml(req), output)

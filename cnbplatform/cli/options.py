@@ -92,6 +92,8 @@ RUN = ("run",)
 COPY = ("image copy",)
 RESOLVE = ("resolve",)
 LIFECYCLE = tuple(f"lifecycle {phase}" for phase in PHASES)
+K8S_BUILDS = ("k8s job", "k8s tekton", "k8s kpack")
+K8S_VOLUME_SOURCES = ("k8s job", "k8s tekton")
 
 COMMANDS = (
     Command("build", "Build IMAGE from the app in --path with the buildpacks of --builder.", "build_command",
@@ -287,6 +289,50 @@ OPTIONS = (
            metavar="FILE"),
     Option("output", "--output", "path", "Write to FILE instead of standard output.", ("sbom export",), ("-o",),
            metavar="FILE"),
+    # k8s job, k8s tekton, k8s kpack: what a cluster applies to build IMAGE with a builder's lifecycle
+    Option("builder", "--builder", "str", "Builder image (in a registry the cluster reaches).", K8S_BUILDS, ("-B",),
+           required=True, metavar="IMAGE"),
+    Option("git", "--git", "str", "Git repository the cluster clones the app from.", K8S_BUILDS, metavar="URL"),
+    Option("revision", "--revision", "str", "Branch, tag or commit to build (default: the remote's HEAD).",
+           K8S_BUILDS, default="", metavar="REV"),
+    Option("source_pvc", "--source-pvc", "str", "PersistentVolumeClaim holding the app instead of --git.",
+           K8S_VOLUME_SOURCES, metavar="CLAIM"),
+    Option("subpath", "--subpath", "str", "The app's directory inside the source.", K8S_BUILDS, default="",
+           metavar="DIR"),
+    Option("cache_image", "--cache-image", "str", "Keep the build cache as this image.", K8S_BUILDS,
+           metavar="IMAGE"),
+    Option("cache_pvc", "--cache-pvc", "str", "Keep the build cache on this PersistentVolumeClaim.",
+           ("k8s job", "k8s tekton"), metavar="CLAIM"),
+    Option("registry_secret", "--registry-secret", "str",
+           "kubernetes.io/dockerconfigjson Secret to push with (cnb k8s pull-secret makes one).", K8S_BUILDS,
+           metavar="SECRET"),
+    Option("run_image", "--run-image", "str", "Run image instead of the builder's.", K8S_BUILDS, metavar="IMAGE"),
+    Option("process_type", "--process-type", "str", "Default process type of the app image.", K8S_BUILDS,
+           metavar="TYPE"),
+    Option("tag", "--tag", "list", "More names for the app image (repeatable).", ("k8s job", "k8s kpack"), ("-t",),
+           metavar="NAME"),
+    Option("env", "--env", "list", "Build-time env for buildpacks: KEY=VALUE (repeatable).", K8S_BUILDS, ("-e",),
+           metavar="KEY=VALUE"),
+    Option("uid", "--uid", "int", "User id the phases run as (the build image's CNB_USER_ID).", ("k8s job",),
+           default=1000, metavar="UID", show_default=True),
+    Option("gid", "--gid", "int", "Group id the phases run as (the build image's CNB_GROUP_ID).", ("k8s job",),
+           default=1000, metavar="GID", show_default=True),
+    Option("platform_api", "--platform-api", "str", "CNB_PLATFORM_API of the phases.", ("k8s job",), default="0.9",
+           metavar="VERSION", show_default=True),
+    Option("name", "--name", "str", "Name of the resources (default: from IMAGE).", K8S_BUILDS, metavar="NAME"),
+    Option("namespace", "--namespace", "str", "Namespace of the namespaced resources.", K8S_BUILDS, ("-n",),
+           metavar="NAMESPACE"),
+    Option("output", "--output", "path", "Write to this file, not stdout.", K8S_BUILDS, ("-o",), metavar="FILE"),
+    Option("name", "--name", "str", "The Secret's name.", ("k8s pull-secret",), default="cnb-pull-secret",
+           metavar="NAME", show_default=True),
+    Option("namespace", "--namespace", "str", "Namespace of the Secret.", ("k8s pull-secret",), ("-n",),
+           metavar="NAMESPACE"),
+    Option("name", "--name", "str", "Name of the Deployment and Service.", ("k8s manifests", "deploy"),
+           metavar="NAME"),
+    Option("namespace", "--namespace", "str", "Namespace of both.", ("k8s manifests", "deploy"), ("-n",),
+           metavar="NAMESPACE"),
+    Option("name", "--name", "str", "Image name to record (default: IMAGE as given).", ("sbom export",),
+           metavar="NAME"),
 )  # fmt: skip
 
 

@@ -42,7 +42,7 @@ def export(
     image: str = typer.Argument(..., help=IMAGE_HELP),
     fmt: str = typer.Option("cyclonedx", "--format", "-f", help="cyclonedx (1.6 JSON), spdx (2.3 JSON) or html."),
     output: Path | None = typer_option("sbom export", "output"),
-    name: str | None = typer.Option(None, "--name", help="Image name to record (default: IMAGE as given)."),
+    name: str | None = typer_option("sbom export", "name"),
     serial: str = typer.Option("digest", "--serial", help="CycloneDX serial number: digest (UUID5) or random."),
     timestamp: str = typer.Option("image", "--timestamp", help="Document time: image (its created time) or now."),
     remote: bool = Remote,

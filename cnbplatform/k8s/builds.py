@@ -1,0 +1,139 @@
+"""What a user applies to build on a cluster with a builder image's lifecycle (``/cnb/lifecycle/<phase>``):
+a plain Kubernetes Job whose init containers run the phases as kpack's build pod does, Tekton runs of the
+catalog's ``buildpacks`` 0.6 and ``buildpacks-phases`` 0.3 tasks, and kpack's cluster resources.
+
+The facts each document follows are upstream's: kpack's ``pkg/apis/build/v1alpha2/build_pod.go`` (phase flags,
+volumes, ``HOME=/builder/home``, security), the Tekton catalog's ``task/buildpacks/0.6/buildpacks.yaml`` and
+``task/buildpacks-phases/0.3/buildpacks-phases.yaml`` (workspaces and params) and kpack's ``v1alpha2`` types.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from cnbplatform.errors import UsageError
+from cnbplatform.k8s.deploy import default_name
+from cnbplatform.k8s.render import render, to_yaml
+from cnbplatform.k8s.secrets import check_name
+from cnbplatform.oci.reference import parse_reference
+
+GIT_IMAGE = "ghcr.io/tektoncd-catalog/git-clone:v1.1.0"
+"""The image the catalog's git-clone 0.10 runs (``/ko-app/git-init``), also used by the Job's source step."""
+CATALOG = "https://github.com/tektoncd/catalog.git"
+CATALOG_REVISION = "55dd80ef1b83861613dce9080dfdf6656f1aecd4"
+"""The tektoncd/catalog commit whose tasks the Tekton documents were written against (pinned, not ``main``)."""
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """One app build: the image to write, the builder to build it with, and where its source comes from."""
+
+    image: str
+    builder: str
+    name: str | None = None
+    namespace: str | None = None
+    git: str | None = None
+    revision: str = ""
+    source_pvc: str | None = None
+    subpath: str = ""
+    cache_image: str | None = None
+    cache_pvc: str | None = None
+    registry_secret: str | None = None
+    run_image: str | None = None
+    process_type: str | None = None
+    tags: tuple[str, ...] = ()
+    env: tuple[str, ...] = field(default=())
+    uid: int = 1000
+    gid: int = 1000
+    platform_api: str = "0.9"
+
+    def checked(self) -> BuildRequest:
+        """Itself, after refusing what no cluster could run (one-line errors)."""
+        for what, value in (("image", self.image), ("--builder", self.builder), ("--run-image", self.run_image),
+                            ("--cache-image", self.cache_image), *(("--tag", t) for t in self.tags)):  # fmt: skip
+            if value is not None:
+                if value.startswith(("oci:", "docker-daemon:", "local:", "docker://")):
+                    raise UsageError(f"{what} {value!r}: a cluster pulls images by registry reference (host/repo:tag)")
+                parse_reference(value)
+        for what, value in (("--name", self.name), ("--namespace", self.namespace),
+                            ("--source-pvc", self.source_pvc), ("--cache-pvc", self.cache_pvc),
+                            ("--registry-secret", self.registry_secret)):  # fmt: skip
+            if value is not None:
+                check_name(value, what)
+        if self.git and self.source_pvc:
+            raise UsageError("--git and --source-pvc: give one source")
+        if not self.git and not self.source_pvc:
+            raise UsageError("no source: give --git URL (cloned in the cluster) or --source-pvc CLAIM")
+        if self.cache_image and self.cache_pvc:
+            raise UsageError("--cache-image and --cache-pvc: give one cache")
+        if self.subpath.startswith("/") or ".." in self.subpath.split("/"):
+            raise UsageError(f"--subpath {self.subpath!r}: expected a relative path inside the source")
+        for entry in self.env:
+            key, sep, _ = entry.partition("=")
+            if not sep or not _ENV_NAME.match(key):
+                raise UsageError(f"--env {entry!r}: expected KEY=VALUE")
+        if min(self.uid, self.gid) < 1:
+            raise UsageError("--uid and --gid: the build runs as a non-root user (ids from 1)")
+        return self
+
+    @property
+    def resource_name(self) -> str:
+        return self.name or default_name(self.image)
+
+    @property
+    def app_dir(self) -> str:
+        return "/workspace/" + self.subpath.strip("/") if self.subpath.strip("/") else "/workspace"
+
+
+def phase_args(req: BuildRequest) -> dict[str, list[str]]:
+    """kpack's flags for each phase (``build_pod.go``): a registry cache goes to analyze, restore and export, a
+    volume cache (``/cache``) to restore and export; extra tags are the analyzer's ``-tag``s and the exporter's
+    positional names."""
+    volume_cache = ["-cache-dir=/cache"] if req.cache_pvc else []
+    image_cache = [f"-cache-image={req.cache_image}"] if req.cache_image else []
+    return {
+        "analyze": ["-layers=/layers", "-analyzed=/layers/analyzed.toml",
+                    *([f"-run-image={req.run_image}"] if req.run_image else []), *image_cache,
+                    *(f"-tag={tag}" for tag in req.tags), req.image],
+        "detect": [f"-app={req.app_dir}", "-group=/layers/group.toml", "-plan=/layers/plan.toml"],
+        "restore": ["-group=/layers/group.toml", "-layers=/layers", *volume_cache, *image_cache,
+                    "-analyzed=/layers/analyzed.toml"],
+        "build": ["-layers=/layers", f"-app={req.app_dir}", "-group=/layers/group.toml", "-plan=/layers/plan.toml"],
+        "export": ["-layers=/layers", f"-app={req.app_dir}", "-group=/layers/group.toml",
+                   "-analyzed=/layers/analyzed.toml", "-project-metadata=/layers/project-metadata.toml",
+                   *volume_cache, *image_cache,
+                   *([f"-process-type={req.process_type}"] if req.process_type else []),
+                   "-report=/var/report/report.toml", req.image, *req.tags],
+    }  # fmt: skip
+
+
+def job_documents(req: BuildRequest, *, git_image: str = GIT_IMAGE) -> list[dict[str, Any]]:
+    """The Job (see ``templates/job.yaml.j2``)."""
+    req = req.checked()
+    git_args = [f"-url={req.git}", f"-revision={req.revision}", "-path=/workspace", "-depth=1"] if req.git else []
+    return render(
+        "job.yaml.j2",
+        name=req.resource_name,
+        namespace=req.namespace,
+        builder=req.builder,
+        git=req.git,
+        git_image=git_image,
+        git_args=git_args,
+        source_pvc=req.source_pvc,
+        cache_pvc=req.cache_pvc,
+        registry_secret=req.registry_secret,
+        pull_secret=req.registry_secret,
+        env=list(req.env),
+        uid=req.uid,
+        gid=req.gid,
+        platform_api=req.platform_api,
+        args=phase_args(req),
+        export_env=[{"name": "CNB_RUN_IMAGE", "value": req.run_image}] if req.run_image else [],
+    )
+
+
+def job_yaml(req: BuildRequest, *, git_image: str = GIT_IMAGE) -> str:
+    return to_yaml(job_documents(req, git_image=git_image))
