@@ -1,5 +1,5 @@
 """``run.toml`` (Platform API >= 0.12) and the legacy ``stack.toml`` (< 0.12): where the run image lives
-(CNB-SPEC.md §5.2, §2.1 step 2).
+(docs/spec-notes.md §5.2, §2.1 step 2).
 
 ```toml
 # run.toml
@@ -21,27 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnbplatform.errors import CnbError
 from cnbplatform.files.common import Table, parse_toml, read_toml, write_toml
-from cnbplatform.oci.reference import parse_reference
-
-
-def image_name(ref: str) -> str:
-    """*ref* normalised for comparing run image names: digest dropped, ``latest`` added when there is no tag
-    (``busybox@sha256:…`` -> ``docker.io/library/busybox:latest``). Unparseable refs compare as given."""
-    try:
-        parsed = parse_reference(ref)
-    except CnbError:
-        return ref
-    return f"{parsed.name}:{parsed.tag or 'latest'}"
-
-
-def registry_of(ref: str) -> str:
-    """The registry host of *ref* (``docker.io`` for Docker Hub); ``""`` if it does not parse."""
-    try:
-        return parse_reference(ref).registry
-    except CnbError:
-        return ""
 
 
 @dataclass(frozen=True)
@@ -54,11 +34,6 @@ class RunImage:
     @property
     def refs(self) -> tuple[str, ...]:
         return tuple(r for r in (self.image, *self.mirrors) if r)
-
-    def contains(self, ref: str) -> bool:
-        """True when *ref* names ``image`` or one of ``mirrors`` (tags compared, digests ignored)."""
-        wanted = image_name(ref)
-        return any(image_name(r) == wanted for r in self.refs)
 
     @classmethod
     def from_table(cls, table: Table) -> RunImage:
@@ -113,24 +88,3 @@ class RunConfig:
 
     def dump(self, path: Path) -> None:
         write_toml(path, self.to_dict())
-
-    def find(self, ref: str) -> RunImage | None:
-        """The first entry that names *ref* as image or mirror (what the exporter records in its label, §5.2)."""
-        return next((entry for entry in self.images if entry.contains(ref)), None)
-
-    def contains(self, ref: str) -> bool:
-        return self.find(ref) is not None
-
-
-def run_images_for(config: RunConfig, output_image: str) -> list[str]:
-    """Candidate run images in the order the analyzer tries them (§2.1 step 2, §5.2).
-
-    Uses the first ``[[images]]`` entry: its image and mirrors on the same registry as *output_image* first, then
-    the rest, each group in file order. The caller picks the first one it can read. Empty when run.toml has none.
-    """
-    if not config.images:
-        return []
-    refs = config.images[0].refs
-    registry = registry_of(output_image)
-    same = [r for r in refs if registry and registry_of(r) == registry]
-    return same + [r for r in refs if r not in same]

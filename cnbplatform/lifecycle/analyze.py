@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cnbplatform.errors import CnbError, InvalidReferenceError, PhaseError
+from cnbplatform.errors import CnbError, PhaseError
 from cnbplatform.files.analyzed import Analyzed, ImageIdentifier, LayersMetadata, RunImageInfo, TargetInfo
 from cnbplatform.files.apis import ApiVersion
 from cnbplatform.files.labels import (
@@ -36,9 +36,10 @@ from cnbplatform.files.labels import (
 )
 from cnbplatform.lifecycle.cache import READ_ERRORS, extract_layer, tar_opener
 from cnbplatform.lifecycle.common import EXIT_ANALYZE, Reporter
+from cnbplatform.lifecycle.run_image import first_readable
 from cnbplatform.oci.image import Image
 from cnbplatform.oci.model import ImageConfig
-from cnbplatform.oci.reference import DOCKER_HUB, parse_reference
+from cnbplatform.oci.reference import normal_registry
 
 
 @dataclass(frozen=True)
@@ -164,17 +165,6 @@ def analyze(inputs: AnalyzeInputs, reporter: Reporter) -> Analyzed:
     return analyzed
 
 
-def _registry_of(image: str) -> str | None:
-    try:
-        return parse_reference(image).registry
-    except InvalidReferenceError:
-        return None
-
-
-def _normal_registry(registry: str) -> str:
-    return DOCKER_HUB if registry in ("index.docker.io", "registry-1.docker.io") else registry
-
-
 def select_run_image(
     images: Sequence[tuple[str, Sequence[str]]], output_registry: str, readable: Callable[[str], bool]
 ) -> str:
@@ -184,18 +174,7 @@ def select_run_image(
         raise _fail("resolve run image", "-run-image is required when there is no run image metadata available")
     image, mirrors = images[0]
     candidates = [image, *mirrors]
-    seen: dict[str, bool] = {}
-
-    def ok(candidate: str) -> bool:
-        if candidate not in seen:
-            seen[candidate] = readable(candidate)
-        return seen[candidate]
-
-    target = _normal_registry(output_registry)
-    for candidate in candidates:
-        if _registry_of(candidate) == target and ok(candidate):
-            return candidate
-    for candidate in candidates:
-        if ok(candidate):
-            return candidate
+    chosen = first_readable(candidates, normal_registry(output_registry), readable)
+    if chosen is not None:
+        return chosen
     raise _fail("resolve run image", f"none of {', '.join(candidates)} is readable")

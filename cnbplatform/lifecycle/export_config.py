@@ -41,6 +41,7 @@ from cnbplatform.launcher import LAUNCHER_PATH, LIFECYCLE_DIR, PROCESS_DIR, Laun
 from cnbplatform.launcher import static_launch_env as _static_env
 from cnbplatform.lifecycle.common import Reporter
 from cnbplatform.lifecycle.export_layers import export_error
+from cnbplatform.lifecycle.run_image import run_image_entry
 
 #: imgutil's NormalizedDateTime (CNB-SPEC.md §6.2).
 NORMALIZED_CREATED = "1980-01-01T00:00:01Z"
@@ -165,7 +166,7 @@ def run_image_for_export(run_config: RunConfig | None, analyzed: Analyzed, metad
     name = analyzed.run_image.image if analyzed.run_image else ""
     if run_config is None or not run_config.images:
         return RunImageRef(name) if name else RunImageRef()
-    entry = run_config.find(name) if name else None
+    entry = run_image_entry(run_config, name) if name else None
     if entry is not None:
         return RunImageRef(entry.image, entry.mirrors)
     if metadata.extensions:

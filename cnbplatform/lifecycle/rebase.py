@@ -42,13 +42,13 @@ from cnbplatform.files.lifecycle_label import (
 )
 from cnbplatform.files.report import Report
 from cnbplatform.lifecycle.common import EXIT_REBASE, Reporter
-from cnbplatform.oci.address import StoreKind, parse_address
+from cnbplatform.lifecycle.run_image import first_readable
+from cnbplatform.oci.address import image_name
 from cnbplatform.oci.image import Image
 from cnbplatform.oci.local import LocalStore
 from cnbplatform.oci.model import Descriptor
 from cnbplatform.oci.mutate import NORMALIZED_CREATED, RebaseError
 from cnbplatform.oci.mutate import rebase as rebase_layers
-from cnbplatform.oci.reference import parse_reference
 from cnbplatform.oci.store import ImageStore, Progress, WriteResult
 
 __all__ = [
@@ -57,7 +57,6 @@ __all__ = [
     "app_metadata",
     "choose_run_image",
     "rebase",
-    "run_image_name",
 ]
 
 
@@ -133,14 +132,6 @@ def recorded_run_image(metadata: LifecycleMetadata) -> RunImageRef:
     return metadata.stack or RunImageRef()
 
 
-def _registry_of(name: str) -> str | None:
-    try:
-        address = parse_address(name)
-    except CnbError:
-        return None
-    return address.reference.registry if address.reference is not None else None
-
-
 def choose_run_image(metadata: LifecycleMetadata, app_registry: str, readable: Callable[[str], bool]) -> str:
     """The run image named by the label (§8 step 2): of the image and its mirrors, the first readable one on the
     app's registry, else the first readable one."""
@@ -148,38 +139,10 @@ def choose_run_image(metadata: LifecycleMetadata, app_registry: str, readable: C
     if not recorded.image:
         raise _fail("resolve the run image", "--run-image is required when there is no run image metadata")
     candidates = list(dict.fromkeys([recorded.image, *recorded.mirrors]))
-    seen: dict[str, bool] = {}
-
-    def ok(candidate: str) -> bool:
-        if candidate not in seen:
-            seen[candidate] = readable(candidate)
-        return seen[candidate]
-
-    for candidate in candidates:
-        if app_registry and _registry_of(candidate) == app_registry and ok(candidate):
-            return candidate
-    for candidate in candidates:
-        if ok(candidate):
-            return candidate
+    chosen = first_readable(candidates, app_registry, readable)
+    if chosen is not None:
+        return chosen
     raise _fail("resolve the run image", f"none of {', '.join(candidates)} is readable")
-
-
-def run_image_name(text: str) -> str:
-    """An image name without its digest, normalised for comparison (§8 step 5; LC's ``ParseMaybe``):
-    ``tiny-run`` -> ``docker.io/library/tiny-run:latest``; ``oci:DIR:TAG@sha256:…`` -> ``oci:DIR:TAG``."""
-    try:
-        address = parse_address(text)
-    except CnbError:
-        return text
-    if address.kind is StoreKind.LAYOUT:
-        tag = (address.tag or "").partition("@")[0]
-        return f"oci:{address.path}" + (f":{tag}" if tag else "")
-    if address.reference is None:
-        return text
-    try:
-        return str(parse_reference(str(replace(address.reference, digest=None))))
-    except CnbError:
-        return text
 
 
 # -- the checks (§8 steps 3 and 5) -------------------------------------------------------------------------
@@ -297,11 +260,11 @@ def rebase(inputs: RebaseInputs, reporter: Reporter) -> RebaseResult:
         if isinstance(exc, PhaseError):
             raise
         raise _fail("read the image configs", exc.message) from exc
-    new_name = run_image_name(inputs.new_run_image_name)
+    new_name = image_name(inputs.new_run_image_name)
     recorded = _recorded_names(metadata)
     run_image = metadata.run_image
     stack = metadata.stack
-    if api.at_least("0.12") and new_name not in {run_image_name(n) for n in recorded}:
+    if api.at_least("0.12") and new_name not in {image_name(n) for n in recorded}:
         if recorded:
             problem(
                 "the run image name",

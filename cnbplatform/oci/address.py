@@ -12,11 +12,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
-from cnbplatform.errors import InvalidReferenceError
+from cnbplatform.errors import CnbError, InvalidReferenceError
 from cnbplatform.oci.digest import is_digest
 from cnbplatform.oci.reference import Reference, has_registry_host, parse_reference
 
@@ -97,3 +97,32 @@ def pinned_address(address: ImageAddress, digest: str) -> str:
     if address.kind is StoreKind.DAEMON:
         return f"docker-daemon:{address.reference.familiar()}"
     return f"{address.reference.name}@{digest}"
+
+
+def image_name(text: str) -> str:
+    """*text* without its digest, normalised for comparing image names (the Go lifecycle's ``ParseMaybe``):
+    ``tiny-run`` -> ``docker.io/library/tiny-run:latest``, ``busybox@sha256:…`` -> ``docker.io/library/busybox:latest``,
+    ``oci:DIR:TAG@sha256:…`` -> ``oci:DIR:TAG``. Text that does not parse compares as given."""
+    try:
+        address = parse_address(text)
+    except CnbError:
+        return text
+    if address.kind is StoreKind.LAYOUT:
+        tag = (address.tag or "").partition("@")[0]
+        return f"oci:{address.path}" + (f":{tag}" if tag else "")
+    if address.reference is None:
+        return text
+    try:
+        return str(parse_reference(str(replace(address.reference, digest=None))))
+    except CnbError:
+        return text
+
+
+def registry_of(text: str) -> str | None:
+    """The registry host of the image *text* names (``docker.io`` for Docker Hub); None for an OCI layout, a bare
+    digest or text that does not parse."""
+    try:
+        address = parse_address(text)
+    except CnbError:
+        return None
+    return address.reference.registry if address.reference is not None else None

@@ -29,14 +29,13 @@ from cnbplatform.errors import CnbError, NotFoundError, UsageError
 from cnbplatform.oci.address import ImageAddress, StoreKind, parse_address, pinned_address
 from cnbplatform.oci.image import Image, as_image, resolve_platform
 from cnbplatform.oci.model import Platform
-from cnbplatform.oci.reference import DOCKER_HUB, Reference, parse_reference
+from cnbplatform.oci.reference import Reference, normal_registry
 
 if TYPE_CHECKING:
     from cnbplatform.oci.stores import Stores
 
 PULL_POLICIES = ("always", "if-not-present", "never")
 _EXPLICIT_REGISTRY = ("docker://", "registry:")
-_HUB_ALIASES = ("index.docker.io", "registry-1.docker.io", "docker.io")
 
 
 @dataclass(frozen=True)
@@ -73,7 +72,7 @@ def mirror_for(ref: Reference, mirrors: dict[str, str] | None) -> Reference | No
     """*ref* on the mirror configured for its registry (or for ``*``); None without one."""
     if not mirrors:
         return None
-    normal = {(DOCKER_HUB if k in _HUB_ALIASES else k): v for k, v in mirrors.items()}
+    normal = {normal_registry(k): v for k, v in mirrors.items()}
     mirror = normal.get(ref.registry) or normal.get("*")
     if not mirror:
         return None
@@ -175,14 +174,3 @@ def host_platform() -> Platform:
     """This machine's ``linux/<arch>`` (an index read without a wanted platform gives this entry)."""
     machine = os.uname().machine.lower()
     return Platform("linux", {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine))
-
-
-def normalised(text: str) -> str:
-    """*text* as Docker names it in full (``ubuntu`` → ``docker.io/library/ubuntu:latest``); other forms as is."""
-    try:
-        address = parse_address(text)
-    except CnbError:
-        return text
-    if address.reference is None or address.kind in (StoreKind.LAYOUT, StoreKind.DAEMON):
-        return text
-    return str(parse_reference(str(address.reference)))

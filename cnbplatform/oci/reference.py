@@ -89,6 +89,11 @@ def has_registry_host(value: str) -> bool:
     return "." in first or ":" in first or first == "localhost" or first.startswith("[")
 
 
+def normal_registry(host: str) -> str:
+    """*host* with Docker Hub's other names (``index.docker.io``, ``registry-1.docker.io``) as ``docker.io``."""
+    return DOCKER_HUB if host in ("index.docker.io", "registry-1.docker.io") else host
+
+
 def parse_reference(value: str, *, default_tag: str | None = DEFAULT_TAG) -> Reference:
     """Parse and normalise *value*; raise InvalidReferenceError with the reason when it is not valid."""
     original = value
@@ -105,8 +110,7 @@ def parse_reference(value: str, *, default_tag: str | None = DEFAULT_TAG) -> Ref
         registry, remainder = value.split("/", 1)
         if not _HOST_RE.match(registry):
             raise InvalidReferenceError(f"invalid image reference {original!r}: bad registry host {registry!r}")
-        if registry in ("index.docker.io", "registry-1.docker.io"):
-            registry = DOCKER_HUB
+        registry = normal_registry(registry)
     tag: str | None = None
     last = remainder.rsplit("/", 1)[-1]
     if ":" in last:

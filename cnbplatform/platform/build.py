@@ -134,13 +134,14 @@ def own_run_config(builder_root: Path, run_image: str, ws_root: Path) -> Path | 
     """A run.toml naming *run_image* when the builder's does not, so the app records the run image it was built
     on (``runImage.image``, what ``cnb rebase --run-image`` checks); None keeps the builder's."""
     from cnbplatform.files.run_toml import RunConfig, RunImage
+    from cnbplatform.lifecycle.run_image import run_image_entry
 
     config = RunConfig.load(builder_root / "cnb" / "run.toml")
     # the name without a store prefix (local:cnb/run is cnb/run to pack inspect and to a rebase)
     name = run_image
     for prefix in ("local:", "docker://", "registry:"):
         name = name.removeprefix(prefix)
-    if config.find(name) is not None:
+    if run_image_entry(config, name) is not None:
         return None
     path = ws_root / "run.toml"
     RunConfig((RunImage(name),)).dump(path)

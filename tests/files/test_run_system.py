@@ -9,7 +9,7 @@ import pytest
 
 from cnbplatform.files.common import SpecFileError
 from cnbplatform.files.order import GroupEntry, Order, OrderGroup
-from cnbplatform.files.run_toml import RunConfig, RunImage, image_name, run_images_for
+from cnbplatform.files.run_toml import RunConfig, RunImage
 from cnbplatform.files.system import SystemConfig
 
 
@@ -50,7 +50,6 @@ def test_run_toml_round_trip(tmp_path: Path) -> None:
 def test_missing_run_and_stack_files_are_empty(tmp_path: Path) -> None:
     assert RunConfig.load(tmp_path / "run.toml") == RunConfig()
     assert RunConfig.load_stack(tmp_path / "stack.toml") == RunConfig()
-    assert run_images_for(RunConfig(), "registry.example/app") == []
 
 
 def test_legacy_stack_toml_reads_into_the_same_type(tmp_path: Path) -> None:
@@ -82,32 +81,6 @@ def test_stack_toml_errors_name_file_and_key(tmp_path: Path) -> None:
     with pytest.raises(SpecFileError) as err:
         RunConfig.load_stack(path)
     assert str(path) in str(err.value) and "key 'run-image.mirrors'" in str(err.value)
-
-
-def test_run_images_for_prefers_the_output_registry() -> None:
-    run = RunConfig.parse(RUN)
-    assert run_images_for(run, "localhost:5000/app:1") == [
-        "localhost:5000/run:jammy",
-        "registry.example/run:jammy",
-        "mirror.example/run:jammy",
-    ]
-    assert run_images_for(run, "elsewhere.example/app") == [
-        "registry.example/run:jammy",
-        "mirror.example/run:jammy",
-        "localhost:5000/run:jammy",
-    ]
-
-
-def test_find_run_image_ignores_digests_and_adds_latest() -> None:
-    run = RunConfig.parse(
-        '[[images]]\nimage = "busybox"\n[[images]]\nimage = "r.example/run:2"\nmirrors = ["m.ex/r"]\n'
-    )
-    digest = "sha256:" + "a" * 64
-    assert image_name(f"busybox@{digest}") == "docker.io/library/busybox:latest"
-    assert run.find(f"index.docker.io/library/busybox:latest@{digest}") == run.images[0]
-    assert run.find("m.ex/r:latest") == run.images[1]
-    assert run.find("r.example/run:3") is None
-    assert run.contains("r.example/run:2") and not run.contains("other")
 
 
 # --- system.toml --------------------------------------------------------------------------------------------------

@@ -19,8 +19,8 @@ from cnbplatform.lifecycle.rebase import (
     choose_run_image,
     compatibility_problems,
     rebase,
-    run_image_name,
 )
+from cnbplatform.oci.address import image_name as run_image_name
 from cnbplatform.oci.image import Artifact, Image
 from cnbplatform.oci.store import Progress, StoredRef, WriteResult
 from tests.support.rebase import app_image, base_image
