@@ -86,7 +86,8 @@ def first_build(
 @pytest.mark.integration
 def test_first_build_installs_serves_and_lists_node_modules(first_build: tuple[Project, str], bp_cnb: Cnb) -> None:
     project, output = first_build
-    assert "cnb/node: the npm cache layer is empty; using the registry" in output
+    assert "cnb/node: the package cache layer is empty; using the registry" in output
+    assert "cnb/node: npm ci --omit=dev --prefer-offline" in output
     assert "cnb/node: web process (scripts.start): /bin/sh -c node server.js" in output
     (node,) = [bp for bp in lifecycle_metadata(project.layout)["buildpacks"] if bp["key"] == "cnb/node"]
     assert set(node["layers"]) == {"modules"}  # the npm cache is cache-only
@@ -125,6 +126,7 @@ def test_rebuilds_reuse_node_modules_and_install_offline_from_the_cache(
     output = done.stdout + done.stderr
     assert "cnb/node: reusing node_modules (package-lock.json unchanged)" in output
     assert "npm ci" not in output
+    assert "cnb/node: web process: " in output  # the launch data kept in the layer, no node process
     assert len(registry.requests) == asked
     after = layer_digests(project.layout)
     app_layer = layer_of(project.layout, lifecycle_metadata(project.layout)["app"][0]["sha"])
@@ -137,7 +139,7 @@ def test_rebuilds_reuse_node_modules_and_install_offline_from_the_cache(
     (project.app / "package-lock.json").write_text(registry.lockfile("node-test-app", deps, packages[:2]))
     done = create(bp_cnb, project, languages, "--no-network")
     output = done.stdout + done.stderr
-    assert "cnb/node: npm ci --offline: every package came from the cache layer" in output
+    assert output.count("cnb/node: npm ci --omit=dev --prefer-offline") == 1
     assert len(registry.requests) == asked
     names = [
         c["name"] for c in json.loads(image_sbom(project.layout, "launch/cnb_node/modules/sbom.cdx.json"))["components"]
@@ -151,7 +153,9 @@ def test_rebuilds_reuse_node_modules_and_install_offline_from_the_cache(
         registry.lockfile("node-test-app", deps, [*packages[:2], packages[3]])
     )
     done = create(bp_cnb, project, languages)
-    assert "cnb/node: npm ci --offline could not finish" in done.stdout + done.stderr
+    output = done.stdout + done.stderr
+    assert output.count("cnb/node: npm ci --omit=dev --prefer-offline") == 1  # one run, no failed offline try
+    assert "--offline" not in output.replace("--prefer-offline", "")
     assert any(path.endswith("newer-1.0.0.tgz") for path in registry.requests[asked:])
 
 
@@ -160,20 +164,114 @@ def node(script: str, *args: str, cwd: Path | None = None) -> subprocess.Complet
                           check=True)  # fmt: skip
 
 
+def plan(app: Path, out: Path) -> dict[str, str]:
+    out.mkdir(exist_ok=True)
+    node("plan.js", str(app), str(out), "9.9.9")
+    return dict(line.split("=", 1) for line in (out / "plan").read_text().splitlines())
+
+
 def test_fingerprint_follows_the_lockfile_and_dependencies_only(tmp_path: Path) -> None:
-    (tmp_path / "package.json").write_text(package_json({"left": "1.0.0"}))
-    (tmp_path / "package-lock.json").write_text('{"lockfileVersion": 3}\n')
-    first = node("fingerprint.js", str(tmp_path)).stdout.split()
-    assert first[0] == "package-lock.json"
-    (tmp_path / "package.json").write_text(package_json({"left": "1.0.0"}, description="scripts and text may change"))
-    assert node("fingerprint.js", str(tmp_path)).stdout.split() == first
-    (tmp_path / "package-lock.json").write_text('{"lockfileVersion": 3, "packages": {}}\n')
-    assert node("fingerprint.js", str(tmp_path)).stdout.split()[1] != first[1]
-    (tmp_path / "package-lock.json").unlink()
-    no_lock = node("fingerprint.js", str(tmp_path)).stdout.split()
-    assert no_lock[0] == "package.json"
-    (tmp_path / "package.json").write_text(package_json({"left": "2.0.0"}))
-    assert node("fingerprint.js", str(tmp_path)).stdout.split()[1] != no_lock[1]
+    app, out = tmp_path / "app", tmp_path / "out"
+    app.mkdir()
+    (app / "package.json").write_text(package_json({"left": "1.0.0"}))
+    (app / "package-lock.json").write_text('{"lockfileVersion": 3}\n')
+    first = plan(app, out)
+    assert (first["source"], first["manager"], first["pm"]) == ("package-lock.json", "npm", "")
+    (app / "package.json").write_text(package_json({"left": "1.0.0"}, description="scripts and text may change"))
+    assert plan(app, out)["fingerprint"] == first["fingerprint"]
+    (app / "package-lock.json").write_text('{"lockfileVersion": 3, "packages": {}}\n')
+    assert plan(app, out)["fingerprint"] != first["fingerprint"]
+    (app / "package-lock.json").unlink()
+    no_lock = plan(app, out)
+    assert no_lock["source"] == "package.json"
+    (app / "package.json").write_text(package_json({"left": "2.0.0"}))
+    assert plan(app, out)["fingerprint"] != no_lock["fingerprint"]
+
+
+@pytest.mark.parametrize(
+    ("engines", "ok"), [(">=18", True), ("^18 || >=20", True), ("<18", False), ("1 - 17.x", False), (">17.9", True)]
+)
+def test_engines_node_is_checked_against_this_node(tmp_path: Path, engines: str, ok: bool) -> None:
+    # the host's node is 20 and the build images' 18 or 20: every range above answers the same for all of them
+    (tmp_path / "package.json").write_text(package_json({}, engines={"node": engines}))
+    done = subprocess.run(["node", str(LIB / "plan.js"), str(tmp_path), str(tmp_path), "1"], capture_output=True,
+                          text=True, timeout=30)  # fmt: skip
+    assert (done.returncode == 0) == ok, done.stderr
+    if not ok:
+        assert done.stderr.startswith(f"cnb/node: error: package.json wants node {engines} (engines.node); the build")
+        assert done.stderr.count("\n") == 1
+
+
+def test_unreadable_package_json_and_yarn_berry_without_package_manager_are_one_line_errors(tmp_path: Path) -> None:
+    (tmp_path / "package.json").write_text("{not json")
+    done = subprocess.run(["node", str(LIB / "plan.js"), str(tmp_path), str(tmp_path), "1"], capture_output=True,
+                          text=True, timeout=30)  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.startswith("cnb/node: error: package.json cannot be read") and done.stderr.count("\n") == 1
+    (tmp_path / "package.json").write_text(package_json({"a": "^1.0.0"}))
+    (tmp_path / "yarn.lock").write_text('__metadata:\n  version: 8\n\n"a@npm:^1.0.0":\n  version: 1.0.0\n')
+    done = subprocess.run(["node", str(LIB / "plan.js"), str(tmp_path), str(tmp_path), "1"], capture_output=True,
+                          text=True, timeout=30)  # fmt: skip
+    assert done.returncode == 1
+    assert "Yarn 2+ lockfile" in done.stderr
+
+
+YARN1 = """\
+# THIS IS AN AUTOGENERATED FILE. DO NOT EDIT THIS FILE DIRECTLY.
+# yarn lockfile v1
+
+
+"@s/b@^2.0.0":
+  version "2.1.0"
+  resolved "https://registry.example/@s/b/-/b-2.1.0.tgz"
+
+a@^1.0.0, a@^1.1.0:
+  version "1.2.0"
+  resolved "https://registry.example/a/-/a-1.2.0.tgz"
+  dependencies:
+    "@s/b" "^2.0.0"
+
+dev-only@^3.0.0:
+  version "3.0.0"
+"""
+PNPM6 = """\
+lockfileVersion: '6.0'
+
+dependencies:
+  a:
+    specifier: ^1.0.0
+    version: 1.2.0(peer@1.0.0)
+
+devDependencies:
+  dev-only:
+    specifier: ^3.0.0
+    version: 3.0.0
+
+packages:
+
+  /@s/b@2.1.0:
+    resolution: {integrity: sha512-x}
+    dev: false
+
+  /a@1.2.0(peer@1.0.0):
+    dependencies:
+      '@s/b': 2.1.0
+    dev: false
+
+  /dev-only@3.0.0:
+    dev: true
+"""
+
+
+@pytest.mark.parametrize(("lockfile", "text"), [("yarn.lock", YARN1), ("pnpm-lock.yaml", PNPM6)])
+def test_sbom_from_a_lockfile_lists_the_production_closure(tmp_path: Path, lockfile: str, text: str) -> None:
+    app, out = tmp_path / "app", tmp_path / "out"
+    app.mkdir()
+    (app / "package.json").write_text(package_json({"a": "^1.0.0"}, devDependencies={"dev-only": "^3.0.0"}))
+    (app / lockfile).write_text(text)
+    assert plan(app, out)["manager"] == {"yarn.lock": "yarn1", "pnpm-lock.yaml": "pnpm"}[lockfile]
+    doc = json.loads((out / "sbom.cdx.json").read_text())
+    assert [c["purl"] for c in doc["components"]] == ["pkg:npm/%40s/b@2.1.0", "pkg:npm/a@1.2.0"]
 
 
 def test_sbom_walks_scoped_nested_and_legacy_packages(tmp_path: Path) -> None:
@@ -218,7 +316,9 @@ def test_web_process(tmp_path: Path, manifest: dict[str, object], files: list[st
     for rel in files:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("")
-    launch = tomllib.loads(node("launch.js", str(tmp_path)).stdout)
+    (tmp_path / "out").mkdir()
+    node("plan.js", str(tmp_path), str(tmp_path / "out"), "1")
+    launch = tomllib.loads((tmp_path / "out" / "launch.toml").read_text())
     if command is None:
         assert launch == {}
     else:

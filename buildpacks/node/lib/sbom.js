@@ -77,13 +77,16 @@ function main(modules, version) {
     if (typeof manifest.name !== "string" || typeof manifest.version !== "string") continue;
     const ref = purl(manifest.name, manifest.version);
     if (components.has(ref)) continue;
-    const component = { type: "library", "bom-ref": ref, name: manifest.name, version: manifest.version, purl: ref };
-    const found = licenses(manifest);
-    if (found.length) component.licenses = found;
-    components.set(ref, component);
+    components.set(ref, component(manifest.name, manifest.version, manifest));
   }
+  const doc = document(components, version);
+  process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+  return 0;
+}
+
+function document(components, version) {
   const sorted = [...components.keys()].sort().map((key) => components.get(key));
-  const doc = {
+  return {
     bomFormat: "CycloneDX",
     specVersion: "1.5",
     version: 1,
@@ -93,8 +96,18 @@ function main(modules, version) {
     },
     components: sorted,
   };
-  process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
-  return 0;
 }
 
-process.exitCode = main(process.argv[2] || "node_modules", process.argv[3] || "unknown");
+function component(name, version, manifest) {
+  const ref = purl(name, version);
+  const found = { type: "library", "bom-ref": ref, name, version, purl: ref };
+  const named = manifest ? licenses(manifest) : [];
+  if (named.length) found.licenses = named;
+  return found;
+}
+
+module.exports = { component, document, purl };
+
+if (require.main === module) {
+  process.exitCode = main(process.argv[2] || "node_modules", process.argv[3] || "unknown");
+}
