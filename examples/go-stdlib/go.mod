@@ -1,0 +1,3 @@
+module example.com/cnb/go-stdlib
+
+go 1.19
