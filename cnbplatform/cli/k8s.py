@@ -138,3 +138,33 @@ def job(
                    run_image=run_image, process_type=process_type, tags=tag, env=env, uid=uid, gid=gid,
                    platform_api=platform_api, name=name, namespace=namespace)  # fmt: skip
     emit(job_yaml(req), output)
+
+
+@app.command("tekton")
+def tekton(
+    image: str = typer.Argument(..., metavar="IMAGE", help=_APP_IMAGE_HELP),
+    builder: str = typer_option("k8s tekton", "builder"),
+    git: str | None = typer_option("k8s tekton", "git"),
+    revision: str = typer_option("k8s tekton", "revision"),
+    source_pvc: str | None = typer_option("k8s tekton", "source_pvc"),
+    subpath: str = typer_option("k8s tekton", "subpath"),
+    phases: bool = typer_option("k8s tekton", "phases"),
+    cache_image: str | None = typer_option("k8s tekton", "cache_image"),
+    cache_pvc: str | None = typer_option("k8s tekton", "cache_pvc"),
+    registry_secret: str | None = typer_option("k8s tekton", "registry_secret"),
+    run_image: str | None = typer_option("k8s tekton", "run_image"),
+    process_type: str | None = typer_option("k8s tekton", "process_type"),
+    env: list[str] = typer_option("k8s tekton", "env"),
+    name: str | None = typer_option("k8s tekton", "name"),
+    namespace: str | None = typer_option("k8s tekton", "namespace"),
+    output: Path | None = typer_option("k8s tekton", "output"),
+) -> None:
+    """Tekton runs of the catalog's buildpacks task building IMAGE: a TaskRun over --source-pvc, or with --git a
+    Pipeline (git-clone, then the task) and its PipelineRun. The tasks come from the catalog by Tekton's git
+    resolver, pinned to a commit."""
+    from cnbplatform.k8s.builds import tekton_yaml
+
+    req = _request(image=image, builder=builder, git=git, revision=revision, source_pvc=source_pvc, subpath=subpath,
+                   cache_image=cache_image, cache_pvc=cache_pvc, registry_secret=registry_secret,
+                   run_image=run_image, process_type=process_type, env=env, name=name, namespace=namespace)  # fmt: skip
+    emit(tekton_yaml(req, phases=phases), output)

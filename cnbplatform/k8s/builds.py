@@ -137,3 +137,59 @@ def job_documents(req: BuildRequest, *, git_image: str = GIT_IMAGE) -> list[dict
 
 def job_yaml(req: BuildRequest, *, git_image: str = GIT_IMAGE) -> str:
     return to_yaml(job_documents(req, git_image=git_image))
+
+
+TEKTON_TASKS = {
+    False: "task/buildpacks/0.6/buildpacks.yaml",
+    True: "task/buildpacks-phases/0.3/buildpacks-phases.yaml",
+}
+
+
+def tekton_params(req: BuildRequest, *, phases: bool) -> list[dict[str, Any]]:
+    """The task's params that differ from its defaults; the two tasks spell them differently (the phases task
+    prefixes ``CNB_``)."""
+    prefix = "CNB_" if phases else ""
+    params: list[tuple[str, Any]] = [("APP_IMAGE", req.image), (f"{prefix}BUILDER_IMAGE", req.builder)]
+    if req.subpath.strip("/"):
+        params.append(("SOURCE_SUBPATH", req.subpath.strip("/")))
+    if req.env:
+        params.append((f"{prefix}ENV_VARS", list(req.env)))
+    for key, value in (("PROCESS_TYPE", req.process_type), ("RUN_IMAGE", req.run_image),
+                       ("CACHE_IMAGE", req.cache_image)):  # fmt: skip
+        if value:
+            params.append((prefix + key, value))
+    return [{"name": key, "value": value} for key, value in params]
+
+
+def tekton_documents(req: BuildRequest, *, phases: bool = False) -> list[dict[str, Any]]:
+    """A TaskRun (source on a volume) or a Pipeline and its PipelineRun (source from git) of the catalog's
+    ``buildpacks`` 0.6 task, or of ``buildpacks-phases`` 0.3 with *phases* (see ``templates/tekton.yaml.j2``).
+
+    Registry credentials: ``buildpacks`` 0.6 reads ``config.json`` from its ``dockerconfig`` workspace (the
+    Secret's ``.dockerconfigjson`` mounted under that name); ``buildpacks-phases`` has no such workspace and
+    reads ``$HOME/.docker/config.json``, which Tekton writes from the Secrets of the run's ServiceAccount."""
+    req = req.checked()
+    if req.tags:
+        raise UsageError("--tag: the Tekton tasks write one image")
+    service_account = req.resource_name if phases and req.registry_secret else None
+    return render(
+        "tekton.yaml.j2",
+        name=req.resource_name,
+        namespace=req.namespace,
+        git=req.git,
+        revision=req.revision,
+        source_pvc=req.source_pvc,
+        cache_pvc=req.cache_pvc,
+        registry_secret=req.registry_secret,
+        dockerconfig=bool(req.registry_secret) and not phases,
+        service_account=service_account,
+        task_path=TEKTON_TASKS[phases],
+        params=tekton_params(req, phases=phases),
+        catalog=CATALOG,
+        catalog_revision=CATALOG_REVISION,
+        source_size="1Gi",
+    )
+
+
+def tekton_yaml(req: BuildRequest, *, phases: bool = False) -> str:
+    return to_yaml(tekton_documents(req, phases=phases))

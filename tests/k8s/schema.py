@@ -21,6 +21,7 @@ FILES = {
     ("v1", "Secret"): "secret-v1.json",
     ("v1", "ServiceAccount"): "serviceaccount-v1.json",
     ("batch/v1", "Job"): "job-batch-v1.json",
+    ("v1", "PersistentVolumeClaim"): "persistentvolumeclaim-v1.json",
 }
 TEKTON = {
     ("tekton.dev/v1", "TaskRun"): "tekton-taskrun-v1.json",

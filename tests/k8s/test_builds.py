@@ -154,3 +154,106 @@ def test_dropping_a_required_field_of_the_job_fails(template: str, path: tuple[A
     (job,) = job_documents(BuildRequest(APP, BUILDER, source_pvc="src"))
     assert errors(job) == []
     assert any("is a required property" in e for e in errors(drop(job, path))), path  # … and the schema needs it
+
+
+# The params and workspaces each catalog task declares (tektoncd/catalog task/buildpacks/0.6/buildpacks.yaml and
+# task/buildpacks-phases/0.3/buildpacks-phases.yaml): a run naming anything else fails on the cluster.
+BUILDPACKS_06 = ({"APP_IMAGE", "BUILDER_IMAGE", "SOURCE_SUBPATH", "ENV_VARS", "PROCESS_TYPE", "RUN_IMAGE",
+                  "CACHE_IMAGE", "SKIP_RESTORE", "USER_ID", "GROUP_ID", "PLATFORM_DIR"},
+                 {"source", "cache", "dockerconfig"})  # fmt: skip
+PHASES_03 = ({"CNB_BUILD_IMAGE", "CNB_BUILDER_IMAGE", "CNB_CACHE_IMAGE", "CNB_ENV_VARS", "CNB_EXPERIMENTAL_MODE",
+              "CNB_GROUP_ID", "CNB_INSECURE_REGISTRIES", "CNB_LAYERS_DIR", "CNB_LOG_LEVEL",
+              "CNB_PLATFORM_API_SUPPORTED", "CNB_PLATFORM_API", "CNB_PLATFORM_DIR", "CNB_PROCESS_TYPE",
+              "CNB_RUN_IMAGE", "CNB_SKIP_LAYERS", "CNB_USER_ID", "APP_IMAGE", "SOURCE_SUBPATH", "TAGS", "USER_HOME",
+              "INSPECT_TOOLS_IMAGE"}, {"source", "cache"})  # fmt: skip
+CATALOG = "https://github.com/tektoncd/catalog.git"
+
+
+def resolver_path(task_ref: dict[str, Any]) -> str:
+    params = {p["name"]: p["value"] for p in task_ref["params"]}
+    assert task_ref["resolver"] == "git" and params["url"] == CATALOG
+    assert len(params["revision"]) == 40  # a pinned commit, not a moving branch
+    return str(params["pathInRepo"])
+
+
+def test_tekton_taskrun_of_the_buildpacks_task(cnb: Cnb) -> None:
+    (run,) = documents(cnb, "tekton", APP, "-B", BUILDER, "--source-pvc", "hello-src", "--subpath", "apps/web",
+                       "--cache-pvc", "hello-cache", "--registry-secret", "regcred", "-e", "BP_A=1",
+                       "--process-type", "worker")  # fmt: skip
+    assert errors(run) == [] and run["kind"] == "TaskRun"
+    spec = run["spec"]
+    assert resolver_path(spec["taskRef"]) == "task/buildpacks/0.6/buildpacks.yaml"
+    params = {p["name"]: p["value"] for p in spec["params"]}
+    assert params == {"APP_IMAGE": APP, "BUILDER_IMAGE": BUILDER, "SOURCE_SUBPATH": "apps/web",
+                      "ENV_VARS": ["BP_A=1"], "PROCESS_TYPE": "worker"}  # fmt: skip
+    assert set(params) <= BUILDPACKS_06[0]
+    workspaces = {w["name"]: w for w in spec["workspaces"]}
+    assert set(workspaces) == BUILDPACKS_06[1]
+    assert workspaces["source"]["persistentVolumeClaim"] == {"claimName": "hello-src"}
+    assert workspaces["cache"]["persistentVolumeClaim"] == {"claimName": "hello-cache"}
+    # the task reads config.json at the root of its dockerconfig workspace
+    assert workspaces["dockerconfig"]["secret"] == {
+        "secretName": "regcred", "items": [{"key": ".dockerconfigjson", "path": "config.json"}]}  # fmt: skip
+
+
+def test_tekton_pipeline_of_git_clone_and_buildpacks_phases(cnb: Cnb) -> None:
+    account, pipeline, run = documents(cnb, "tekton", APP, "-B", BUILDER, "--git", "https://github.com/x/app",
+                                       "--revision", "v1.2", "--phases", "--registry-secret", "regcred",
+                                       "--cache-image", "registry.example.com/team/hello-cache", "--name", "hello")  # fmt: skip
+    assert [d["kind"] for d in (account, pipeline, run)] == ["ServiceAccount", "Pipeline", "PipelineRun"]
+    assert all(errors(d) == [] for d in (account, pipeline, run))
+    assert account["secrets"] == [{"name": "regcred"}]  # Tekton writes $HOME/.docker/config.json from it
+    assert run["spec"]["taskRunTemplate"] == {"serviceAccountName": "hello"}
+    clone, build = pipeline["spec"]["tasks"]
+    assert resolver_path(clone["taskRef"]) == "task/git-clone/0.10/git-clone.yaml"
+    assert resolver_path(build["taskRef"]) == "task/buildpacks-phases/0.3/buildpacks-phases.yaml"
+    assert build["runAfter"] == ["fetch-source"]
+    params = {p["name"]: p["value"] for p in build["params"]}
+    assert params == {"APP_IMAGE": APP, "CNB_BUILDER_IMAGE": BUILDER,
+                      "CNB_CACHE_IMAGE": "registry.example.com/team/hello-cache"}  # fmt: skip
+    assert set(params) <= PHASES_03[0] and {w["name"] for w in build["workspaces"]} <= PHASES_03[1]
+    assert {p["name"]: p["value"] for p in run["spec"]["params"]} == {"git-url": "https://github.com/x/app",
+                                                                      "git-revision": "v1.2"}  # fmt: skip
+    assert run["spec"]["pipelineRef"] == {"name": "hello"}
+    (source,) = run["spec"]["workspaces"]
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", **source["volumeClaimTemplate"]}
+    assert errors(claim) == []  # Tekton's schema keeps this field unchecked: check it as Kubernetes does
+
+
+def test_tekton_refuses_tags(cnb: Cnb) -> None:
+    done = cnb("k8s", "tekton", APP, "-B", BUILDER, "--git", "https://x/y", "-t", "registry.example.com/a:2",
+               check=False)  # fmt: skip
+    assert done.returncode == 2
+
+
+TEKTON_REQUIRED = [
+    ("TaskRun", ("spec", "workspaces", 0, "name"), "  - name: source"),
+    ("TaskRun", ("spec", "params", 0, "name"), "  - name: {{ param.name | tojson }}"),
+    ("PipelineRun", ("spec", "workspaces", 0, "name"), "  - name: source"),
+    ("Pipeline", ("spec", "tasks", 0, "workspaces", 0, "name"), "    - name: output"),
+    ("Pipeline", ("spec", "tasks", 0, "taskRef", "params", 0, "value"), "value: {{ catalog | tojson }}"),
+    ("Pipeline", ("spec", "params", 0, "name"), "  - name: git-url"),
+]
+
+
+@pytest.mark.parametrize(("kind", "path", "text"), TEKTON_REQUIRED)
+def test_dropping_a_required_field_of_a_tekton_run_fails(kind: str, path: tuple[Any, ...], text: str) -> None:
+    from cnbplatform.k8s.builds import BuildRequest, tekton_documents
+
+    assert text in (TEMPLATES / "tekton.yaml.j2").read_text()
+    source = {"source_pvc": "src"} if kind == "TaskRun" else {"git": "https://x/y"}
+    (doc,) = [d for d in tekton_documents(BuildRequest(APP, BUILDER, **source)) if d["kind"] == kind]
+    assert errors(doc) == []
+    assert any("is a required property" in e for e in errors(drop(doc, path))), path
+
+
+def test_an_unknown_field_fails_where_the_crd_schema_has_properties() -> None:
+    from cnbplatform.k8s.builds import BuildRequest, tekton_documents
+
+    (run,) = tekton_documents(BuildRequest(APP, BUILDER, source_pvc="src"))
+    broken = copy.deepcopy(run)
+    broken["spec"]["taskRefs"] = broken["spec"].pop("taskRef")  # a typo: the API server's strict check refuses it
+    assert any("taskRefs" in e for e in errors(broken))
+    kept = copy.deepcopy(run)
+    kept["spec"]["params"][0]["value"] = {"any": "shape"}  # x-kubernetes-preserve-unknown-fields: not checked
+    assert errors(kept) == []
