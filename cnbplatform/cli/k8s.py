@@ -159,8 +159,8 @@ def tekton(
     namespace: str | None = typer_option("k8s tekton", "namespace"),
     output: Path | None = typer_option("k8s tekton", "output"),
 ) -> None:
-    """Tekton runs of the catalog's buildpacks task building IMAGE: a TaskRun over --source-pvc, or with --git a
-    Pipeline (git-clone, then the task) and its PipelineRun. The tasks come from the catalog by Tekton's git
+    """Tekton runs of the catalog's buildpacks task building IMAGE: a TaskRun over a source volume claim, or for a
+    git repository a Pipeline (git-clone, then the task) and its PipelineRun. The tasks come from the catalog by Tekton's git
     resolver, pinned to a commit."""
     from cnbplatform.k8s.builds import tekton_yaml
 
