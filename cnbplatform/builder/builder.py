@@ -10,9 +10,12 @@ On top of the build image's layers:
 3. one layer with ``/cnb/order.toml`` (versions resolved), ``/cnb/run.toml``, ``/cnb/stack.toml`` (for Platform
    API < 0.12), ``/cnb/system.toml`` (when there are system buildpacks) and ``/cnb/build-config/env/*``.
 
-No lifecycle binaries are added: cnb's lifecycle runs on the host and sandboxes only the buildpacks (DESIGN.md §3
-decision 1), so ``[lifecycle]`` is accepted and ignored; ``io.buildpacks.builder.metadata`` names cnb's lifecycle
-and the APIs it supports. The labels (``io.buildpacks.builder.metadata``, ``io.buildpacks.buildpack.layers``,
+Between the directories and the buildpacks comes the lifecycle layer: ``/cnb/lifecycle`` (cnb's own, a
+self-contained bundle, :mod:`cnbplatform.builder.lifecycle_bundle`, or the last layer of a lifecycle image) and
+the ``/lifecycle`` link pack adds, so Tekton and kpack can run the phases in the builder image. ``cnb build`` does
+not use it: cnb's lifecycle runs on the host and sandboxes only the buildpacks (docs/design.md). ``[lifecycle]`` is
+accepted and ignored; ``io.buildpacks.builder.metadata`` names the lifecycle and the APIs it supports.
+The labels (``io.buildpacks.builder.metadata``, ``io.buildpacks.buildpack.layers``,
 ``io.buildpacks.buildpack.order``, ``io.buildpacks.buildpack.system``, …) have pack's JSON shapes; WorkingDir is
 ``/layers``; every time is 1980-01-01T00:00:01Z, so the same inputs give the same digest.
 
@@ -22,7 +25,7 @@ The build image must have ``CNB_USER_ID`` and ``CNB_GROUP_ID`` in its env and a 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cnbplatform import __version__
@@ -40,7 +43,7 @@ from cnbplatform.files.run_toml import RunConfig
 from cnbplatform.files.system import SystemConfig
 from cnbplatform.oci.image import Image, Layer
 from cnbplatform.oci.layercache import LayerCache
-from cnbplatform.oci.layerspec import Entry, LayerSpec
+from cnbplatform.oci.layerspec import Entry, LayerSpec, TreeSource
 from cnbplatform.oci.model import History
 from cnbplatform.oci.mutate import BuiltImage, append_layers, with_config
 
@@ -70,6 +73,43 @@ def lifecycle_info() -> bl.LifecycleInfo:
             str(v) for v in apis.SUPPORTED_PLATFORM_APIS if apis.is_deprecated_platform_api(v)
         ),
     )
+
+
+def lifecycle_toml() -> str:
+    """``lifecycle.toml`` as the Go lifecycle's tarball carries it: the APIs, the legacy ``[api]`` and the version."""
+    info = lifecycle_info().to_json()
+    return dumps_toml({"apis": info["apis"], "api": info["api"], "lifecycle": {"version": info["version"]}})
+
+
+LIFECYCLE_VERSION_LABEL = "io.buildpacks.lifecycle.version"
+LIFECYCLE_APIS_LABEL = "io.buildpacks.lifecycle.apis"
+
+
+def lifecycle_labels(info: bl.LifecycleInfo) -> dict[str, str]:
+    """What the Go lifecycle's image says of itself (pack and kpack read these); builders carry them too."""
+    described = info.to_json()
+    return {LIFECYCLE_VERSION_LABEL: described["version"], LIFECYCLE_APIS_LABEL: canonical_json(described["apis"])}
+
+
+def lifecycle_info_of(labels: dict[str, str]) -> bl.LifecycleInfo | None:
+    """The lifecycle a lifecycle image's labels describe, or None when it has no such labels."""
+    import json
+
+    version, apis_text = labels.get(LIFECYCLE_VERSION_LABEL), labels.get(LIFECYCLE_APIS_LABEL)
+    if not version or not apis_text:
+        return None
+    try:
+        apis_json = json.loads(apis_text)
+        bp, pf = apis_json["buildpack"], apis_json["platform"]
+        return bl.LifecycleInfo(
+            version=version,
+            buildpack_apis=tuple(str(v) for v in bp.get("supported", [])),
+            platform_apis=tuple(str(v) for v in pf.get("supported", [])),
+            deprecated_buildpack_apis=tuple(str(v) for v in bp.get("deprecated", [])),
+            deprecated_platform_apis=tuple(str(v) for v in pf.get("deprecated", [])),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise CnbError(f"label {LIFECYCLE_APIS_LABEL}: not the lifecycle's JSON shape") from None
 
 
 def cnb_user(image: Image, where: str) -> tuple[int, int]:
@@ -187,6 +227,21 @@ def _config_layer_spec(config: BuilderConfig, order: Order, system: SystemConfig
     return LayerSpec(entries=tuple(entries), uid=0, gid=0)
 
 
+def lifecycle_layer_spec(bundle: Path) -> LayerSpec:
+    """``/cnb/lifecycle`` from the bundle dir *bundle*, and the ``/lifecycle`` link, all ``0:0``."""
+    link = Entry.symlink("lifecycle", "/cnb/lifecycle", uid=0, gid=0)
+    return LayerSpec(trees=(TreeSource(bundle, prefix="cnb/lifecycle"),), entries=(link,), uid=0, gid=0)
+
+
+@dataclass(frozen=True)
+class LifecycleLayer:
+    """The lifecycle a builder carries: its layer and what it says of itself."""
+
+    layer: Layer
+    info: bl.LifecycleInfo
+    source: str
+
+
 def create_builder(
     config: BuilderConfig,
     *,
@@ -194,6 +249,7 @@ def create_builder(
     layer_cache: LayerCache,
     blobs_dir: Path,
     reporter: Reporter,
+    lifecycle: LifecycleLayer | None = None,
 ) -> BuiltImage:
     """The builder image *config* describes, on the build image read through *resolver* (§10.2)."""
     build = resolver.read_image(config.build_image, what="build image")
@@ -218,6 +274,10 @@ def create_builder(
     dirs = [Entry.directory(d, uid=uid, gid=gid) for d in USER_DIRS] + [Entry.directory(d) for d in ROOT_DIRS]
     layers: list[Layer] = [file_layer(LayerSpec(entries=tuple(dirs)), layer_cache, blobs_dir)]
     history = [History(created=CREATED, created_by="cnb builder create: default directories")]
+    if lifecycle is not None:
+        reporter.info(f"adding lifecycle {lifecycle.info.version} from {lifecycle.source}")
+        layers.append(lifecycle.layer)
+        history.append(History(created=CREATED, created_by=f"cnb builder create: lifecycle {lifecycle.info.version}"))
     module_layers: dict[str, bl.ModuleLayers] = {"buildpack": {}, "extension": {}}
     for module in sorted(buildpacks, key=lambda m: m.key) + sorted(extensions, key=lambda m: m.key):
         reporter.info(f"adding {module.kind} {module.key}")
@@ -231,7 +291,8 @@ def create_builder(
         History(created=CREATED, created_by="cnb builder create: order, run, stack, system, build-config env")
     )
     labels = dict(build.config.labels)
-    labels.update(_labels(config, order, system, buildpacks, extensions, module_layers))
+    described = lifecycle.info if lifecycle is not None else lifecycle_info()
+    labels.update(_labels(config, order, system, buildpacks, extensions, module_layers, described))
     labels[bl.BUILD_IMAGE_LABEL] = canonical_json({"image": config.build_image, "digest": build.descriptor.digest})
     image = append_layers(build, layers, history)
     container = replace(image.config.config, working_dir="/layers", labels=labels)
@@ -245,13 +306,14 @@ def _labels(
     buildpacks: Sequence[Module],
     extensions: Sequence[Module],
     module_layers: dict[str, bl.ModuleLayers],
+    lifecycle: bl.LifecycleInfo,
 ) -> dict[str, str]:
     metadata = bl.BuilderMetadata(
         description=config.description,
         buildpacks=tuple(m.descriptor.info for m in buildpacks),
         extensions=tuple(m.descriptor.info for m in extensions),
         run_images=config.run_images,
-        lifecycle=lifecycle_info(),
+        lifecycle=lifecycle,
         created_by=CREATED_BY,
     )
     labels = {
@@ -264,8 +326,5 @@ def _labels(
     labels[bl.ORDER_EXTENSIONS_LABEL] = bl.order_label(order.order_extensions) if order.order_extensions else "null"
     if not system.is_empty:
         labels[bl.SYSTEM_LABEL] = bl.system_label(system)
-    # what the Go lifecycle's image says of itself (pack and kpack read these): cnb's lifecycle, as in the metadata
-    lifecycle = lifecycle_info().to_json()
-    labels["io.buildpacks.lifecycle.version"] = lifecycle["version"]
-    labels["io.buildpacks.lifecycle.apis"] = canonical_json(lifecycle["apis"])
+    labels.update(lifecycle_labels(lifecycle))
     return labels

@@ -25,13 +25,14 @@ def create(
     config: Path = typer.Option(..., "--config", "-c", help="builder.toml (pack's schema)."),
     publish: bool = typer_option("builder create", "publish", help="Write the builder to the registry IMAGE names."),
     insecure_registry: list[str] = Insecure,
+    lifecycle: str = typer_option("builder create", "lifecycle"),
 ) -> None:
     """Create a builder image from a builder.toml."""
     from cnbplatform.platform.builder import create_builder_image
 
     ctx = context_from_env(insecure_registries=insecure_registry)
     with reporter_for("warn" if OPTIONS.quiet else "info") as reporter:
-        outcome = create_builder_image(ctx, config, image, publish=publish, reporter=reporter)
+        outcome = create_builder_image(ctx, config, image, publish=publish, reporter=reporter, lifecycle=lifecycle)
     if not OPTIONS.quiet:
         typer.echo(f"builder {outcome.address} {outcome.descriptor.digest}")
         typer.echo(f"buildpacks: {', '.join(outcome.buildpacks) or 'none'}")

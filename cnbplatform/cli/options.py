@@ -269,6 +269,10 @@ OPTIONS = (
            required=True, metavar="IMAGE"),
     Option("publish", "--publish", "flag", "Write the image to the registry its name names.",
            ("builder create", "buildpack package"), default=False),
+    Option("lifecycle", "--lifecycle", "str",
+           "The lifecycle the builder carries in /cnb/lifecycle: cnb (its own, self-contained), none, or a "
+           "lifecycle image (its last layer).", ("builder create",), default="cnb", metavar="cnb|none|IMAGE",
+           show_default=True),
     Option("path", "--path", "path", "Buildpack directory (without --config).", ("buildpack package",), ("-p",),
            metavar="DIR"),
     Option("path", "--path", "path", "Directory to create (default: ./<last part of ID>).", ("buildpack new",),

@@ -14,8 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cnbplatform.builder.builder import create_builder
-from cnbplatform.builder.buildpackage import create_package, scaffold_buildpack, write_package_file
+from cnbplatform.builder.builder import (
+    LifecycleLayer,
+    create_builder,
+    lifecycle_info,
+    lifecycle_info_of,
+    lifecycle_layer_spec,
+)
+from cnbplatform.builder.buildpackage import create_package, file_layer, scaffold_buildpack, write_package_file
+from cnbplatform.builder.lifecycle_bundle import bundle_dir
 from cnbplatform.builder.modules import ModuleResolver, ReadInputs, Reporter
 from cnbplatform.errors import CnbError, UsageError
 from cnbplatform.files import builder_labels as bl
@@ -27,6 +34,7 @@ from cnbplatform.files.package_toml import PackageConfig
 from cnbplatform.files.run_toml import RunImage
 from cnbplatform.files.system import SystemConfig
 from cnbplatform.oci.address import ImageAddress, StoreKind, parse_address
+from cnbplatform.oci.layercache import LayerCache
 from cnbplatform.oci.model import Descriptor, Platform
 from cnbplatform.oci.pull import fetch
 from cnbplatform.oci.store import WriteResult
@@ -86,8 +94,32 @@ class BuilderOutcome:
     inputs: ReadInputs = field(default_factory=ReadInputs)
 
 
+def lifecycle_layer(
+    ctx: PlatformContext, source: str, resolver: ModuleResolver, cache: LayerCache, blobs: Path
+) -> LifecycleLayer | None:
+    """The lifecycle ``--lifecycle`` asks for: ``cnb`` (cnb's own bundle), ``none``, or a lifecycle image (its last
+    layer holds ``/cnb/lifecycle``, as kpack's ClusterLifecycle reads it)."""
+    if source == "none":
+        return None
+    if source == "cnb":
+        bundle = bundle_dir(ctx.env)
+        return LifecycleLayer(file_layer(lifecycle_layer_spec(bundle), cache, blobs), lifecycle_info(), "cnb")
+    image = resolver.read_image(source, what="lifecycle image")
+    layers = image.layers()
+    if not layers:
+        raise CnbError(f"lifecycle image {source}: it has no layers")
+    info = lifecycle_info_of(dict(image.config.labels)) or lifecycle_info()
+    return LifecycleLayer(layers[-1], info, source)
+
+
 def create_builder_image(
-    ctx: PlatformContext, config_path: Path, image: str, *, publish: bool = False, reporter: Reporter
+    ctx: PlatformContext,
+    config_path: Path,
+    image: str,
+    *,
+    publish: bool = False,
+    reporter: Reporter,
+    lifecycle: str = "cnb",
 ) -> BuilderOutcome:
     """Read builder.toml, build the builder image and write it to *image* (§10.2)."""
     config = BuilderConfig.load(config_path)
@@ -96,7 +128,10 @@ def create_builder_image(
     address = output_address(image, publish=publish)
     cache, blobs = layer_cache(ctx)
     with Stores(ctx.store_options()) as stores, _resolver(ctx, stores, _platform(config.targets)) as resolver:
-        built = create_builder(config, resolver=resolver, layer_cache=cache, blobs_dir=blobs, reporter=reporter)
+        carried = lifecycle_layer(ctx, lifecycle, resolver, cache, blobs)
+        built = create_builder(
+            config, resolver=resolver, layer_cache=cache, blobs_dir=blobs, reporter=reporter, lifecycle=carried
+        )
         store, ref = stores.open(address)
         result = store.write(built, ref)
         inputs = resolver.read_inputs

@@ -1,0 +1,292 @@
+"""cnb's lifecycle inside a cnb builder image, driven the way Tekton and kpack drive the Go lifecycle.
+
+Each replay runs the task's or the build pod's steps as containers of the builder image on a real Docker engine,
+with the volumes as bind mounts and a registry with Basic auth (``--network host``: the engine here has no bridge).
+The command lines are those of tektoncd/catalog ``task/buildpacks/0.6/buildpacks.yaml`` and
+``task/buildpacks-phases/0.3`` and of kpack's ``pkg/apis/build/v1alpha2/build_pod.go``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.dockerd import RunningDockerd
+from tests.support.registry import RunningRegistry, free_port, start_registry
+
+REPO = Path(__file__).resolve().parent.parent.parent
+AUTH = ("k8s-user", "k8s-secret-pw")
+BUILDER = "cnb-test/k8s-tiny-builder:1"
+
+# a buildpack with a cached layer (counts builds) and a launch layer kept from the previous image
+COUNTER_TOML = """api = "0.10"
+[buildpack]
+id = "cnb-test/counter"
+version = "1.0.0"
+[[stacks]]
+id = "*"
+"""
+COUNTER_DETECT = "#!/bin/sh\nexit 0\n"
+COUNTER_BUILD = r"""#!/bin/sh
+set -e
+layers="$CNB_LAYERS_DIR"
+if [ -f "$layers/counter/count" ]; then
+  n=$(cat "$layers/counter/count"); echo "counter restored from cache: $n"
+else
+  n=0; echo "counter starts"
+fi
+mkdir -p "$layers/counter"
+echo $((n + 1)) > "$layers/counter/count"
+printf '[types]\ncache = true\n' > "$layers/counter.toml"
+if [ -f "$layers/site.toml" ] && [ ! -d "$layers/site" ]; then
+  echo "site layer kept from the previous image"
+else
+  mkdir -p "$layers/site/public"
+  echo "served by a cnb lifecycle in a builder image" > "$layers/site/public/index.html"
+fi
+printf '[types]\nlaunch = true\n' > "$layers/site.toml"
+"""
+
+
+@dataclass
+class K8s:
+    registry: RunningRegistry
+    docker_env: dict[str, str]
+    docker_config: Path
+    work: Path
+
+    def docker(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(["docker", "--config", str(self.docker_config), *args], env=self.docker_env,
+                              capture_output=True, text=True, timeout=timeout, check=False)  # fmt: skip
+        if check and done.returncode != 0:
+            raise AssertionError(
+                f"docker {' '.join(args[:3])}… failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+            )
+        return done
+
+    def digest(self, repository: str, tag: str = "latest") -> str:
+        accept = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
+        response = httpx.head(f"{self.registry.url}/v2/{repository}/manifests/{tag}", auth=AUTH,
+                              headers={"Accept": accept})  # fmt: skip
+        response.raise_for_status()
+        return response.headers["Docker-Content-Digest"]
+
+    def manifest_layers(self, repository: str) -> list[str]:
+        accept = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
+        response = httpx.get(f"{self.registry.url}/v2/{repository}/manifests/latest", auth=AUTH,
+                             headers={"Accept": accept})  # fmt: skip
+        response.raise_for_status()
+        return [layer["digest"] for layer in response.json()["layers"]]
+
+
+def _cnb(env: dict[str, str], *args: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "cnbplatform", "-q", *args], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+    assert done.returncode == 0, f"cnb {' '.join(args)}: {done.stderr}"
+
+
+@pytest.fixture(scope="module")
+def k8s(tmp_path_factory: pytest.TempPathFactory, dockerd: RunningDockerd) -> Iterator[K8s]:
+    """A registry with Basic auth holding the tiny run image, and a tiny builder (with the counter buildpack)
+    whose run image is in that registry, loaded into the Docker engine."""
+    work = tmp_path_factory.mktemp("k8s-life")
+    registry = start_registry(work / "registry", htpasswd=AUTH)
+    config = work / "dockerconfig"
+    config.mkdir()
+    token = base64.b64encode(":".join(AUTH).encode()).decode()
+    (config / "config.json").write_text(json.dumps({"auths": {registry.host: {"auth": token}}}))
+    env = {"CNB_HOME": str(work / "home"), "DOCKER_CONFIG": str(config), "PATH": os.environ["PATH"],
+           "PYTHONPATH": str(REPO), "HOME": os.environ.get("HOME", "/root"), "DOCKER_HOST": dockerd.base_url}  # fmt: skip
+    tiny = REPO / "builders" / "tiny"
+    _cnb(env, "base", "create", "--config", str(tiny / "base.toml"), "--build-image", "cnb/tiny-build",
+         "--run-image", "cnb/tiny-run")  # fmt: skip
+    _cnb(env, "image", "copy", "cnb/tiny-run", f"{registry.host}/cnb/tiny-run")
+    counter = work / "counter"
+    (counter / "bin").mkdir(parents=True)
+    (counter / "buildpack.toml").write_text(COUNTER_TOML)
+    for name, text in (("detect", COUNTER_DETECT), ("build", COUNTER_BUILD)):
+        (counter / "bin" / name).write_text(text)
+        (counter / "bin" / name).chmod(0o755)
+    (work / "builder.toml").write_text(
+        f'[[buildpacks]]\nuri = "{counter}"\n[[buildpacks]]\nuri = "{REPO / "buildpacks" / "procfile"}"\n'
+        '[[order]]\n[[order.group]]\nid = "cnb-test/counter"\n[[order.group]]\nid = "cnb/procfile"\n'
+        f'[build]\nimage = "cnb/tiny-build"\n[[run.images]]\nimage = "{registry.host}/cnb/tiny-run"\n'
+    )
+    _cnb(env, "builder", "create", "cnb-test/k8s-tiny-builder", "--config", str(work / "builder.toml"))
+    _cnb(env, "image", "copy", "cnb-test/k8s-tiny-builder", f"docker-daemon:{BUILDER}")
+    try:
+        yield K8s(registry, {**os.environ, "DOCKER_HOST": dockerd.base_url}, config, work)
+    finally:
+        registry.stop()
+
+
+def _app(root: Path, port: int) -> Path:
+    app = root / "source"
+    app.mkdir(parents=True)
+    (app / "Procfile").write_text(f"web: httpd -f -p 127.0.0.1:{port} -h /layers/cnb-test_counter/site/public\n")
+    return app
+
+
+def _volumes(root: Path, mounts: dict[str, str]) -> list[str]:
+    args = []
+    for name, target in mounts.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        args += ["-v", f"{root / name}:{target}"]
+    return args
+
+
+def _serves(k8s: K8s, image: str, port: int) -> str:
+    name = f"k8s-app-{port}"
+    k8s.docker("run", "-d", "--name", name, "--network", "host", image)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/index.html", timeout=2).text
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    logs = k8s.docker("logs", name, check=False)
+                    raise AssertionError(f"the app never answered: {logs.stdout}{logs.stderr}") from None
+                time.sleep(0.3)
+    finally:
+        k8s.docker("rm", "-f", name, check=False)
+
+
+# task/buildpacks/0.6 `prepare`, in POSIX sh (the task's script is bash; the builder image has busybox sh):
+# chown the cache, /tekton/home, /layers and the source to USER_ID:GROUP_ID, and write each ENV_VARS entry K=V
+# as /platform/env/K without a trailing newline
+TEKTON_PREPARE = r"""set -e
+chown -R "1000:1000" /workspace/cache
+for path in /tekton/home /layers /workspace/source; do chown -R "1000:1000" "$path"; done
+chmod 775 /workspace/source
+mkdir -p /platform/env
+for env in "$@"; do
+  key="${env%%=*}"; value="${env#*=}"
+  if [ -n "$key" ] && [ -n "$value" ]; then printf '%s' "$value" > "/platform/env/$key"; fi
+done
+"""
+
+
+def test_tekton_buildpacks_task_0_6(k8s: K8s, tmp_path: Path) -> None:
+    port = free_port()
+    _app(tmp_path, port)
+    shutil.copy(k8s.docker_config / "config.json", tmp_path / "dockerconfig.json")
+    volumes = _volumes(tmp_path, {"source": "/workspace/source", "cache": "/workspace/cache",
+                                  "dockerconfig": "/workspace/dockerconfig", "layers": "/layers",
+                                  "platform": "/platform", "home": "/tekton/home"})  # fmt: skip
+    shutil.copy(tmp_path / "dockerconfig.json", tmp_path / "dockerconfig" / "config.json")
+    app_image = f"{k8s.registry.host}/apps/tekton"
+    step_env = ["-e", "CNB_PLATFORM_API=0.9", "-e", "HOME=/tekton/home"]
+    create_args = ["-app=/workspace/source/", "-cache-dir=/workspace/cache", "-cache-image=", "-uid=1000",
+                   "-gid=1000", "-layers=/layers", "-platform=/platform", "-report=/layers/report.toml",
+                   "-process-type=web", "-skip-restore=false", f"-previous-image={app_image}", "-run-image=",
+                   app_image]  # fmt: skip
+
+    def run_task() -> str:
+        k8s.docker("run", "--rm", "--network", "host", "--user", "0:0", *volumes, *step_env,
+                   "--entrypoint", "/bin/sh", BUILDER, "-c", TEKTON_PREPARE, "prepare", "GREETING=hello", "EMPTY=")  # fmt: skip
+        created = k8s.docker("run", "--rm", "--network", "host", "--user", "1000:1000", *volumes, *step_env,
+                             "-e", "DOCKER_CONFIG=/workspace/dockerconfig", "--entrypoint", "/cnb/lifecycle/creator",
+                             BUILDER, *create_args)  # fmt: skip
+        return created.stdout + created.stderr
+
+    first = run_task()
+    assert "counter starts" in first, first
+    assert (tmp_path / "platform" / "env" / "GREETING").read_bytes() == b"hello"
+    assert not (tmp_path / "platform" / "env" / "EMPTY").exists()
+    # the task's `results` step: grep "digest" /layers/report.toml | cut -d'"' -f2
+    report = (tmp_path / "layers" / "report.toml").read_text()
+    digest_line = next(line for line in report.splitlines() if "digest" in line)
+    assert digest_line.split('"')[1] == k8s.digest("apps/tekton")
+    assert _serves(k8s, app_image, port).strip() == "served by a cnb lifecycle in a builder image"
+    second = run_task()
+    assert "counter restored from cache: 1" in second, second
+
+
+def _phase(k8s: K8s, volumes: list[str], env: list[str], phase: str, *args: str, user: str = "1000:1000") -> str:
+    done = k8s.docker("run", "--rm", "--network", "host", "--user", user, "--cap-drop", "ALL", "--security-opt",
+                      "no-new-privileges", *volumes, *env, "--entrypoint", f"/cnb/lifecycle/{phase}", BUILDER,
+                      *args)  # fmt: skip
+    return done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("platform_api", ["0.9", "0.7"])
+def test_kpack_build_pod(k8s: K8s, tmp_path: Path, platform_api: str) -> None:
+    port = free_port()
+    app = _app(tmp_path / "app", port)
+    volumes = _volumes(tmp_path, {"layers": "/layers", "home": "/builder/home", "workspace": "/workspace",
+                                  "platform": "/platform", "report": "/var/report", "cache": "/cache"})  # fmt: skip
+    # kpack's prepare (build-init): the source into /workspace, the registry secret as a docker config under HOME
+    (tmp_path / "home" / ".docker").mkdir()
+    shutil.copy(k8s.docker_config / "config.json", tmp_path / "home" / ".docker" / "config.json")
+    shutil.copytree(app, tmp_path / "workspace", dirs_exist_ok=True)
+    for name in ("layers", "home", "workspace", "platform", "report", "cache"):
+        subprocess.run(["chown", "-R", "1000:1000", str(tmp_path / name)], check=True)
+    app_image = f"{k8s.registry.host}/apps/kpack-{platform_api.replace('.', '-')}"
+    run_image = f"{k8s.registry.host}/cnb/tiny-run"
+    env = ["-e", f"CNB_PLATFORM_API={platform_api}", "-e", "HOME=/builder/home",
+           "-e", "SERVICE_BINDING_ROOT=/platform/bindings"]  # fmt: skip
+
+    def build_pod(previous: bool) -> str:
+        out = _phase(k8s, volumes, env, "analyzer", "-layers=/layers", "-analyzed=/layers/analyzed.toml",
+                     f"-run-image={run_image}", *([f"-previous-image={app_image}"] if previous else []), app_image)  # fmt: skip
+        out += _phase(k8s, volumes, env, "detector", "-app=/workspace", "-group=/layers/group.toml",
+                      "-plan=/layers/plan.toml")  # fmt: skip
+        out += _phase(k8s, volumes, env, "restorer", "-group=/layers/group.toml", "-layers=/layers",
+                      "-cache-dir=/cache", "-analyzed=/layers/analyzed.toml")  # fmt: skip
+        out += _phase(k8s, volumes, env, "builder", "-layers=/layers", "-app=/workspace", "-group=/layers/group.toml",
+                      "-plan=/layers/plan.toml")  # fmt: skip
+        out += _phase(k8s, volumes, [*env, "-e", "SOURCE_DATE_EPOCH=1700000000", "-e", f"CNB_RUN_IMAGE={run_image}"],
+                      "exporter", "-layers=/layers", "-app=/workspace", "-group=/layers/group.toml",
+                      "-analyzed=/layers/analyzed.toml", "-project-metadata=/layers/project-metadata.toml",
+                      "-cache-dir=/cache", "-process-type=web", "-report=/var/report/report.toml", app_image)  # fmt: skip
+        return out
+
+    first = build_pod(previous=False)
+    assert "counter starts" in first, first
+    repository = app_image.split("/", 1)[1]
+    assert f'digest = "{k8s.digest(repository)}"' in (tmp_path / "report" / "report.toml").read_text()
+    layers_before = k8s.manifest_layers(repository)
+    assert _serves(k8s, app_image, port).strip() == "served by a cnb lifecycle in a builder image"
+    # a rebuild: each init container in a fresh pod, /layers empty again, the cache volume kept
+    for name in ("layers", "report"):
+        shutil.rmtree(tmp_path / name)
+        (tmp_path / name).mkdir()
+        subprocess.run(["chown", "1000:1000", str(tmp_path / name)], check=True)
+    second = build_pod(previous=True)
+    assert "counter restored from cache: 1" in second, second
+    assert "site layer kept from the previous image" in second, second
+    layers_after = k8s.manifest_layers(repository)
+    site_layers = set(layers_before) & set(layers_after)
+    assert len(site_layers) >= len(layers_before) - 2  # only the counter-free app layers may change
+
+
+def test_builder_carries_the_lifecycle(k8s: K8s) -> None:
+    inspected = json.loads(k8s.docker("image", "inspect", BUILDER).stdout)[0]
+    labels = inspected["Config"]["Labels"]
+    apis = json.loads(labels["io.buildpacks.lifecycle.apis"])
+    assert "0.13" in apis["platform"]["supported"] and "0.15" in apis["platform"]["supported"]
+    assert "0.12" in apis["buildpack"]["supported"]
+    metadata = json.loads(labels["io.buildpacks.builder.metadata"])
+    assert "0.13" in metadata["lifecycle"]["apis"]["platform"]["supported"]
+    assert labels["io.buildpacks.extension.layers"] == "{}"
+    listing = k8s.docker("run", "--rm", "--network", "host", "--entrypoint", "/bin/sh", BUILDER, "-c",
+                         "ls /lifecycle/ && cat /cnb/lifecycle/lifecycle.toml && head -1 /cnb/lifecycle/launcher && "
+                         "ls /usr/bin/python3 /usr/bin/python 2>&1; /cnb/lifecycle/detector -version").stdout  # fmt: skip
+    for name in ("analyzer", "detector", "restorer", "builder", "exporter", "creator", "rebaser", "extender",
+                 "launcher", "lifecycle.toml"):  # fmt: skip
+        assert name in listing.split(), listing
+    assert "#!/bin/sh" in listing
+    assert "No such file" in listing  # the tiny build image has no Python: the bundle brings its own
+    assert "[apis.platform]" in listing
