@@ -94,16 +94,17 @@ class BuilderOutcome:
     inputs: ReadInputs = field(default_factory=ReadInputs)
 
 
-def lifecycle_layer(
-    ctx: PlatformContext, source: str, resolver: ModuleResolver, cache: LayerCache, blobs: Path
-) -> LifecycleLayer | None:
+def lifecycle_layer(ctx: PlatformContext, source: str, resolver: ModuleResolver) -> LifecycleLayer | None:
     """The lifecycle ``--lifecycle`` asks for: ``cnb`` (cnb's own bundle), ``none``, or a lifecycle image (its last
     layer holds ``/cnb/lifecycle``, as kpack's ClusterLifecycle reads it)."""
     if source == "none":
         return None
     if source == "cnb":
         bundle = bundle_dir(ctx.env)
-        return LifecycleLayer(file_layer(lifecycle_layer_spec(bundle), cache, blobs), lifecycle_info(), "cnb")
+        # compressed once per machine, next to the bundle, not once per CNB_HOME
+        shared = LayerCache(bundle.parent / "layer-cache")
+        layer = file_layer(lifecycle_layer_spec(bundle), shared, bundle.parent / "blobs")
+        return LifecycleLayer(layer, lifecycle_info(), "cnb")
     image = resolver.read_image(source, what="lifecycle image")
     layers = image.layers()
     if not layers:
@@ -128,7 +129,7 @@ def create_builder_image(
     address = output_address(image, publish=publish)
     cache, blobs = layer_cache(ctx)
     with Stores(ctx.store_options()) as stores, _resolver(ctx, stores, _platform(config.targets)) as resolver:
-        carried = lifecycle_layer(ctx, lifecycle, resolver, cache, blobs)
+        carried = lifecycle_layer(ctx, lifecycle, resolver)
         built = create_builder(
             config, resolver=resolver, layer_cache=cache, blobs_dir=blobs, reporter=reporter, lifecycle=carried
         )

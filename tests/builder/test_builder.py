@@ -4,8 +4,10 @@ labels written, refusals that name the problem, and a builder that ``cnb lifecyc
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
+import tomllib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -179,7 +181,7 @@ def test_tiny_builder_layout_and_labels(tiny_home: Cnb, tmp_path: Path) -> None:
     assert config["config"]["User"] == build["config"]["User"] and "CNB_USER_ID=1000" in config["config"]["Env"]
     base_ids = build["rootfs"]["diff_ids"]
     assert config["rootfs"]["diff_ids"][: len(base_ids)] == base_ids  # the build image's layers come first
-    assert len(config["rootfs"]["diff_ids"]) == len(base_ids) + 3  # dirs, cnb/procfile, config files
+    assert len(config["rootfs"]["diff_ids"]) == len(base_ids) + 4  # dirs, lifecycle, cnb/procfile, config files
 
     metadata = json.loads(labels["io.buildpacks.builder.metadata"])
     assert metadata["description"].startswith("BusyBox base")
@@ -192,7 +194,7 @@ def test_tiny_builder_layout_and_labels(tiny_home: Cnb, tmp_path: Path) -> None:
     layers = json.loads(labels["io.buildpacks.buildpack.layers"])
     entry = layers["cnb/procfile"]["0.1.0"]
     assert entry["api"] == "0.12" and entry["targets"] == [{"os": "linux", "arch": ""}]
-    assert entry["layerDiffID"] == config["rootfs"]["diff_ids"][len(base_ids) + 1]
+    assert entry["layerDiffID"] == config["rootfs"]["diff_ids"][len(base_ids) + 2]
     assert json.loads(labels["io.buildpacks.buildpack.order"]) == [
         {"group": [{"id": "cnb/procfile", "version": "0.1.0"}]}
     ]
@@ -212,7 +214,26 @@ def test_tiny_builder_layout_and_labels(tiny_home: Cnb, tmp_path: Path) -> None:
     assert [[(e.id, e.version) for e in g] for g in order.groups] == [[("cnb/procfile", "0.1.0")]]
     assert [r.image for r in RunConfig.load(rootfs / "cnb" / "run.toml").images] == ["cnb/tiny-run"]
     assert [r.image for r in RunConfig.load_stack(rootfs / "cnb" / "stack.toml").images] == ["cnb/tiny-run"]
-    assert not (rootfs / "cnb" / "lifecycle").exists()  # our lifecycle runs on the host
+    # the lifecycle Tekton and kpack run: one program under the Go lifecycle's names, the sh launcher, the link
+    lifecycle = rootfs / "cnb" / "lifecycle"
+    for name in ("analyzer", "detector", "restorer", "builder", "exporter", "creator", "rebaser", "extender"):
+        assert os.readlink(lifecycle / name) == "lifecycle", name
+    assert (lifecycle / "lifecycle").stat().st_mode & 0o111 and (lifecycle / "lifecycle").stat().st_uid == 0
+    assert (lifecycle / "launcher").read_bytes().startswith(b"#!/bin/sh")
+    assert os.readlink(rootfs / "lifecycle") == "/cnb/lifecycle"
+    described = tomllib.loads((lifecycle / "lifecycle.toml").read_text())
+    assert (
+        described["apis"]["platform"]["supported"][0] == "0.7" and "0.15" in described["apis"]["platform"]["supported"]
+    )
+    assert described["lifecycle"]["version"] == labels["io.buildpacks.lifecycle.version"]
+
+    tiny_home(
+        "builder", "create", "cnb/tiny-no-lifecycle", "--config", str(TINY / "builder.toml"), "--lifecycle", "none"
+    )
+    tiny_home("image", "copy", "cnb/tiny-no-lifecycle", f"oci:{layout}:bare")
+    bare, _ = labels_of(layout, "bare")
+    assert len(bare["rootfs"]["diff_ids"]) == len(base_ids) + 3
+    assert config["rootfs"]["diff_ids"][len(base_ids) + 1] not in bare["rootfs"]["diff_ids"]
 
     # same inputs, another machine: the same builder digest
     other = Cnb(tmp_path / "other", {**tiny_home.env, "CNB_HOME": str(tmp_path / "other")})

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,6 +213,59 @@ def test_tekton_buildpacks_task_0_6(k8s: K8s, tmp_path: Path) -> None:
     assert _serves(k8s, app_image, port).strip() == "served by a cnb lifecycle in a builder image"
     second = run_task()
     assert "counter restored from cache: 1" in second, second
+
+
+def test_tekton_buildpacks_phases_task_0_3(k8s: K8s, tmp_path: Path) -> None:
+    builder_ref = f"{k8s.registry.host}/cnb-test/k8s-tiny-builder:1"
+    k8s.docker("tag", BUILDER, builder_ref)
+    k8s.docker("push", builder_ref)
+    # get-labels-and-env: skopeo inspect of the builder, then the task's jq checks
+    inspected = json.loads(subprocess.run(
+        ["skopeo", "inspect", "--authfile", str(k8s.docker_config / "config.json"), "--tls-verify=false",
+         f"docker://{builder_ref}"], capture_output=True, text=True, check=True, timeout=120).stdout)  # fmt: skip
+    labels = inspected["Labels"]
+    platforms = json.loads(labels["io.buildpacks.builder.metadata"])["lifecycle"]["apis"]["platform"]["supported"]
+    assert "0.13" in platforms
+    assert labels["io.buildpacks.extension.layers"] == "{}"  # "empty": the build step runs, not the extender
+    env = dict(item.split("=", 1) for item in inspected["Env"])
+    uid, gid = env["CNB_USER_ID"], env["CNB_GROUP_ID"]
+    assert (uid, gid) == ("1000", "1000")
+
+    port = free_port()
+    _app(tmp_path, port)
+    volumes = _volumes(tmp_path, {"source": "/workspace/source", "cache": "/workspace/cache", "layers": "/layers",
+                                  "platform": "/platform", "home": "/tekton/home"})  # fmt: skip
+    (tmp_path / "home" / ".docker").mkdir()
+    shutil.copy(k8s.docker_config / "config.json", tmp_path / "home" / ".docker" / "config.json")
+    for name in ("source", "cache", "layers", "home"):  # the prepare step's chown -R $CNB_USER_ID:$CNB_GROUP_ID
+        subprocess.run(["chown", "-R", f"{uid}:{gid}", str(tmp_path / name)], check=True)
+    app_image = f"{k8s.registry.host}/apps/phases"
+    step_env = ["-e", "CNB_PLATFORM_API=0.13", "-e", "HOME=/tekton/home", "-e", "CNB_EXPERIMENTAL_MODE=silent"]
+    out = ""
+    steps = (
+        ("analyzer", "-log-level=info", "-layers=/layers", "-run-image=", "-cache-image=", f"-uid={uid}",
+         f"-gid={gid}", "-insecure-registry=", "-tag=", "-skip-layers=false", app_image),
+        ("detector", "-log-level=info", "-app=/workspace/source/", "-group=/layers/group.toml",
+         "-plan=/layers/plan.toml", "-layers=/layers", "-platform=/platform"),
+        # the restore step is a bash script around this command line (the tiny builder has no bash: run directly)
+        ("restorer", "-log-level=info", f"-build-image={builder_ref}", "-group=/layers/group.toml",
+         "-layers=/layers", "-cache-dir=/workspace/cache", "-cache-image=", f"-uid={uid}", f"-gid={gid}",
+         "-insecure-registry=", "-skip-layers=false"),
+        ("builder", "-log-level=info", "-app=/workspace/source/", "-layers=/layers", "-group=/layers/group.toml",
+         "-plan=/layers/plan.toml", "-platform=/platform"),
+        ("exporter", "-log-level=info", "-app=/workspace/source/", "-layers=/layers", "-group=/layers/group.toml",
+         "-cache-dir=/workspace/cache", "-cache-image=", "-report=/layers/report.toml", "-process-type=web",
+         f"-uid={uid}", f"-gid={gid}", "-insecure-registry=", app_image),
+    )  # fmt: skip
+    for phase, *args in steps:
+        out += k8s.docker("run", "--rm", "--network", "host", "--user", f"{uid}:{gid}", *volumes, *step_env,
+                          "--entrypoint", f"/cnb/lifecycle/{phase}", builder_ref, *args).stderr  # fmt: skip
+    assert "counter starts" in out, out
+    # the results step reads [image] of report.toml with tomllib
+    image = tomllib.loads((tmp_path / "layers" / "report.toml").read_text())["image"]
+    assert image["digest"] == k8s.digest("apps/phases")
+    assert image["tags"] == [app_image]
+    assert _serves(k8s, app_image, port).strip() == "served by a cnb lifecycle in a builder image"
 
 
 def _phase(k8s: K8s, volumes: list[str], env: list[str], phase: str, *args: str, user: str = "1000:1000") -> str:
