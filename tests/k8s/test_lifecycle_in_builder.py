@@ -258,8 +258,9 @@ def test_tekton_buildpacks_phases_task_0_3(k8s: K8s, tmp_path: Path) -> None:
          f"-uid={uid}", f"-gid={gid}", "-insecure-registry=", app_image),
     )  # fmt: skip
     for phase, *args in steps:
-        out += k8s.docker("run", "--rm", "--network", "host", "--user", f"{uid}:{gid}", *volumes, *step_env,
-                          "--entrypoint", f"/cnb/lifecycle/{phase}", builder_ref, *args).stderr  # fmt: skip
+        done = k8s.docker("run", "--rm", "--network", "host", "--user", f"{uid}:{gid}", *volumes, *step_env,
+                          "--entrypoint", f"/cnb/lifecycle/{phase}", builder_ref, *args)  # fmt: skip
+        out += done.stdout + done.stderr
     assert "counter starts" in out, out
     # the results step reads [image] of report.toml with tomllib
     image = tomllib.loads((tmp_path / "layers" / "report.toml").read_text())["image"]
