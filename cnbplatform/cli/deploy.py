@@ -67,6 +67,11 @@ def deploy(
         options["file"] = str(dockerfile.resolve())
     if create_pull_secret and pull_secret is None:
         raise UsageError("--create-pull-secret needs --pull-secret NAME")
+    from cnbplatform.oci.address import StoreKind, parse_destination
+
+    destination = parse_destination(image if "://" in image else f"docker://{image}")
+    if destination.kind is not StoreKind.REGISTRY:
+        raise UsageError(f"deploy {image!r}: expected a registry reference to push to")
     source = path.resolve()
     if not source.is_dir():
         raise UsageError(f"{spelled('deploy', 'path')} {path}: not a directory")

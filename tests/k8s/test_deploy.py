@@ -80,3 +80,17 @@ def test_deploy_can_output_the_pull_secret_from_the_builders_credentials(
     config = json.loads(base64.b64decode(secret["data"][".dockerconfigjson"]))
     assert config["auths"][registry.host]["password"] == "pull-only"
     assert deployment["spec"]["template"]["spec"]["imagePullSecrets"] == [{"name": secret["metadata"]["name"]}]
+
+
+def test_deploy_refuses_a_bad_destination_before_building(tiny_home: Path, tmp_path: Path) -> None:
+    """A digest, a malformed name or a non-registry store is refused with one line, and no scratch image of a build
+    is left in the local store (the build never starts)."""
+    store = tiny_home / "images" / "index.json"
+    before = store.read_text()
+    app = str(REPO / "examples" / "shell")
+    for image in ("127.0.0.1:5000/x@sha256:" + "0" * 64, "Foo//bar:", "oci:" + str(tmp_path / "layout")):
+        done = deploy(tiny_home, image, "--builder", BUILDER, "--path", app, "-o", str(tmp_path / "out.yml"))
+        assert done.returncode == 2, (image, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert store.read_text() == before
+    assert not (tmp_path / "out.yml").exists() and not (tmp_path / "layout").exists()
