@@ -202,7 +202,9 @@ class PrivateNetwork:
                     os.close(ready_write)
                     ready_write = -1
                     if not _read_line(ready_read, START_TIMEOUT).strip():
-                        raise SandboxUnavailableError(f"pasta could not connect the build network{_reason(log)}")
+                        raise SandboxUnavailableError(
+                            f"pasta could not connect the build network{_reason(log)}; use --network host or none"
+                        )
                 finally:
                     os.close(ready_read)
                     if ready_write >= 0:

@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from cnbplatform.errors import SandboxUnavailableError
 from cnbplatform.sandbox import BwrapSandbox, PrivateNetwork, RunRequest, loopback_proxy_ports
 from cnbplatform.sandbox.base import children_of
 from cnbplatform.sandbox.network import DNS_FORWARD_ADDRESS, forwarded_resolv_conf
@@ -204,9 +205,12 @@ def test_a_network_that_cannot_start_is_one_clear_error(rootfs: Path, tmp_path: 
     failing.write_text("#!/bin/sh\necho 'pasta: no tap device here' >&2\nexit 1\n")
     failing.chmod(0o755)
     network = PrivateNetwork(pasta=str(failing))
-    with pytest.raises(Exception, match="pasta could not connect the build network: pasta: no tap device here"):
+    with pytest.raises(SandboxUnavailableError) as raised:
         network.enter()
     network.close()
+    assert str(raised.value) == (
+        "pasta could not connect the build network: pasta: no tap device here; use --network host or none"
+    )
 
 
 class FakeResolver:
