@@ -36,18 +36,26 @@ class LocalStore:
     def read(self, ref: str | None) -> Artifact:
         if ref is None:
             raise UsageError("the local store needs an image name")
-        if not (self.layout.root / "index.json").exists():
-            raise NotFoundError(f"image {_familiar(ref)!r} not found in the local store")
+        self._check_holds(ref)
         try:
             return self.layout.read(normalize_name(ref))
         except NotFoundError as exc:
             raise NotFoundError(f"image {_familiar(ref)!r} not found in the local store") from exc
 
+    def _check_holds(self, ref: str) -> None:
+        """Refuse a name before the store exists (a fresh ``$CNB_HOME``) as a missing image, not a bad layout."""
+        if not (self.layout.root / "index.json").exists():
+            raise NotFoundError(f"image {_familiar(ref)!r} not found in the local store")
+
     def write(self, artifact: Artifact, ref: str | None, progress: Progress | None = None) -> WriteResult:
         return self.layout.write(artifact, normalize_name(ref) if ref is not None else None, progress)
 
     def delete(self, ref: str) -> None:
-        self.layout.delete(normalize_name(ref))
+        self._check_holds(ref)
+        try:
+            self.layout.delete(normalize_name(ref))
+        except NotFoundError as exc:
+            raise NotFoundError(f"image {_familiar(ref)!r} not found in the local store") from exc
         self.layout.gc()
 
     def list(self) -> Sequence[StoredRef]:
@@ -62,7 +70,11 @@ class LocalStore:
         return sorted(out, key=lambda r: r.name)
 
     def tag(self, ref: str, new_ref: str) -> None:
-        self.layout.tag(normalize_name(ref), normalize_name(new_ref))
+        self._check_holds(ref)
+        try:
+            self.layout.tag(normalize_name(ref), normalize_name(new_ref))
+        except NotFoundError as exc:
+            raise NotFoundError(f"image {_familiar(ref)!r} not found in the local store") from exc
 
 
 def _familiar(name: str) -> str:

@@ -88,6 +88,8 @@ def test_bad_inputs_fail_with_one_line(tmp_path: Path, cnb: Cnb, registry: Runni
     cases = [
         (("image", "copy", "Bad:Ref", f"oci:{tmp_path}/x:y"), "invalid image reference"),
         (("image", "copy", "nothere", f"oci:{tmp_path}/x:y"), "not found in the local store"),
+        (("image", "rm", "nothere"), "not found in the local store"),  # a fresh $CNB_HOME: no store yet
+        (("image", "tag", "nothere", "other"), "not found in the local store"),
         (("image", "copy", f"oci:{tmp_path}/none:x", "a"), "not an OCI image layout"),
         (("image", "copy", f"{registry.host}/e2e/absent:1", "a"), "absent"),
         (("image", "copy", "127.0.0.1:9/e2e/x:1", "a"), "127.0.0.1:9"),
