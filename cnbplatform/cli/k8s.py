@@ -160,11 +160,53 @@ def tekton(
     output: Path | None = typer_option("k8s tekton", "output"),
 ) -> None:
     """Tekton runs of the catalog's buildpacks task building IMAGE: a TaskRun over a source volume claim, or for a
-    git repository a Pipeline (git-clone, then the task) and its PipelineRun. The tasks come from the catalog by Tekton's git
-    resolver, pinned to a commit."""
+    git repository a Pipeline (git-clone, then the task) and its PipelineRun. The tasks come from the catalog by
+    Tekton's git resolver, pinned to a commit."""
     from cnbplatform.k8s.builds import tekton_yaml
 
     req = _request(image=image, builder=builder, git=git, revision=revision, source_pvc=source_pvc, subpath=subpath,
                    cache_image=cache_image, cache_pvc=cache_pvc, registry_secret=registry_secret,
                    run_image=run_image, process_type=process_type, env=env, name=name, namespace=namespace)  # fmt: skip
     emit(tekton_yaml(req, phases=phases), output)
+
+
+@app.command("kpack")
+def kpack(
+    image: str = typer.Argument(..., metavar="IMAGE", help=_APP_IMAGE_HELP),
+    builder: str = typer_option("k8s kpack", "builder"),
+    git: str | None = typer_option("k8s kpack", "git"),
+    revision: str = typer_option("k8s kpack", "revision"),
+    subpath: str = typer_option("k8s kpack", "subpath"),
+    lifecycle: str | None = typer_option("k8s kpack", "lifecycle"),
+    builder_tag: str | None = typer_option("k8s kpack", "builder_tag"),
+    stack_id: str | None = typer_option("k8s kpack", "stack_id"),
+    build_image: str | None = typer_option("k8s kpack", "build_image"),
+    run_image: str | None = typer_option("k8s kpack", "run_image"),
+    cache_image: str | None = typer_option("k8s kpack", "cache_image"),
+    registry_secret: str | None = typer_option("k8s kpack", "registry_secret"),
+    process_type: str | None = typer_option("k8s kpack", "process_type"),
+    tag: list[str] = typer_option("k8s kpack", "tag"),
+    env: list[str] = typer_option("k8s kpack", "env"),
+    name: str | None = typer_option("k8s kpack", "name"),
+    namespace: str | None = typer_option("k8s kpack", "namespace"),
+    output: Path | None = typer_option("k8s kpack", "output"),
+    insecure_registry: list[str] = typer_option("k8s kpack", "insecure_registry"),
+) -> None:
+    """kpack resources that keep IMAGE built from git: the builder image's buildpacks as a ClusterStore, its build
+    and run images as a ClusterStack, a ClusterBuilder (on a cnb ClusterLifecycle when one is given) and the Image.
+    Reads the builder's labels from its registry."""
+    from cnbplatform.k8s.builds import kpack_stack, kpack_yaml
+    from cnbplatform.platform.context import context_from_env
+    from cnbplatform.platform.images import inspect_image
+
+    req = _request(image=image, builder=builder, git=git, revision=revision, subpath=subpath,
+                   cache_image=cache_image, registry_secret=registry_secret, run_image=run_image,
+                   process_type=process_type, tags=tag, env=env, name=name, namespace=namespace).checked()  # fmt: skip
+    ctx = context_from_env(insecure_registries=insecure_registry)
+    details = inspect_image(ctx, builder)
+    if details.image is None:
+        details = inspect_image(ctx, builder, platform="linux/amd64")
+    assert details.image is not None
+    stack = kpack_stack(builder, details.image.config.labels, run_image=run_image, stack_id=stack_id,
+                        build_image=build_image)  # fmt: skip
+    emit(kpack_yaml(req, stack, lifecycle=lifecycle, builder_tag=builder_tag), output)

@@ -135,7 +135,7 @@ def _cnb(dest: str, name: str, kind: Kind, help: str, *, metavar: str | None = N
 
 INSECURE_COMMANDS = (*BUILD, *REBASE, *RUN, *COPY, *RESOLVE, *LIFECYCLE, "image ls", "image inspect", "image rm",
                      "image tag", "inspect", "base create", "builder create", "builder inspect", "buildpack package",
-                     "sbom download", "sbom export", "sbom diff", "deploy", "k8s manifests")  # fmt: skip
+                     "sbom download", "sbom export", "sbom diff", "deploy", "k8s manifests", "k8s kpack")  # fmt: skip
 
 OPTIONS = (
     # the root: cnb [-v] [-q] COMMAND
@@ -323,6 +323,16 @@ OPTIONS = (
            default=1000, metavar="GID", show_default=True),
     Option("platform_api", "--platform-api", "str", "CNB_PLATFORM_API of the phases.", ("k8s job",), default="0.9",
            metavar="VERSION", show_default=True),
+    Option("lifecycle", "--lifecycle", "str",
+           "A lifecycle image (cnb lifecycle image makes one) for a ClusterLifecycle (default: kpack's own).",
+           ("k8s kpack",), metavar="IMAGE"),
+    Option("builder_tag", "--builder-tag", "str",
+           "Where kpack writes the builder it assembles (default: IMAGE's repository + -builder).", ("k8s kpack",),
+           metavar="IMAGE"),
+    Option("stack_id", "--stack-id", "str", "ClusterStack id (default: the builder's io.buildpacks.stack.id).",
+           ("k8s kpack",), metavar="ID"),
+    Option("build_image", "--build-image", "str", "ClusterStack build image (default: the builder image).",
+           ("k8s kpack",), metavar="IMAGE"),
     Option("phases", "--phases", "flag",
            "Run the catalog's buildpacks-phases 0.3 task (a container per phase), not buildpacks 0.6 (creator).",
            ("k8s tekton",), default=False),

@@ -193,3 +193,107 @@ def tekton_documents(req: BuildRequest, *, phases: bool = False) -> list[dict[st
 
 def tekton_yaml(req: BuildRequest, *, phases: bool = False) -> str:
     return to_yaml(tekton_documents(req, phases=phases))
+
+
+@dataclass(frozen=True)
+class KpackStack:
+    """What kpack's ClusterStack and ClusterBuilder take from the builder image (or from the options)."""
+
+    stack_id: str
+    build_image: str
+    run_image: str
+    order: list[list[dict[str, Any]]]
+
+
+def kpack_stack(
+    builder: str,
+    labels: dict[str, str],
+    *,
+    run_image: str | None = None,
+    stack_id: str | None = None,
+    build_image: str | None = None,
+) -> KpackStack:
+    """The stack and order of a builder image from its labels: ``io.buildpacks.builder.metadata``'s
+    ``stack.runImage.image`` (or ``images[0].image``), ``io.buildpacks.stack.id`` (kpack requires the build and run
+    images to carry the stack id it is given) and ``io.buildpacks.buildpack.order``. The build image is the
+    builder itself unless given: it has the build image's ``CNB_USER_ID``/``CNB_GROUP_ID`` and stack label."""
+    import json
+
+    def label(name: str) -> Any:
+        try:
+            return json.loads(labels[name]) if name in labels else None
+        except json.JSONDecodeError as e:
+            raise UsageError(f"{builder}: label {name} is not JSON ({e.msg})") from None
+
+    metadata = label("io.buildpacks.builder.metadata")
+    if not isinstance(metadata, dict):
+        raise UsageError(f"{builder} is not a builder image (no io.buildpacks.builder.metadata label)")
+    if run_image is None:
+        stack = metadata.get("stack") or {}
+        images = metadata.get("images") or []
+        run_image = (stack.get("runImage") or {}).get("image") or (images[0].get("image") if images else None)
+        if not run_image:
+            raise UsageError(f"{builder} names no run image: give --run-image")
+    stack_id = stack_id or labels.get("io.buildpacks.stack.id")
+    if not stack_id:
+        raise UsageError(
+            f"{builder} has no io.buildpacks.stack.id label, which kpack's ClusterStack needs: give --stack-id"
+        )
+    order = label("io.buildpacks.buildpack.order") or []
+    groups = [
+        [{"id": str(ref["id"]), "version": str(ref.get("version") or ""), "optional": bool(ref.get("optional"))}
+         for ref in entry.get("group", []) if isinstance(ref, dict) and ref.get("id")]
+        for entry in order if isinstance(entry, dict)
+    ]  # fmt: skip
+    groups = [group for group in groups if group]
+    if not groups:
+        raise UsageError(f"{builder} has no buildpack order (io.buildpacks.buildpack.order)")
+    return KpackStack(stack_id, build_image or builder, run_image, groups)
+
+
+def default_builder_tag(image: str) -> str:
+    """Where kpack writes the builder it assembles: next to the app image, ``<repository>-builder``."""
+    ref = parse_reference(image)
+    return f"{ref.registry}/{ref.repository}-builder"
+
+
+def kpack_documents(
+    req: BuildRequest, stack: KpackStack, *, lifecycle: str | None = None, builder_tag: str | None = None
+) -> list[dict[str, Any]]:
+    """kpack's ServiceAccount, ClusterLifecycle (with *lifecycle*), ClusterStore, ClusterStack, ClusterBuilder and
+    Image (see ``templates/kpack.yaml.j2``)."""
+    req = req.checked()
+    if not req.git:
+        raise UsageError("kpack builds from git here: give --git URL")
+    if not req.revision:
+        raise UsageError("--revision: kpack needs a branch, tag or commit to follow")
+    for value in (lifecycle, builder_tag):
+        if value is not None:
+            parse_reference(value)
+    return render(
+        "kpack.yaml.j2",
+        name=req.resource_name,
+        namespace=req.namespace or "default",
+        registry_secret=req.registry_secret,
+        lifecycle=lifecycle,
+        builder=req.builder,
+        stack_id=stack.stack_id,
+        build_image=stack.build_image,
+        run_image=stack.run_image,
+        order=stack.order,
+        builder_tag=builder_tag or default_builder_tag(req.image),
+        image=req.image,
+        tags=list(req.tags),
+        git=req.git,
+        revision=req.revision,
+        subpath=req.subpath.strip("/"),
+        cache_image=req.cache_image,
+        default_process=req.process_type,
+        env=[{"name": k, "value": v} for k, _, v in (entry.partition("=") for entry in req.env)],
+    )
+
+
+def kpack_yaml(
+    req: BuildRequest, stack: KpackStack, *, lifecycle: str | None = None, builder_tag: str | None = None
+) -> str:
+    return to_yaml(kpack_documents(req, stack, lifecycle=lifecycle, builder_tag=builder_tag))

@@ -5,6 +5,7 @@ document and admission webhook), and dropping a required field from a rendered d
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,10 @@ import yaml
 
 from tests.conftest import Cnb
 from tests.k8s.schema import errors
+from tests.support.builders import BUILDER as TINY
+from tests.support.builders import run_cnb
+from tests.support.registry import RunningRegistry
+from tests.support.tools import skopeo_inspect
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "cnbplatform" / "k8s" / "templates"
 APP = "registry.example.com/team/hello:1"
@@ -257,3 +262,94 @@ def test_an_unknown_field_fails_where_the_crd_schema_has_properties() -> None:
     kept = copy.deepcopy(run)
     kept["spec"]["params"][0]["value"] = {"any": "shape"}  # x-kubernetes-preserve-unknown-fields: not checked
     assert errors(kept) == []
+
+
+def test_kpack_resources_from_a_builder_in_a_registry(tiny_home: Path, registry: RunningRegistry) -> None:
+    builder = f"{registry.host}/k8s/tiny-builder:1"
+    run_cnb(tiny_home, "-q", "image", "copy", TINY, builder)
+    config = skopeo_inspect(f"docker://{builder}", "--config")["config"]
+    labels = config["Labels"]
+    docs = yaml.safe_load_all(run_cnb(tiny_home, "k8s", "kpack", APP, "-B", builder, "--git",
+                                      "https://github.com/x/app", "--revision", "main", "--registry-secret", "regcred",
+                                      "--lifecycle", "registry.example.com/cnb/lifecycle:0.1", "-n", "apps",
+                                      "--name", "hello", "-e", "BP_A=1").stdout)  # fmt: skip
+    by_kind = {d["kind"]: d for d in docs if d}
+    assert list(by_kind) == ["ServiceAccount", "ClusterLifecycle", "ClusterStore", "ClusterStack", "ClusterBuilder",
+                             "Image"]  # fmt: skip
+    assert all(errors(d) == [] for d in by_kind.values()), {k: errors(d) for k, d in by_kind.items()}
+    assert by_kind["ClusterLifecycle"]["spec"]["image"] == "registry.example.com/cnb/lifecycle:0.1"
+    assert by_kind["ClusterStore"]["spec"]["sources"] == [{"image": builder}]
+    stack = by_kind["ClusterStack"]["spec"]
+    metadata = json.loads(labels["io.buildpacks.builder.metadata"])
+    assert stack["runImage"]["image"] == metadata["stack"]["runImage"]["image"]
+    assert stack["id"] == labels["io.buildpacks.stack.id"] and stack["buildImage"]["image"] == builder
+    order = json.loads(labels["io.buildpacks.buildpack.order"])
+    spec = by_kind["ClusterBuilder"]["spec"]
+    assert [[ref["id"] for ref in entry["group"]] for entry in spec["order"]] == [
+        [ref["id"] for ref in entry["group"]] for entry in order]  # fmt: skip
+    assert spec["lifecycle"] == {"name": "hello", "kind": "ClusterLifecycle"}
+    assert spec["serviceAccountRef"] == {"name": "hello", "namespace": "apps"}
+    assert spec["tag"] == "registry.example.com/team/hello-builder"
+    image = by_kind["Image"]["spec"]
+    assert image["tag"] == APP and image["builder"] == {"kind": "ClusterBuilder", "name": "hello"}
+    assert image["source"] == {"git": {"url": "https://github.com/x/app", "revision": "main"}}
+    assert image["build"]["env"] == [{"name": "BP_A", "value": "1"}] and image["serviceAccountName"] == "hello"
+    assert by_kind["ServiceAccount"]["secrets"] == [{"name": "regcred"}]
+
+
+LABELS = {
+    "io.buildpacks.builder.metadata": json.dumps({"stack": {"runImage": {"image": "registry.example.com/run:1"}}}),
+    "io.buildpacks.stack.id": "io.example.stack",
+    "io.buildpacks.buildpack.order": json.dumps([{"group": [{"id": "a/b", "version": "1.0.0"},
+                                                            {"id": "c/d", "optional": True}]}]),
+}  # fmt: skip
+
+
+def kpack_docs(**changes: Any) -> list[dict[str, Any]]:
+    from cnbplatform.k8s.builds import BuildRequest, kpack_documents, kpack_stack
+
+    labels = {**LABELS, **changes.pop("labels", {})}
+    stack = kpack_stack(BUILDER, labels, stack_id=changes.pop("stack_id", None))
+    req = BuildRequest(APP, BUILDER, **{"git": "https://x/y", "revision": "main", **changes})
+    return kpack_documents(req, stack, lifecycle="registry.example.com/cnb/lifecycle:1")
+
+
+def test_kpack_order_and_refusals() -> None:
+    from cnbplatform.errors import UsageError
+
+    builder = {d["kind"]: d for d in kpack_docs()}["ClusterBuilder"]
+    assert builder["spec"]["order"] == [{"group": [{"id": "a/b", "version": "1.0.0"}, {"id": "c/d", "optional": True}]}]
+    with pytest.raises(UsageError, match="stack-id"):
+        kpack_docs(labels={"io.buildpacks.stack.id": ""})
+    assert {d["kind"]: d for d in kpack_docs(labels={"io.buildpacks.stack.id": ""}, stack_id="x")}[
+        "ClusterStack"]["spec"]["id"] == "x"  # fmt: skip
+    with pytest.raises(UsageError, match="buildpack order"):
+        kpack_docs(labels={"io.buildpacks.buildpack.order": "[]"})
+    with pytest.raises(UsageError, match="not a builder image"):
+        kpack_docs(labels={"io.buildpacks.builder.metadata": "7"})
+    with pytest.raises(UsageError, match="revision"):
+        kpack_docs(revision="")
+
+
+KPACK_REQUIRED = [
+    ("ClusterLifecycle", ("spec", "image"), "  image: {{ lifecycle | tojson }}"),
+    ("ClusterStore", ("spec", "sources"), "  sources:"),
+    ("ClusterStack", ("spec", "id"), "  id: {{ stack_id | tojson }}"),
+    ("ClusterStack", ("spec", "runImage", "image"), "    image: {{ run_image | tojson }}"),
+    ("ClusterBuilder", ("spec", "tag"), "  tag: {{ builder_tag | tojson }}"),
+    ("ClusterBuilder", ("spec", "serviceAccountRef", "namespace"), "    namespace: {{ namespace | tojson }}"),
+    ("ClusterBuilder", ("spec", "stack", "kind"), "    kind: ClusterStack"),
+    ("ClusterBuilder", ("spec", "order", 0, "group", 0, "id"), "    - id: {{ entry.id | tojson }}"),
+    ("Image", ("spec", "tag"), "  tag: {{ image | tojson }}"),
+    ("Image", ("spec", "source"), "  source:"),
+    ("Image", ("spec", "source", "git", "revision"), "      revision: {{ revision | tojson }}"),
+    ("Image", ("spec", "builder", "name"), "    name: {{ name | tojson }}"),
+]
+
+
+@pytest.mark.parametrize(("kind", "path", "text"), KPACK_REQUIRED)
+def test_dropping_a_required_field_of_a_kpack_resource_fails(kind: str, path: tuple[Any, ...], text: str) -> None:
+    assert text in (TEMPLATES / "kpack.yaml.j2").read_text()
+    (doc,) = [d for d in kpack_docs() if d["kind"] == kind]
+    assert errors(doc) == []
+    assert any("is a required property" in e for e in errors(drop(doc, path))), path
