@@ -44,7 +44,7 @@ from cnbplatform.files.system import SystemConfig
 from cnbplatform.oci.image import Image, Layer
 from cnbplatform.oci.layercache import LayerCache
 from cnbplatform.oci.layerspec import Entry, LayerSpec, TreeSource
-from cnbplatform.oci.model import History
+from cnbplatform.oci.model import ContainerConfig, History, ImageConfig
 from cnbplatform.oci.mutate import BuiltImage, append_layers, with_config
 
 ROOT_DIRS = (
@@ -89,6 +89,32 @@ def lifecycle_labels(info: bl.LifecycleInfo) -> dict[str, str]:
     """What the Go lifecycle's image says of itself (pack and kpack read these); builders carry them too."""
     described = info.to_json()
     return {LIFECYCLE_VERSION_LABEL: described["version"], LIFECYCLE_APIS_LABEL: canonical_json(described["apis"])}
+
+
+_ARCHES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}
+
+
+def lifecycle_image(layer: Layer, info: bl.LifecycleInfo) -> BuiltImage:
+    """A lifecycle image as kpack's ClusterLifecycle reads one: the lifecycle in its last (only) layer, the
+    ``io.buildpacks.lifecycle.*`` labels and ``io.buildpacks.builder.metadata`` with the lifecycle version, and
+    this machine's os/arch (the bundle's interpreter is this machine's)."""
+    import platform
+
+    described = info.to_json()
+    labels = lifecycle_labels(info)
+    labels[bl.BUILDER_METADATA_LABEL] = canonical_json(
+        {"lifecycle": {"version": info.version}, "api": described["api"]}
+    )
+    machine = platform.machine()
+    config = ImageConfig(
+        architecture=_ARCHES.get(machine, machine),
+        os="linux",
+        diff_ids=(),
+        created=CREATED,
+        config=ContainerConfig(labels=labels),
+        history=(History(created=CREATED, created_by=f"cnb lifecycle image: lifecycle {info.version}"),),
+    )
+    return BuiltImage(config, [layer])
 
 
 def lifecycle_info_of(labels: dict[str, str]) -> bl.LifecycleInfo | None:

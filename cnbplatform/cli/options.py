@@ -133,9 +133,10 @@ def _cnb(dest: str, name: str, kind: Kind, help: str, *, metavar: str | None = N
     return Option(dest, name, kind, help, LIFECYCLE, env=variable, env_default=fallback, metavar=metavar, off=off)
 
 
-INSECURE_COMMANDS = (*BUILD, *REBASE, *RUN, *COPY, *RESOLVE, *LIFECYCLE, "image ls", "image inspect", "image rm",
-                     "image tag", "inspect", "base create", "builder create", "builder inspect", "buildpack package",
-                     "sbom download", "sbom export", "sbom diff", "deploy", "k8s manifests", "k8s kpack")  # fmt: skip
+INSECURE_COMMANDS = (*BUILD, *REBASE, *RUN, *COPY, *RESOLVE, *LIFECYCLE, "lifecycle image", "image ls",
+                     "image inspect", "image rm", "image tag", "inspect", "base create", "builder create",
+                     "builder inspect", "buildpack package", "sbom download", "sbom export", "sbom diff", "deploy",
+                     "k8s manifests", "k8s kpack")  # fmt: skip
 
 OPTIONS = (
     # the root: cnb [-v] [-q] COMMAND
@@ -268,7 +269,7 @@ OPTIONS = (
     Option("run_image", "--run-image", "str", "Where to write the run image (any store).", ("base create",),
            required=True, metavar="IMAGE"),
     Option("publish", "--publish", "flag", "Write the image to the registry its name names.",
-           ("builder create", "buildpack package"), default=False),
+           ("builder create", "buildpack package", "lifecycle image"), default=False),
     Option("lifecycle", "--lifecycle", "str",
            "The lifecycle the builder carries in /cnb/lifecycle: cnb (its own, self-contained), none, or a "
            "lifecycle image (its last layer).", ("builder create",), default="cnb", metavar="cnb|none|IMAGE",

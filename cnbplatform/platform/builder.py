@@ -17,6 +17,7 @@ from typing import Any
 from cnbplatform.builder.builder import (
     LifecycleLayer,
     create_builder,
+    lifecycle_image,
     lifecycle_info,
     lifecycle_info_of,
     lifecycle_layer_spec,
@@ -34,6 +35,7 @@ from cnbplatform.files.package_toml import PackageConfig
 from cnbplatform.files.run_toml import RunImage
 from cnbplatform.files.system import SystemConfig
 from cnbplatform.oci.address import ImageAddress, StoreKind, parse_address
+from cnbplatform.oci.image import FileLayer
 from cnbplatform.oci.layercache import LayerCache
 from cnbplatform.oci.model import Descriptor, Platform
 from cnbplatform.oci.pull import fetch
@@ -94,23 +96,40 @@ class BuilderOutcome:
     inputs: ReadInputs = field(default_factory=ReadInputs)
 
 
+def bundled_lifecycle_layer(ctx: PlatformContext) -> FileLayer:
+    """cnb's own lifecycle as a layer, compressed once per machine next to the bundle (not once per CNB_HOME)."""
+    bundle = bundle_dir(ctx.env)
+    shared = LayerCache(bundle.parent / "layer-cache")
+    return file_layer(lifecycle_layer_spec(bundle), shared, bundle.parent / "blobs")
+
+
 def lifecycle_layer(ctx: PlatformContext, source: str, resolver: ModuleResolver) -> LifecycleLayer | None:
     """The lifecycle ``--lifecycle`` asks for: ``cnb`` (cnb's own bundle), ``none``, or a lifecycle image (its last
     layer holds ``/cnb/lifecycle``, as kpack's ClusterLifecycle reads it)."""
     if source == "none":
         return None
     if source == "cnb":
-        bundle = bundle_dir(ctx.env)
-        # compressed once per machine, next to the bundle, not once per CNB_HOME
-        shared = LayerCache(bundle.parent / "layer-cache")
-        layer = file_layer(lifecycle_layer_spec(bundle), shared, bundle.parent / "blobs")
-        return LifecycleLayer(layer, lifecycle_info(), "cnb")
+        return LifecycleLayer(bundled_lifecycle_layer(ctx), lifecycle_info(), "cnb")
     image = resolver.read_image(source, what="lifecycle image")
     layers = image.layers()
     if not layers:
         raise CnbError(f"lifecycle image {source}: it has no layers")
     info = lifecycle_info_of(dict(image.config.labels)) or lifecycle_info()
     return LifecycleLayer(layers[-1], info, source)
+
+
+def write_lifecycle_image(
+    ctx: PlatformContext, image: str, *, publish: bool = False, reporter: Reporter
+) -> tuple[ImageAddress, str]:
+    """``cnb lifecycle image``: cnb's lifecycle layer alone, labelled as the Go lifecycle's image is."""
+    address = output_address(image, publish=publish)
+    layer = bundled_lifecycle_layer(ctx)
+    built = lifecycle_image(layer, lifecycle_info())
+    reporter.info(f"lifecycle {lifecycle_info().version}: layer {layer.descriptor.digest}")
+    with Stores(ctx.store_options()) as stores:
+        store, ref = stores.open(address)
+        store.write(built, ref)
+    return address, built.descriptor.digest
 
 
 def create_builder_image(

@@ -434,3 +434,33 @@ def test_publish_a_builder(tiny_home: Cnb, registry: RunningRegistry) -> None:
         "builder", "create", "oci:/tmp/x:y", "--config", str(TINY / "builder.toml"), "--publish", check=False
     )
     assert refused.returncode != 0 and "--publish" in refused.stderr
+
+
+@pytest.mark.integration
+def test_lifecycle_image_and_a_builder_that_takes_its_lifecycle(tiny_home: Cnb, tmp_path: Path) -> None:
+    layout = tmp_path / "layout"
+    tiny_home("lifecycle", "image", f"oci:{layout}:lifecycle")
+    config = skopeo_inspect(f"oci:{layout}:lifecycle", "--config")
+    assert (config["os"], config["architecture"]) == ("linux", "amd64")
+    labels = config["config"]["Labels"]
+    apis = json.loads(labels["io.buildpacks.lifecycle.apis"])
+    assert apis["platform"]["supported"][0] == "0.7" and apis["platform"]["supported"][-1] == "0.15"
+    assert apis["buildpack"]["supported"][-1] == "0.12"
+    metadata = json.loads(labels["io.buildpacks.builder.metadata"])
+    assert metadata["lifecycle"]["version"] == labels["io.buildpacks.lifecycle.version"]
+    assert metadata["api"] == {"buildpack": "0.7", "platform": "0.7"}
+    rootfs = umoci_unpack(layout, "lifecycle", tmp_path / "bundle")
+    assert os.readlink(rootfs / "cnb" / "lifecycle" / "creator") == "lifecycle"  # kpack takes the last layer
+    assert (rootfs / "cnb" / "lifecycle" / "python" / "lib" / "ld.so").is_file()
+
+    tiny_home("builder", "create", "cnb/tiny-taken", "--config", str(TINY / "builder.toml"),
+              "--lifecycle", f"oci:{layout}:lifecycle")  # fmt: skip
+    tiny_home("image", "copy", "cnb/tiny-taken", f"oci:{layout}:builder")
+    builder = skopeo_inspect(f"oci:{layout}:builder", "--config")
+    assert config["rootfs"]["diff_ids"][-1] in builder["rootfs"]["diff_ids"]
+    assert builder["config"]["Labels"]["io.buildpacks.lifecycle.version"] == labels["io.buildpacks.lifecycle.version"]
+
+    missing = tiny_home("builder", "create", "cnb/tiny-x", "--config", str(TINY / "builder.toml"),
+                        "--lifecycle", f"oci:{tmp_path / 'nothing'}:lc", check=False)  # fmt: skip
+    assert missing.returncode != 0 and "lifecycle image" in missing.stderr
+    assert "Traceback" not in missing.stderr
