@@ -23,7 +23,7 @@ def image(
     insecure_registry: list[str] = typer_option("lifecycle image", "insecure_registry"),
 ) -> None:
     """Write cnb's lifecycle as a lifecycle image: its last layer holds /cnb/lifecycle (kpack's ClusterLifecycle,
-    cnb builder create --lifecycle IMAGE)."""
+    or a builder whose lifecycle comes from an image)."""
     from cnbplatform.cli.output import OPTIONS, reporter_for
     from cnbplatform.platform.builder import write_lifecycle_image
     from cnbplatform.platform.context import context_from_env
