@@ -35,7 +35,7 @@ from cnbplatform.sandbox.network import DNS_FORWARD_ADDRESS, forwarded_resolv_co
 from tests.buildpacks.helpers import lifecycle_metadata, make_project
 from tests.buildpacks.packages import PyIndex, make_wheel
 from tests.conftest import Cnb
-from tests.support.builders import BUILDER, REPO, make_tiny_builder
+from tests.support.builders import BUILDER, REPO
 from tests.support.language_images import language_images
 from tests.support.wheels import uv_wheel
 
@@ -289,9 +289,10 @@ PROBE_BUILDPACK = {
 
 
 @pytest.fixture(scope="module")
-def tiny_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("network-home")
-    make_tiny_builder(home)
+def tiny_home(tiny_builder_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the session's CNB_HOME with the tiny builder, for this module's builds."""
+    home = tmp_path_factory.mktemp("network-home") / "home"
+    shutil.copytree(tiny_builder_home, home, symlinks=True)
     return home
 
 
