@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import typer
 
 from cnbplatform.cli.output import out_console
+from cnbplatform.errors import UsageError
 from cnbplatform.platform.config import load_config, save_config
 from cnbplatform.platform.context import home_from_env as _home
 
@@ -20,7 +24,7 @@ def default_builder(
     if name is None:
         out_console.print(config.default_builder or "(none)")
         return
-    config.default_builder = name
+    config.default_builder = _checked_builder(name)
     save_config(_home(), config)
     out_console.print(f"default builder: {name}")
 
@@ -30,7 +34,7 @@ def trusted_builders(
     action: str = typer.Argument("list", help="list, add or remove"), name: str | None = typer.Argument(None)
 ) -> None:
     """List, add or remove trusted builders."""
-    _edit_list("trusted_builders", action, name)
+    _edit_list("trusted_builders", action, name, _checked_builder)
 
 
 @app.command("insecure-registries")
@@ -38,7 +42,7 @@ def insecure_registries(
     action: str = typer.Argument("list", help="list, add or remove"), name: str | None = typer.Argument(None)
 ) -> None:
     """Registries reached over plain HTTP (or TLS without verification)."""
-    _edit_list("insecure_registries", action, name)
+    _edit_list("insecure_registries", action, name, _checked_host)
 
 
 @app.command("registry-mirrors")
@@ -61,7 +65,9 @@ def registry_mirrors(
         raise typer.BadParameter("give the registry (and the mirror to add)")
     if action == "add":
         assert mirror is not None
-        config.registry_mirrors[registry] = mirror
+        if registry != "*":
+            _checked_host(registry)
+        config.registry_mirrors[registry] = _checked_mirror(mirror)
     elif action == "remove":
         config.registry_mirrors.pop(registry, None)
     else:
@@ -69,7 +75,38 @@ def registry_mirrors(
     save_config(_home(), config)
 
 
-def _edit_list(field: str, action: str, name: str | None) -> None:
+def _checked_builder(name: str) -> str:
+    """*name* if it names a builder: a builder directory or builder.toml that exists, or an image address."""
+    from cnbplatform.oci.address import parse_address
+
+    if not Path(name).exists():
+        parse_address(name)  # a bad name is refused here, not at the next build
+    return name
+
+
+def _checked_host(name: str) -> str:
+    from cnbplatform.oci.reference import is_registry_host
+
+    if not is_registry_host(name):
+        raise UsageError(f"{name!r} is not a registry host (host or host:port)")
+    return name
+
+
+def _checked_mirror(mirror: str) -> str:
+    """*mirror* if it is ``[https://]host[:port][/prefix]``, the form :func:`cnbplatform.oci.pull.mirror_for` reads."""
+    from cnbplatform.oci.reference import parse_reference
+
+    host, _, prefix = mirror.removeprefix("https://").removeprefix("http://").strip("/").partition("/")
+    _checked_host(host)
+    if prefix:
+        try:
+            parse_reference(f"{host}/{prefix}/image")
+        except UsageError:
+            raise UsageError(f"mirror {mirror!r}: {prefix!r} is not a repository prefix") from None
+    return mirror
+
+
+def _edit_list(field: str, action: str, name: str | None, check: Callable[[str], str]) -> None:
     config = load_config(_home())
     values: list[str] = getattr(config, field)
     if action == "list":
@@ -79,7 +116,7 @@ def _edit_list(field: str, action: str, name: str | None) -> None:
     if name is None:
         raise typer.BadParameter("give a name")
     if action == "add":
-        values.append(name)
+        values.append(check(name))
     elif action == "remove":
         if name in values:
             values.remove(name)

@@ -89,6 +89,11 @@ def has_registry_host(value: str) -> bool:
     return "." in first or ":" in first or first == "localhost" or first.startswith("[")
 
 
+def is_registry_host(value: str) -> bool:
+    """True when *value* is a registry host as a reference names it: ``host[:port]`` or ``[v6]:port``."""
+    return bool(_HOST_RE.match(value))
+
+
 def normal_registry(host: str) -> str:
     """*host* with Docker Hub's other names (``index.docker.io``, ``registry-1.docker.io``) as ``docker.io``."""
     return DOCKER_HUB if host in ("index.docker.io", "registry-1.docker.io") else host
