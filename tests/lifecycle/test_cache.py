@@ -240,11 +240,16 @@ def test_a_commit_that_changes_nothing_keeps_the_committed_version(tmp_path: Pat
     assert dir_cache(tmp_path).metadata() == cache_meta("example/bp", {"deps": cached(diff_id)})
 
     changed = LayerEntry(sha=diff_id, metadata={"v": "2"}, cache=True)
-    with cache.begin() as writer:
-        assert writer.reuse(diff_id)
-        writer.set_metadata(cache_meta("example/bp", {"deps": changed}))
-        writer.commit()
-    assert committed.stat().st_ino != before[0]
+    # An open descriptor keeps the old version's inode allocated, so the new version cannot reuse its number.
+    held = os.open(committed, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with cache.begin() as writer:
+            assert writer.reuse(diff_id)
+            writer.set_metadata(cache_meta("example/bp", {"deps": changed}))
+            writer.commit()
+        assert committed.stat().st_ino != before[0]
+    finally:
+        os.close(held)
     assert dir_cache(tmp_path).metadata() == cache_meta("example/bp", {"deps": changed})
     assert dir_cache(tmp_path).layer(diff_id) is not None
 
