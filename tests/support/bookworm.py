@@ -55,6 +55,9 @@ variant = "minbase"
 run-packages = ["python3"]
 """
 EXTRA_PACKAGE = "netbase"
+#: Seconds after its last use when an entry made by another version of :data:`CODE` is removed (several
+#: checkouts of different versions share the cache; deleting an entry another one reads would break its run).
+STALE_AFTER = 86400.0
 STATUS = "var/lib/dpkg/status"
 #: The code whose changes change the images' bytes (part of the cache key).
 CODE = (
@@ -172,7 +175,10 @@ def bookworm_images(extra_run_packages: tuple[str, ...] = ()) -> BookwormImages:
         fresh = not (entry / "info.json").is_file()
         if fresh:
             for stale in root.iterdir():
-                if _ours(stale, variant):  # made by older code, or by a killed session
+                # A killed session's work dir (nobody builds while we hold the lock), or an entry of other code
+                # unused for STALE_AFTER (another checkout may still read a younger one).
+                leftover = stale.name.startswith(".")
+                if _ours(stale, variant) and (leftover or time.time() - stale.stat().st_mtime > STALE_AFTER):
                     shutil.rmtree(stale, ignore_errors=True)
             work = Path(tempfile.mkdtemp(prefix=f".{variant}-tmp-", dir=root))
             (work / "recipe.toml").write_text(TEST_RECIPE)
@@ -180,6 +186,7 @@ def bookworm_images(extra_run_packages: tuple[str, ...] = ()) -> BookwormImages:
             (work / "info.json").write_text(json.dumps(info, indent=2))
             work.rename(entry)
         info = json.loads((entry / "info.json").read_text())
+        os.utime(entry)  # in use: not stale for another STALE_AFTER
     return BookwormImages(
         layout=entry / "layout",
         recipe=entry / "recipe.toml",

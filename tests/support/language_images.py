@@ -25,6 +25,7 @@ from __future__ import annotations
 import fcntl
 import functools
 import hashlib
+import os
 import shutil
 import tempfile
 import time
@@ -150,4 +151,5 @@ def language_images() -> LanguageImages:
                 shutil.rmtree(work, ignore_errors=True)
                 raise
             work.rename(entry)
+        os.utime(entry)  # in use: not stale for another STALE_AFTER
     return LanguageImages(entry / "layout")
