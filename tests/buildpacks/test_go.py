@@ -34,9 +34,12 @@ def serve(binary: str) -> str:
         port = sock.getsockname()[1]
     proc = subprocess.Popen([binary], env={"PORT": str(port)}, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(100):
+        deadline = time.monotonic() + 60  # generous: the machine may be busy
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError(f"the binary exited with {proc.returncode} before it answered")
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as answer:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as answer:
                     return str(answer.read().decode())
             except OSError:
                 time.sleep(0.1)

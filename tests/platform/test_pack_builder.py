@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import REPO, Cnb
 from tests.support import pack_images as pk
+from tests.support.bookworm import cache_root
 from tests.support.dockerd import RunningDockerd
 from tests.support.images import PATH_ENV
 from tests.support.registry import RunningRegistry
@@ -39,9 +40,9 @@ echo "eco/shell: process web runs app.sh"
 
 
 @pytest.fixture(scope="session")
-def launcher_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The static test launcher, compiled once per session."""
-    return pk.static_launcher(tmp_path_factory.getbasetemp() / "static-launcher")
+def launcher_binary() -> Path:
+    """The static test launcher, compiled once per machine (keyed by its source) into the test cache."""
+    return pk.static_launcher(cache_root() / "static-launcher")
 
 
 @dataclass(frozen=True)

@@ -102,16 +102,21 @@ int main(int argc, char **argv) {
 
 
 def static_launcher(cache_dir: Path) -> Path:
-    """The launcher compiled once per source text into *cache_dir* (a session's cache)."""
+    """The launcher compiled once per source text into *cache_dir* (shared by sessions: each compiles into its own
+    temporary name and renames the result into place)."""
     key = hashlib.sha256(LAUNCHER_C.encode()).hexdigest()[:16]
     binary = cache_dir / f"launcher-{key}"
     if not binary.exists():
         cache_dir.mkdir(parents=True, exist_ok=True)
-        source = cache_dir / f"launcher-{key}.c"
-        source.write_text(LAUNCHER_C)
+        source = cache_dir / f".launcher-{key}-{os.getpid()}.c"
         tmp = cache_dir / f".launcher-{key}-{os.getpid()}"
-        subprocess.run(["gcc", "-static", "-Os", "-o", str(tmp), str(source)], check=True, capture_output=True)
-        tmp.rename(binary)
+        source.write_text(LAUNCHER_C)
+        try:
+            subprocess.run(["gcc", "-static", "-Os", "-o", str(tmp), str(source)], check=True, capture_output=True)
+            tmp.rename(binary)
+        finally:
+            source.unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
     return binary
 
 
