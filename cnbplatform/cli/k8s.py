@@ -195,13 +195,14 @@ def kpack(
     """kpack resources that keep IMAGE built from git: the builder image's buildpacks as a ClusterStore, its build
     and run images as a ClusterStack, a ClusterBuilder (on a cnb ClusterLifecycle when one is given) and the Image.
     Reads the builder's labels from its registry."""
-    from cnbplatform.k8s.builds import kpack_stack, kpack_yaml
+    from cnbplatform.k8s.builds import kpack_checked, kpack_stack, kpack_yaml
     from cnbplatform.platform.context import context_from_env
     from cnbplatform.platform.images import inspect_image
 
     req = _request(image=image, builder=builder, git=git, revision=revision, subpath=subpath,
                    cache_image=cache_image, registry_secret=registry_secret, run_image=run_image,
-                   process_type=process_type, tags=tag, env=env, name=name, namespace=namespace).checked()  # fmt: skip
+                   process_type=process_type, tags=tag, env=env, name=name, namespace=namespace)  # fmt: skip
+    req = kpack_checked(req, lifecycle=lifecycle, builder_tag=builder_tag)
     ctx = context_from_env(insecure_registries=insecure_registry)
     details = inspect_image(ctx, builder)
     if details.image is None:

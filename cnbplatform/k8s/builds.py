@@ -257,11 +257,8 @@ def default_builder_tag(image: str) -> str:
     return f"{ref.registry}/{ref.repository}-builder"
 
 
-def kpack_documents(
-    req: BuildRequest, stack: KpackStack, *, lifecycle: str | None = None, builder_tag: str | None = None
-) -> list[dict[str, Any]]:
-    """kpack's ServiceAccount, ClusterLifecycle (with *lifecycle*), ClusterStore, ClusterStack, ClusterBuilder and
-    Image (see ``templates/kpack.yaml.j2``)."""
+def kpack_checked(req: BuildRequest, *, lifecycle: str | None, builder_tag: str | None) -> BuildRequest:
+    """*req*, after refusing what kpack's webhook would (before the builder is read from its registry)."""
     req = req.checked()
     if not req.git:
         raise UsageError("kpack builds from git here: give --git URL")
@@ -270,6 +267,19 @@ def kpack_documents(
     for value in (lifecycle, builder_tag):
         if value is not None:
             parse_reference(value)
+    registry = parse_reference(req.image).registry
+    for tag in req.tags:  # kpack's webhook: additional tags on the same registry as the image
+        if parse_reference(tag).registry != registry:
+            raise UsageError(f"--tag {tag!r}: kpack writes additional tags to the image's registry ({registry})")
+    return req
+
+
+def kpack_documents(
+    req: BuildRequest, stack: KpackStack, *, lifecycle: str | None = None, builder_tag: str | None = None
+) -> list[dict[str, Any]]:
+    """kpack's ServiceAccount, ClusterLifecycle (with *lifecycle*), ClusterStore, ClusterStack, ClusterBuilder and
+    Image (see ``templates/kpack.yaml.j2``)."""
+    req = kpack_checked(req, lifecycle=lifecycle, builder_tag=builder_tag)
     return render(
         "kpack.yaml.j2",
         name=req.resource_name,

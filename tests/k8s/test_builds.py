@@ -329,6 +329,13 @@ def test_kpack_order_and_refusals() -> None:
         kpack_docs(labels={"io.buildpacks.builder.metadata": "7"})
     with pytest.raises(UsageError, match="revision"):
         kpack_docs(revision="")
+    with pytest.raises(UsageError, match="additional tags to the image"):
+        kpack_docs(tags=("elsewhere.example.com/team/hello:2",))
+
+
+def test_kpack_refuses_before_reading_the_builder(cnb: Cnb) -> None:
+    done = cnb("k8s", "kpack", APP, "-B", "127.0.0.1:1/nothing:1", "--git", "https://x/y", check=False)
+    assert done.returncode == 2 and "--revision" in done.stderr and "127.0.0.1:1" not in done.stderr
 
 
 KPACK_REQUIRED = [
