@@ -138,15 +138,23 @@ if os.environ.get("KILL_WHEN_RUNNING"):  # SIGKILL the command once a descendant
         time.sleep(0.05)
 child.wait()
 done = child
-time.sleep(1.0)
-left = []
-for entry in os.listdir("/proc"):
-    try:
-        fields = open(f"/proc/{entry}/stat").read().rpartition(")")[2].split()
-        if entry.isdigit() and int(fields[1]) == os.getpid() and fields[0] != "Z":  # zombies: ended, unreaped
-            left.append((int(entry), open(f"/proc/{entry}/comm").read().strip()))
-    except (OSError, IndexError):
-        continue
+def orphans():
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            fields = open(f"/proc/{entry}/stat").read().rpartition(")")[2].split()
+            if entry.isdigit() and int(fields[1]) == os.getpid() and fields[0] != "Z":  # zombies: ended, unreaped
+                found.append((int(entry), open(f"/proc/{entry}/comm").read().strip()))
+        except (OSError, IndexError):
+            continue
+    return found
+# What dies with its parent (bwrap --die-with-parent, pasta) takes a moment, longer on a busy machine: wait up to
+# 30 s for it to go; whatever is still here then was left running.
+deadline = time.monotonic() + 30
+left = orphans()
+while left and time.monotonic() < deadline:
+    time.sleep(0.1)
+    left = orphans()
 for pid, _ in left:
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
