@@ -1,4 +1,5 @@
-"""``cnb k8s``: Kubernetes documents (pull secrets, app manifests). Other commands join this group."""
+"""``cnb k8s``: Kubernetes documents: pull secrets, app manifests, and what builds an app on a cluster (a Job,
+Tekton runs, kpack resources)."""
 
 from __future__ import annotations
 

@@ -89,7 +89,10 @@ def test_job_runs_the_phases_as_kpack_does(cnb: Cnb) -> None:
         "secretName": "regcred", "items": [{"key": ".dockerconfigjson", "path": "config.json"}]}  # fmt: skip
     assert all(volumes[n] == {"name": n, "emptyDir": {}} for n in ("layers", "home", "platform", "workspace"))
     (report,) = pod["containers"]
-    assert report["command"][-1] == "cat /var/report/report.toml" and report["securityContext"] == SECURITY
+    assert report["command"][-1] == "cat /var/report/report.toml"
+    # Pod Security "restricted": every container non-root, no escalation, no capabilities, RuntimeDefault seccomp
+    assert all(c["securityContext"] == SECURITY for c in [*pod["initContainers"], *pod["containers"]])
+    assert all(set(v) - {"name"} <= {"emptyDir", "secret", "persistentVolumeClaim"} for v in pod["volumes"])
 
 
 def test_job_from_a_volume_with_a_volume_cache(cnb: Cnb) -> None:
