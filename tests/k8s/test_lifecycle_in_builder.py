@@ -151,10 +151,10 @@ def _serves(k8s: K8s, image: str, port: int) -> str:
     name = f"k8s-app-{port}"
     k8s.docker("run", "-d", "--name", name, "--network", "host", image)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # generous: the machine may be busy
         while True:
             try:
-                return httpx.get(f"http://127.0.0.1:{port}/index.html", timeout=2).text
+                return httpx.get(f"http://127.0.0.1:{port}/index.html", timeout=5).text
             except httpx.TransportError:
                 if time.monotonic() > deadline:
                     logs = k8s.docker("logs", name, check=False)

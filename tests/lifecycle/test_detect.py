@@ -443,7 +443,7 @@ def test_hanging_detect_is_killed_and_reported(world: World) -> None:
     execution = Execution(sandbox=world.sandbox, dirs=world.dirs, base_env=world.base_env, timeout=0.5)
     started = time.monotonic()
     err, _ = world.fail([[("hangs", "1.0.0")]], execution=execution)
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 30  # killed, not waited for (60 s); slack for a busy machine
     assert err.exit_code == 21
     assert "hangs@1.0.0" in str(err) and "timed out" in str(err) and "starting" in str(err)
 

@@ -140,4 +140,4 @@ def test_a_process_that_closes_its_output_early_is_waited_for(make_request: Requ
         make_request(["/bin/sh", "-c", "exec >&- 2>&-; sleep 30"], env={"PATH": HOST_PATH}, timeout=1)
     )
     assert (late.exit_code, late.timed_out) == (137, True)
-    assert late.duration < 4
+    assert late.duration < 20  # killed at the timeout, not waited for until the sleep ends (30 s)
