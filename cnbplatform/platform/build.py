@@ -227,6 +227,8 @@ def _buildpack_flag(ctx: PlatformContext, ref: str, ws: Workspace) -> tuple[str,
     if path.is_dir():
         descriptor = add_buildpack_dir(ws.buildpacks, path)
         return descriptor.id, descriptor.version, False
+    if ref.startswith(("/", "./", "../")) and not path.exists():
+        raise UsageError(f"--buildpack {ref}: no such file or directory")
     if ref.startswith("urn:cnb:registry:"):
         bp_id, version = add_packaged_buildpack(ctx, buildpack_registry_image(ctx, ref), ws.buildpacks)
         return bp_id, version, False

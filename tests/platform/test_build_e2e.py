@@ -6,6 +6,7 @@ import json
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,9 +27,10 @@ def tiny_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A CNB_HOME with the tiny base images (what `cnb base create` makes), shared by the module."""
     home = tmp_path_factory.mktemp("tiny-home")
     done = subprocess.run(
-        [".venv/bin/cnb", "-q", "base", "create", "--config", str(TINY / "base.toml"),
+        [sys.executable, "-m", "cnbplatform", "-q", "base", "create", "--config", str(TINY / "base.toml"),
          "--build-image", "cnb/tiny-build", "--run-image", "cnb/tiny-run"],
-        cwd=REPO, env={"CNB_HOME": str(home), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, check=False,
+        cwd=REPO, env={"CNB_HOME": str(home), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
+        capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     yield home
@@ -173,6 +175,8 @@ def test_daemon_export(cnb_tiny: Cnb, app: Path, dockerd: RunningDockerd) -> Non
         (("--builder", str(TINY), "--network", "bridge"), "--network"),
         (("--builder", str(TINY), "--publish", "--daemon"), "exclude each other"),
         (("--builder", str(TINY), "--buildpack", "nobody/nothing@1.0.0"), "not in the builder"),
+        (("--builder", str(TINY), "--buildpack", "/nonexistent/bp"), "--buildpack /nonexistent/bp: no such file"),
+        (("--builder", str(TINY), "--buildpack", "./nonexistent-bp"), "--buildpack ./nonexistent-bp: no such file"),
         (("--builder", str(TINY), "--creation-time", "yesterday"), "--creation-time"),
     ],
 )
