@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,9 +101,10 @@ def bases(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("bases-home")
     recipe = REPO / "builders" / "tiny" / "base.toml"
     done = subprocess.run(
-        [".venv/bin/cnb", "-q", "base", "create", "--config", str(recipe),
+        [sys.executable, "-m", "cnbplatform", "-q", "base", "create", "--config", str(recipe),
          "--build-image", "tiny-build", "--run-image", "tiny-run"],
-        cwd=REPO, env={"CNB_HOME": str(home), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, check=False,
+        cwd=REPO, env={"CNB_HOME": str(home), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
+        capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return home

@@ -13,6 +13,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,8 +43,8 @@ class Built:
 
 def _cnb(home: Path, *args: str, env: dict[str, str] | None = None) -> str:
     done = subprocess.run(
-        [str(REPO / ".venv/bin/cnb"), "-q", *args],
-        cwd=REPO, env={"CNB_HOME": str(home), "PATH": "/usr/bin:/bin", **(env or {})},
+        [sys.executable, "-m", "cnbplatform", "-q", *args],
+        cwd=REPO, env={"CNB_HOME": str(home), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), **(env or {})},
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
