@@ -57,7 +57,9 @@ class BuildRequest:
             if value is not None:
                 if value.startswith(("oci:", "docker-daemon:", "local:", "docker://")):
                     raise UsageError(f"{what} {value!r}: a cluster pulls images by registry reference (host/repo:tag)")
-                parse_reference(value)
+                ref = parse_reference(value)
+                if ref.digest and what in ("image", "--cache-image", "--tag"):
+                    raise UsageError(f"{what} {value!r}: an image is written under a tag, not a digest")
         for what, value in (("--name", self.name), ("--namespace", self.namespace),
                             ("--source-pvc", self.source_pvc), ("--cache-pvc", self.cache_pvc),
                             ("--registry-secret", self.registry_secret)):  # fmt: skip

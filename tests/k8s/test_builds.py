@@ -122,12 +122,19 @@ def test_job_from_a_volume_with_a_volume_cache(cnb: Cnb) -> None:
         (("--git", "https://x/y", "-e", "NOEQUALS"), "KEY=VALUE"),
         (("--git", "https://x/y", "--subpath", "../up"), "relative path"),
         (("--git", "https://x/y", "--uid", "0"), "non-root"),
+        (("--git", "https://x/y", "--cache-image", "registry.example.com/c@sha256:" + "0" * 64), "not a digest"),
     ],
 )
 def test_job_refuses_what_a_cluster_cannot_run(cnb: Cnb, args: tuple[str, ...], message: str) -> None:
     done = cnb("k8s", "job", APP, "-B", BUILDER, *args, check=False)
     assert done.returncode == 2 and message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and done.stdout == ""
+
+
+def test_a_digest_as_the_image_to_build_is_refused(cnb: Cnb) -> None:
+    done = cnb("k8s", "job", "registry.example.com/team/app@sha256:" + "0" * 64, "-B", BUILDER, "--git", "https://x/y",
+               check=False)  # fmt: skip
+    assert done.returncode == 2 and "not a digest" in done.stderr and done.stdout == ""
 
 
 def test_a_local_image_is_refused(cnb: Cnb) -> None:
