@@ -93,13 +93,13 @@ class Execution:
     extra_mounts: Sequence[Mount] = ()
 
     def mounts(self, *, extra: Sequence[Mount] = ()) -> list[Mount]:
-        """Bind mounts of the spec's dirs: layers and app writable, platform and buildpacks read-only."""
-        out = [
-            Mount(self.dirs.layers, self.paths.layers),
-            Mount(self.dirs.app, self.paths.app),
-            Mount(self.dirs.platform, self.paths.platform, read_only=True),
-            Mount(self.dirs.buildpacks, self.paths.buildpacks, read_only=True),
-        ]
+        """Bind mounts of the spec's dirs: layers and app writable, platform and buildpacks read-only. A platform
+        dir that does not exist (the default ``/platform`` on a workstation) is not mounted: the buildpack finds no
+        platform dir, as it would without a sandbox, and reads no platform env."""
+        out = [Mount(self.dirs.layers, self.paths.layers), Mount(self.dirs.app, self.paths.app)]
+        if self.dirs.platform.exists():
+            out.append(Mount(self.dirs.platform, self.paths.platform, read_only=True))
+        out.append(Mount(self.dirs.buildpacks, self.paths.buildpacks, read_only=True))
         if self.dirs.build_config is not None and self.dirs.build_config.exists():
             out.append(Mount(self.dirs.build_config, self.paths.build_config, read_only=True))
         return [*out, *self.extra_mounts, *extra]

@@ -217,6 +217,21 @@ def test_same_inputs_give_the_same_digest(tmp_path: Path, cnb: Cnb, bases: Path)
     assert digests[0] == digests[1]
 
 
+def test_create_without_a_platform_dir_builds(tmp_path: Path, cnb: Cnb, bases: Path) -> None:
+    """The README's command names no platform dir: the default /platform does not exist on this machine, and the
+    build goes on without one (as without a sandbox) instead of failing detection on the missing mount."""
+    assert not Path("/platform").exists()
+    home_with_bases(cnb, bases)
+    project = make_project(tmp_path / "project")
+    (project.root / "layers").mkdir()
+    done = cnb("lifecycle", "create", "--app", str(project.app), "--layers", str(project.root / "layers"),
+               "--buildpacks", str(project.buildpacks), "--order", str(project.order), "--run-image", "tiny-run",
+               "--sandbox", "bwrap", "--build-image", "tiny-build", f"oci:{tmp_path / 'out'}:app",
+               extra_env={"CNB_PLATFORM_API": "0.15"}, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert skopeo_inspect(f"oci:{tmp_path / 'out'}:app", "--config")["config"]["Entrypoint"] == ["/cnb/process/web"]
+
+
 BROKEN = [
     ("top-level launch in a layer toml", "build", 'mkdir -p "$CNB_LAYERS_DIR/x"; printf \'launch = true\\n\' > "$CNB_LAYERS_DIR/x.toml"', (), 52, "x.toml"),
     ("requires with a top-level version", "detect", 'printf \'[[requires]]\\nname = "a"\\nversion = "1"\\n[[provides]]\\nname = "a"\\n\' > "$CNB_BUILD_PLAN_PATH"', (), 21, "version"),
