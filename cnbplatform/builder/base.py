@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cnbplatform.errors import CnbError, UsageError
+from cnbplatform.files.builder_labels import RUN_IMAGE_SHELL_LABEL
 from cnbplatform.files.common import SpecFileError, Table, read_toml
 from cnbplatform.oci.digest import hash_file
 from cnbplatform.oci.image import FileLayer
@@ -78,12 +79,14 @@ class DebianRecipe:
     build_packages: tuple[str, ...] = ()
     extra_run_packages: tuple[str, ...] = ()
     source_date_epoch: int = EPOCH_1980
+    static_run_image: bool = False
+    """Also a static run image: the run image's CA bundle, time zones, account files and os-release, no shell."""
 
     @classmethod
     def from_table(cls, table: Table) -> DebianRecipe:
         table.only(
             "suite", "mirror", "security-mirror", "updates", "components", "variant", "run-packages",
-            "build-packages", "extra-run-packages", "source-date-epoch",
+            "build-packages", "extra-run-packages", "source-date-epoch", "static-run-image",
         )  # fmt: skip
         recipe = cls(
             suite=table.get_str("suite", "bookworm"),
@@ -96,6 +99,7 @@ class DebianRecipe:
             build_packages=tuple(table.str_list("build-packages")),
             extra_run_packages=tuple(table.str_list("extra-run-packages")),
             source_date_epoch=table.get_int("source-date-epoch", EPOCH_1980),
+            static_run_image=table.get_bool("static-run-image"),
         )
         try:
             recipe.check()
@@ -193,6 +197,8 @@ class BaseRecipe:
 class BaseImages:
     build: BuiltImage
     run: BuiltImage
+    static: BuiltImage | None = None
+    """The static run image of a recipe with ``static-run-image = true``."""
 
 
 def rfc3339(epoch: int) -> str:
@@ -255,6 +261,7 @@ def base_image(
     run: bool,
     created: str = CREATED,
     created_by: str = "",
+    shell: bool = True,
 ) -> BuiltImage:
     """A build (``run=False``) or run image of *layers* with the CNB env, user and labels (CNB-SPEC §1.1)."""
     env = (f"PATH={PATH_ENV}", f"CNB_USER_ID={recipe.uid}", f"CNB_GROUP_ID={recipe.gid}")
@@ -266,9 +273,10 @@ def base_image(
         config=ContainerConfig(
             user=f"{recipe.uid}:{recipe.gid}",
             env=env,
-            cmd=("/bin/sh",),
+            cmd=("/bin/sh",) if shell else None,
             working_dir="/",
-            labels=_labels(recipe, distro, version, created, run=run),
+            labels=_labels(recipe, distro, version, created, run=run)
+            | ({} if shell else {RUN_IMAGE_SHELL_LABEL: "false"}),
         ),
         history=tuple(
             History(created=created, created_by=created_by or f"cnb base create ({recipe.kind})") for _ in layers

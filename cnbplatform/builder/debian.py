@@ -16,7 +16,12 @@ For a ``kind = "debian"`` recipe (:class:`cnbplatform.builder.base.DebianRecipe`
    owners: the layer writer gives a tree one owner (root), so every entry not owned by ``0:0`` (setgid
    ``shadow`` binaries, ``/var/mail``, the CNB home…) is added as an explicit entry with its uid and gid.
    (A hard-linked file not owned by root is stored once per path rather than as a hard link.)
-5. Labels come from ``/etc/os-release`` (``ID``, ``VERSION_ID``) through :func:`base_image`.
+5. With ``static-run-image = true``, a third image is made from the run image's root filesystem (no more
+   mmdebstrap): only :data:`STATIC_KEEP` (the CA bundle, time zones, name-service files, os-release), account
+   files with root, nobody and the CNB user only, ``/tmp`` and the CNB home: no shell, no package manager, no
+   libc. It is the run image for static binaries (``cnb/go`` with ``CGO_ENABLED=0``); the launcher there is
+   the process's own command (docs/design.md decision 3).
+6. Labels come from ``/etc/os-release`` (``ID``, ``VERSION_ID``) through :func:`base_image`.
 
 mmdebstrap needs root here (``--mode=root``): in its ``unshare`` mode the files on disk would belong to
 sub-uids and their real owners would be lost.
@@ -68,6 +73,17 @@ DROP = (
     "var/log/alternatives.log",
     "var/log/bootstrap.log",
     "dev/*",
+)
+
+#: What the static run image keeps of the run image's root filesystem (files, directories or symlinks).
+STATIC_KEEP = (
+    "etc/ssl/certs/ca-certificates.crt",
+    "usr/share/zoneinfo",
+    "etc/nsswitch.conf",
+    "etc/services",
+    "etc/protocols",
+    "usr/lib/os-release",
+    "etc/os-release",
 )
 
 
@@ -200,6 +216,36 @@ def add_cnb_user(root: Path, recipe: BaseRecipe, *, days: int) -> None:
     home_dir.chmod(0o755)
 
 
+def static_rootfs(root: Path, target: Path, recipe: BaseRecipe) -> None:
+    """Fill *target* with the static run image's tree made from the run root filesystem *root* (step 5)."""
+    for rel in STATIC_KEEP:
+        source, dest = root / rel, target / rel
+        if not source.is_symlink() and not source.exists():
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_symlink():
+            os.symlink(os.readlink(source), dest)
+        elif source.is_dir():
+            shutil.copytree(source, dest, symlinks=True)
+        else:
+            shutil.copy2(source, dest)
+    keep = {"root", "nobody", "nogroup", recipe.user}
+    for name in ("passwd", "group"):
+        lines = (root / "etc" / name).read_text().splitlines(keepends=True)
+        kept = [line for line in lines if line.split(":", 1)[0] in keep]
+        if name == "passwd":  # no shell in the image: no login shell either
+            kept = [":".join([*line.rstrip("\n").split(":")[:6], "/sbin/nologin"]) + "\n" for line in kept]
+        (target / "etc").mkdir(parents=True, exist_ok=True)
+        (target / "etc" / name).write_text("".join(kept))
+    (target / "tmp").mkdir(exist_ok=True)
+    (target / "tmp").chmod(0o1777)
+    home = target / "home" / recipe.user
+    home.mkdir(parents=True, exist_ok=True)
+    os.chown(home, recipe.uid, recipe.gid)
+    home.chmod(0o755)
+    target.chmod(0o755)
+
+
 def os_release(root: Path) -> dict[str, str]:
     """The root filesystem's ``os-release`` fields (``/etc/os-release``, else ``/usr/lib/os-release``)."""
     for candidate in ("etc/os-release", "usr/lib/os-release"):
@@ -253,6 +299,7 @@ class _Rootfs:
     layer: FileLayer
     distro: str
     version: str
+    static: FileLayer | None = None
 
 
 def _rootfs_layer(
@@ -264,6 +311,7 @@ def _rootfs_layer(
     what: str,
     work_dir: Path | None,
     tool_env: Mapping[str, str],
+    static: bool = False,
 ) -> _Rootfs:
     debian = recipe.debian
     assert debian is not None
@@ -284,6 +332,15 @@ def _rootfs_layer(
         release = os_release(root)
         spec = LayerSpec(trees=(TreeSource(root),), entries=tuple(owned_entries(root)))
         layer = file_layer(cache.create(spec, blobs_dir).blob)
+        static_layer = None
+        if static:
+            static_root = Path(tempfile.mkdtemp(prefix="cnb-static-", dir=work_dir))
+            try:
+                static_rootfs(root, static_root, recipe)
+                spec = LayerSpec(trees=(TreeSource(static_root),), entries=tuple(owned_entries(static_root)))
+                static_layer = file_layer(cache.create(spec, blobs_dir).blob)
+            finally:
+                shutil.rmtree(static_root, ignore_errors=True)
         ok = True
     except OSError as exc:
         raise CnbError(f"cannot prepare the {what} root filesystem {root}: {exc}") from exc
@@ -294,7 +351,7 @@ def _rootfs_layer(
             shutil.rmtree(root, ignore_errors=True)  # else leave it: removing would reach into the mounts
     distro = release.get("ID", "debian")
     version = release.get("VERSION_ID") or release.get("VERSION_CODENAME") or debian.suite
-    return _Rootfs(layer, distro, version)
+    return _Rootfs(layer, distro, version, static_layer)
 
 
 def check_host() -> None:
@@ -330,6 +387,7 @@ def create_debian_base(
                 what=" and ".join(name for name, value in includes.items() if value == include),
                 work_dir=work_dir,
                 tool_env=dict(tool_env or {}),
+                static=debian.static_run_image and include == debian.run_include,
             )
             for include in jobs
         }
@@ -361,5 +419,17 @@ def create_debian_base(
             run=True,
             created=created,
             created_by=history(debian.run_include),
+        ),
+        static=None
+        if run.static is None
+        else base_image(
+            recipe,
+            [run.static],
+            run.distro,
+            run.version,
+            run=True,
+            created=created,
+            created_by=f"cnb base create (debian {debian.suite}: the static run image, from the run image's files)",
+            shell=False,
         ),
     )

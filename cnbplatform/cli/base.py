@@ -18,6 +18,7 @@ def create(
     config: Path = typer.Option(..., "--config", help="The recipe, e.g. builders/bookworm/base.toml."),
     build_image: str = typer_option("base create", "build_image"),
     run_image: str = typer_option("base create", "run_image"),
+    static_run_image: str | None = typer_option("base create", "static_run_image"),
     extra_run_package: list[str] = typer.Option(
         [], "--extra-run-package", help="Debian recipes: one more package for the run image (repeatable)."
     ),
@@ -29,8 +30,16 @@ def create(
 
     ctx = context_from_env(insecure_registries=insecure_registry)
     outcome = create_base_images(
-        ctx, config, build_image, run_image, extra_run_packages=extra_run_package, mirror=mirror
+        ctx,
+        config,
+        build_image,
+        run_image,
+        extra_run_packages=extra_run_package,
+        mirror=mirror,
+        static_run_image=static_run_image,
     )
     if not OPTIONS.quiet:
         out_console.print(f"build image {build_image} {outcome.build.digest}")
         out_console.print(f"run image   {run_image} {outcome.run.digest}")
+        if outcome.static is not None:
+            out_console.print(f"static run image {static_run_image} {outcome.static.digest}")

@@ -36,6 +36,9 @@ BUILDPACKAGE_METADATA_LABEL = "io.buildpacks.buildpackage.metadata"
 EXTENSION_METADATA_LABEL = "io.buildpacks.extension.metadata"
 #: cnb's own label on a builder: the build image it was made from (``{"image": …, "digest": …}``).
 BUILD_IMAGE_LABEL = "io.cnb.builder.build-image"
+#: cnb's own label on a run image without ``/bin/sh`` (``"false"``): the exporter then bakes the default process
+#: into the config instead of the sh launcher (docs/design.md decision 3).
+RUN_IMAGE_SHELL_LABEL = "io.cnb.base.shell"
 
 
 # -- module infos (pack's dist.ModuleInfo) --------------------------------------------------------------------

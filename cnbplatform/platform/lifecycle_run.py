@@ -10,6 +10,7 @@ from pathlib import Path
 from cnbplatform.errors import CnbError, PhaseError, UsageError
 from cnbplatform.files.analyzed import Analyzed
 from cnbplatform.files.apis import ApiVersion, check_platform_api
+from cnbplatform.files.builder_labels import RUN_IMAGE_SHELL_LABEL
 from cnbplatform.files.group import GroupFile
 from cnbplatform.files.metadata import BuildMetadata
 from cnbplatform.files.report import ProjectMetadata
@@ -81,6 +82,7 @@ def run_export(phases: Phases, reporter: Reporter) -> ExportResult:
             report_path=s.report,
             report_tags=[*s.images, *s.tags],
             parallel=2 if s.parallel else 1,
+            run_image_has_shell=run.image.config.config.labels.get(RUN_IMAGE_SHELL_LABEL) != "false",
         ),
         reporter,
     )
