@@ -1,6 +1,9 @@
 """The ``go`` builder (kbld's ``ko`` source): a Go module built by the ``cnb/go`` buildpack onto a static run image.
 
-It needs a builder that carries ``cnb/go``; cnb has none yet, so this builder says so instead of guessing.
+ko's conventions (``CGO_ENABLED=0 go build -trimpath``, the binary as the entrypoint, ``kodata/`` at
+``KO_DATA_PATH``) are ``cnb/go``'s; the build is ``cnb build`` with the trixie builder (``builders/trixie``) and its
+static run image, named by ``CNB_GO_BUILDER`` (default ``cnb/trixie-builder``) and ``CNB_GO_RUN_IMAGE`` (default
+``cnb/trixie-static``). ko's ``rawOptions`` have no ``cnb build`` equivalent: any is refused.
 """
 
 from __future__ import annotations
@@ -10,17 +13,43 @@ from cnbplatform.imagebuilders import common
 from cnbplatform.imagebuilders.base import BuiltImage, Pushed, SourceBuild
 from cnbplatform.lifecycle.common import Reporter
 from cnbplatform.oci.registry import Credential
+from cnbplatform.platform.build import BuildRequest, run_build
 from cnbplatform.platform.context import PlatformContext
+
+DEFAULT_BUILDER = "cnb/trixie-builder"
+DEFAULT_RUN_IMAGE = "cnb/trixie-static"
+
+
+def go_request(ctx: PlatformContext, request: SourceBuild, target: str) -> BuildRequest:
+    """The ``cnb build`` request for *request* (see the module doc)."""
+    for key in request.options:
+        if key != "build":
+            raise UsageError(f"build {request.name}: ko.{key} is not a field cnb knows (build)")
+    build = request.options.get("build") or {}
+    if not isinstance(build, dict) or set(build) - {"rawOptions"}:
+        raise UsageError(f"build {request.name}: ko.build takes only rawOptions")
+    if build.get("rawOptions"):
+        raise UsageError(f"build {request.name}: ko.build.rawOptions have no cnb build equivalent")
+    if not (request.source / "go.mod").is_file():
+        raise UsageError(
+            f"build {request.name}: {request.source} has no go.mod (the go builder builds a Go module with the "
+            "cnb/go buildpack)"
+        )
+    return BuildRequest(
+        image=target,
+        path=request.source,
+        builder=ctx.env.get("CNB_GO_BUILDER") or DEFAULT_BUILDER,
+        run_image=ctx.env.get("CNB_GO_RUN_IMAGE") or DEFAULT_RUN_IMAGE,
+    )
 
 
 class GoBuilder:
     name = "go"
 
     def build(self, ctx: PlatformContext, request: SourceBuild, reporter: Reporter) -> BuiltImage:
-        raise UsageError(
-            f"build {request.name}: the go builder (kbld's ko source) needs the cnb/go buildpack, which cnb does "
-            "not ship yet; build Go apps with a pack source and a builder that has a Go buildpack"
-        )
+        target = f"local:{common.scratch_name(request.name)}"
+        outcome = run_build(ctx, go_request(ctx, request, target), reporter)
+        return BuiltImage(target, outcome.digest)
 
     def push(self, ctx: PlatformContext, image: BuiltImage, destination: str, tags: tuple[str, ...] = ()) -> Pushed:
         return common.push(ctx, image, destination, tags)
