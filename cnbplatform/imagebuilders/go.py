@@ -22,13 +22,10 @@ DEFAULT_RUN_IMAGE = "cnb/trixie-static"
 
 def go_request(ctx: PlatformContext, request: SourceBuild, target: str) -> BuildRequest:
     """The ``cnb build`` request for *request* (see the module doc)."""
-    for key in request.options:
-        if key != "build":
-            raise UsageError(f"build {request.name}: ko.{key} is not a field cnb knows (build)")
-    build = request.options.get("build") or {}
-    if not isinstance(build, dict) or set(build) - {"rawOptions"}:
-        raise UsageError(f"build {request.name}: ko.build takes only rawOptions")
-    if build.get("rawOptions"):
+    for key in request.options:  # kbld's ko.build
+        if key != "rawOptions":
+            raise UsageError(f"build {request.name}: ko.build.{key} is not a field cnb knows (rawOptions)")
+    if request.options.get("rawOptions"):
         raise UsageError(f"build {request.name}: ko.build.rawOptions have no cnb build equivalent")
     if not (request.source / "go.mod").is_file():
         raise UsageError(
