@@ -7,6 +7,8 @@ import stat
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from cnbplatform.builder.base import BaseRecipe
 from cnbplatform.builder.debian import static_rootfs
 from tests.conftest import REPO
@@ -85,3 +87,26 @@ def test_a_shell_less_base_image_says_so_and_has_no_shell_command() -> None:
     assert static.labels[RUN_IMAGE_SHELL_LABEL] == "false" and static.cmd is None
     usual = base_image(recipe, [], "debian", "13", run=True).config.config
     assert RUN_IMAGE_SHELL_LABEL not in usual.labels and usual.cmd == ("/bin/sh",)
+
+
+def test_the_go_image_builder_builds_with_cnb_go_on_the_trixie_builder_and_static_run_image(tmp_path: Path) -> None:
+    from cnbplatform.errors import UsageError
+    from cnbplatform.imagebuilders.base import SourceBuild
+    from cnbplatform.imagebuilders.go import go_request
+    from cnbplatform.platform.context import context_from_env
+
+    app = tmp_path / "app"
+    app.mkdir()
+    ctx = context_from_env({"CNB_HOME": str(tmp_path / "home")})
+    with pytest.raises(UsageError, match=r"has no go\.mod"):
+        go_request(ctx, SourceBuild(app, "go-app"), "local:x")
+    (app / "go.mod").write_text("module example.com/x\n")
+    request = go_request(ctx, SourceBuild(app, "go-app", {"rawOptions": []}), "local:x")
+    assert (request.builder, request.run_image, request.path) == ("cnb/trixie-builder", "cnb/trixie-static", app)
+    config = tomllib.loads((TRIXIE / "builder.toml").read_text())
+    assert request.builder == "cnb/trixie-builder" and config["build"]["image"] == "cnb/trixie-build"
+    ctx = context_from_env({"CNB_HOME": str(tmp_path / "home"), "CNB_GO_BUILDER": "b", "CNB_GO_RUN_IMAGE": "r"})
+    overridden = go_request(ctx, SourceBuild(app, "go-app"), "local:x")
+    assert (overridden.builder, overridden.run_image) == ("b", "r")
+    with pytest.raises(UsageError, match="rawOptions have no cnb build equivalent"):
+        go_request(ctx, SourceBuild(app, "go-app", {"rawOptions": ["--bare"]}), "local:x")
