@@ -66,6 +66,18 @@ class K8s:
     docker_env: dict[str, str]
     docker_config: Path
     work: Path
+    cnb_env: dict[str, str]
+
+    def bookworm(self) -> str:
+        """The same builder on the bookworm test images (mmdebstrap, cached per machine by tests/support)."""
+        name = "cnb-test/k8s-bookworm-builder"
+        if not (self.work / f"{name.replace('/', '_')}.toml").exists():
+            from tests.support.bookworm import EXTRA_PACKAGE, bookworm_images
+
+            images = bookworm_images((EXTRA_PACKAGE,))
+            build, run = f"oci:{images.layout}:build", f"oci:{images.layout}:run"
+            _make_builder(self.cnb_env, self.work, self.registry, build, run, name)
+        return f"{name}:1"
 
     def docker(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(["docker", "--config", str(self.docker_config), *args], env=self.docker_env,
@@ -97,10 +109,30 @@ def _cnb(env: dict[str, str], *args: str) -> None:
     assert done.returncode == 0, f"cnb {' '.join(args)}: {done.stderr}"
 
 
+def _make_builder(env: dict[str, str], work: Path, registry: RunningRegistry, build: str, run: str, name: str) -> None:
+    """A builder (the counter buildpack, then Procfile) on *build*, its run image *run* pushed to the registry,
+    loaded into the Docker engine as *name*."""
+    _cnb(env, "image", "copy", run, f"{registry.host}/{name}-run")
+    counter = work / "counter"
+    if not counter.exists():
+        (counter / "bin").mkdir(parents=True)
+        (counter / "buildpack.toml").write_text(COUNTER_TOML)
+        for script, text in (("detect", COUNTER_DETECT), ("build", COUNTER_BUILD)):
+            (counter / "bin" / script).write_text(text)
+            (counter / "bin" / script).chmod(0o755)
+    (work / f"{name.replace('/', '_')}.toml").write_text(
+        f'[[buildpacks]]\nuri = "{counter}"\n[[buildpacks]]\nuri = "{REPO / "buildpacks" / "procfile"}"\n'
+        '[[order]]\n[[order.group]]\nid = "cnb-test/counter"\n[[order.group]]\nid = "cnb/procfile"\n'
+        f'[build]\nimage = "{build}"\n[[run.images]]\nimage = "{registry.host}/{name}-run"\n'
+    )
+    _cnb(env, "builder", "create", name, "--config", str(work / f"{name.replace('/', '_')}.toml"))
+    _cnb(env, "image", "copy", name, f"docker-daemon:{name}:1")
+
+
 @pytest.fixture(scope="module")
 def k8s(tmp_path_factory: pytest.TempPathFactory, dockerd: RunningDockerd) -> Iterator[K8s]:
-    """A registry with Basic auth holding the tiny run image, and a tiny builder (with the counter buildpack)
-    whose run image is in that registry, loaded into the Docker engine."""
+    """A registry with Basic auth, and the tiny builder (with the counter buildpack) whose run image is in that
+    registry, loaded into the Docker engine; ``k8s.bookworm()`` adds the same builder on bookworm."""
     work = tmp_path_factory.mktemp("k8s-life")
     registry = start_registry(work / "registry", htpasswd=AUTH)
     config = work / "dockerconfig"
@@ -112,30 +144,24 @@ def k8s(tmp_path_factory: pytest.TempPathFactory, dockerd: RunningDockerd) -> It
     tiny = REPO / "builders" / "tiny"
     _cnb(env, "base", "create", "--config", str(tiny / "base.toml"), "--build-image", "cnb/tiny-build",
          "--run-image", "cnb/tiny-run")  # fmt: skip
-    _cnb(env, "image", "copy", "cnb/tiny-run", f"{registry.host}/cnb/tiny-run")
-    counter = work / "counter"
-    (counter / "bin").mkdir(parents=True)
-    (counter / "buildpack.toml").write_text(COUNTER_TOML)
-    for name, text in (("detect", COUNTER_DETECT), ("build", COUNTER_BUILD)):
-        (counter / "bin" / name).write_text(text)
-        (counter / "bin" / name).chmod(0o755)
-    (work / "builder.toml").write_text(
-        f'[[buildpacks]]\nuri = "{counter}"\n[[buildpacks]]\nuri = "{REPO / "buildpacks" / "procfile"}"\n'
-        '[[order]]\n[[order.group]]\nid = "cnb-test/counter"\n[[order.group]]\nid = "cnb/procfile"\n'
-        f'[build]\nimage = "cnb/tiny-build"\n[[run.images]]\nimage = "{registry.host}/cnb/tiny-run"\n'
-    )
-    _cnb(env, "builder", "create", "cnb-test/k8s-tiny-builder", "--config", str(work / "builder.toml"))
-    _cnb(env, "image", "copy", "cnb-test/k8s-tiny-builder", f"docker-daemon:{BUILDER}")
+    _make_builder(env, work, registry, "cnb/tiny-build", "cnb/tiny-run", "cnb-test/k8s-tiny-builder")
     try:
-        yield K8s(registry, {**os.environ, "DOCKER_HOST": dockerd.base_url}, config, work)
+        yield K8s(registry, {**os.environ, "DOCKER_HOST": dockerd.base_url}, config, work, env)
     finally:
         registry.stop()
 
 
-def _app(root: Path, port: int) -> Path:
+SITE = "/layers/cnb-test_counter/site/public"
+
+
+def _app(root: Path, port: int, bookworm: bool = False) -> Path:
     app = root / "source"
     app.mkdir(parents=True)
-    (app / "Procfile").write_text(f"web: httpd -f -p 127.0.0.1:{port} -h /layers/cnb-test_counter/site/public\n")
+    if bookworm:  # no busybox there: Python's web server
+        web = f"python3 -m http.server {port} --bind 127.0.0.1 --directory {SITE}"
+    else:
+        web = f"httpd -f -p 127.0.0.1:{port} -h {SITE}"
+    (app / "Procfile").write_text(f"web: {web}\n")
     return app
 
 
@@ -269,17 +295,18 @@ def test_tekton_buildpacks_phases_task_0_3(k8s: K8s, tmp_path: Path) -> None:
     assert _serves(k8s, app_image, port).strip() == "served by a cnb lifecycle in a builder image"
 
 
-def _phase(k8s: K8s, volumes: list[str], env: list[str], phase: str, *args: str, user: str = "1000:1000") -> str:
-    done = k8s.docker("run", "--rm", "--network", "host", "--user", user, "--cap-drop", "ALL", "--security-opt",
-                      "no-new-privileges", *volumes, *env, "--entrypoint", f"/cnb/lifecycle/{phase}", BUILDER,
+def _phase(k8s: K8s, builder: str, volumes: list[str], env: list[str], phase: str, *args: str) -> str:
+    done = k8s.docker("run", "--rm", "--network", "host", "--user", "1000:1000", "--cap-drop", "ALL", "--security-opt",
+                      "no-new-privileges", *volumes, *env, "--entrypoint", f"/cnb/lifecycle/{phase}", builder,
                       *args)  # fmt: skip
     return done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("platform_api", ["0.9", "0.7"])
-def test_kpack_build_pod(k8s: K8s, tmp_path: Path, platform_api: str) -> None:
+@pytest.mark.parametrize(("platform_api", "base"), [("0.9", "tiny"), ("0.7", "tiny"), ("0.9", "bookworm")])
+def test_kpack_build_pod(k8s: K8s, tmp_path: Path, platform_api: str, base: str) -> None:
+    builder = k8s.bookworm() if base == "bookworm" else BUILDER
     port = free_port()
-    app = _app(tmp_path / "app", port)
+    app = _app(tmp_path / "app", port, bookworm=base == "bookworm")
     volumes = _volumes(tmp_path, {"layers": "/layers", "home": "/builder/home", "workspace": "/workspace",
                                   "platform": "/platform", "report": "/var/report", "cache": "/cache"})  # fmt: skip
     # kpack's prepare (build-init): the source into /workspace, the registry secret as a docker config under HOME
@@ -288,21 +315,21 @@ def test_kpack_build_pod(k8s: K8s, tmp_path: Path, platform_api: str) -> None:
     shutil.copytree(app, tmp_path / "workspace", dirs_exist_ok=True)
     for name in ("layers", "home", "workspace", "platform", "report", "cache"):
         subprocess.run(["chown", "-R", "1000:1000", str(tmp_path / name)], check=True)
-    app_image = f"{k8s.registry.host}/apps/kpack-{platform_api.replace('.', '-')}"
-    run_image = f"{k8s.registry.host}/cnb/tiny-run"
+    app_image = f"{k8s.registry.host}/apps/kpack-{base}-{platform_api.replace('.', '-')}"
+    run_image = f"{k8s.registry.host}/{builder.split(':')[0]}-run"
     env = ["-e", f"CNB_PLATFORM_API={platform_api}", "-e", "HOME=/builder/home",
            "-e", "SERVICE_BINDING_ROOT=/platform/bindings"]  # fmt: skip
 
     def build_pod(previous: bool) -> str:
-        out = _phase(k8s, volumes, env, "analyzer", "-layers=/layers", "-analyzed=/layers/analyzed.toml",
+        out = _phase(k8s, builder, volumes, env, "analyzer", "-layers=/layers", "-analyzed=/layers/analyzed.toml",
                      f"-run-image={run_image}", *([f"-previous-image={app_image}"] if previous else []), app_image)  # fmt: skip
-        out += _phase(k8s, volumes, env, "detector", "-app=/workspace", "-group=/layers/group.toml",
+        out += _phase(k8s, builder, volumes, env, "detector", "-app=/workspace", "-group=/layers/group.toml",
                       "-plan=/layers/plan.toml")  # fmt: skip
-        out += _phase(k8s, volumes, env, "restorer", "-group=/layers/group.toml", "-layers=/layers",
+        out += _phase(k8s, builder, volumes, env, "restorer", "-group=/layers/group.toml", "-layers=/layers",
                       "-cache-dir=/cache", "-analyzed=/layers/analyzed.toml")  # fmt: skip
-        out += _phase(k8s, volumes, env, "builder", "-layers=/layers", "-app=/workspace", "-group=/layers/group.toml",
+        out += _phase(k8s, builder, volumes, env, "builder", "-layers=/layers", "-app=/workspace", "-group=/layers/group.toml",
                       "-plan=/layers/plan.toml")  # fmt: skip
-        out += _phase(k8s, volumes, [*env, "-e", "SOURCE_DATE_EPOCH=1700000000", "-e", f"CNB_RUN_IMAGE={run_image}"],
+        out += _phase(k8s, builder, volumes, [*env, "-e", "SOURCE_DATE_EPOCH=1700000000", "-e", f"CNB_RUN_IMAGE={run_image}"],
                       "exporter", "-layers=/layers", "-app=/workspace", "-group=/layers/group.toml",
                       "-analyzed=/layers/analyzed.toml", "-project-metadata=/layers/project-metadata.toml",
                       "-cache-dir=/cache", "-process-type=web", "-report=/var/report/report.toml", app_image)  # fmt: skip
