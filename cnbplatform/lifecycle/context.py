@@ -96,12 +96,13 @@ class Execution:
         """Bind mounts of the spec's dirs: layers and app writable, platform and buildpacks read-only. A platform
         dir that does not exist (the default ``/platform`` on a workstation) is not mounted: the buildpack finds no
         platform dir, as it would without a sandbox, and reads no platform env."""
-        out = [Mount(self.dirs.layers, self.paths.layers), Mount(self.dirs.app, self.paths.app)]
+        # Sources are absolute: a relative --app (./app) names a dir under this process's cwd, not the sandbox's.
+        out = [Mount(self.dirs.layers.absolute(), self.paths.layers), Mount(self.dirs.app.absolute(), self.paths.app)]
         if self.dirs.platform.exists():
-            out.append(Mount(self.dirs.platform, self.paths.platform, read_only=True))
-        out.append(Mount(self.dirs.buildpacks, self.paths.buildpacks, read_only=True))
+            out.append(Mount(self.dirs.platform.absolute(), self.paths.platform, read_only=True))
+        out.append(Mount(self.dirs.buildpacks.absolute(), self.paths.buildpacks, read_only=True))
         if self.dirs.build_config is not None and self.dirs.build_config.exists():
-            out.append(Mount(self.dirs.build_config, self.paths.build_config, read_only=True))
+            out.append(Mount(self.dirs.build_config.absolute(), self.paths.build_config, read_only=True))
         return [*out, *self.extra_mounts, *extra]
 
     def buildpack_path(self, host_path: Path) -> str:

@@ -8,6 +8,7 @@ cache is restored and unchanged layers are reused; broken buildpacks fail with t
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -219,15 +220,24 @@ def test_same_inputs_give_the_same_digest(tmp_path: Path, cnb: Cnb, bases: Path)
 
 def test_create_without_a_platform_dir_builds(tmp_path: Path, cnb: Cnb, bases: Path) -> None:
     """The README's command names no platform dir: the default /platform does not exist on this machine, and the
-    build goes on without one (as without a sandbox) instead of failing detection on the missing mount."""
+    build goes on without one (as without a sandbox) instead of failing detection on the missing mount. Its dirs
+    are relative (``--app ./app``): relative to cnb's cwd, not the sandbox's."""
     assert not Path("/platform").exists()
     home_with_bases(cnb, bases)
     project = make_project(tmp_path / "project")
     (project.root / "layers").mkdir()
-    done = cnb("lifecycle", "create", "--app", str(project.app), "--layers", str(project.root / "layers"),
-               "--buildpacks", str(project.buildpacks), "--order", str(project.order), "--run-image", "tiny-run",
-               "--sandbox", "bwrap", "--build-image", "tiny-build", f"oci:{tmp_path / 'out'}:app",
-               extra_env={"CNB_PLATFORM_API": "0.15"}, check=False)  # fmt: skip
+
+    def rel(path: Path) -> str:
+        return os.path.relpath(path, project.root)
+
+    done = subprocess.run(
+        [sys.executable, "-m", "cnbplatform", "lifecycle", "create", "--app", rel(project.app),
+         "--layers", rel(project.root / "layers"), "--buildpacks", rel(project.buildpacks),
+         "--order", str(project.order), "--run-image", "tiny-run", "--sandbox", "bwrap", "--build-image", "tiny-build",
+         f"oci:{tmp_path / 'out'}:app"],
+        cwd=project.root, env={**cnb.env, "CNB_PLATFORM_API": "0.15"}, capture_output=True, text=True, check=False,
+        timeout=300,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert skopeo_inspect(f"oci:{tmp_path / 'out'}:app", "--config")["config"]["Entrypoint"] == ["/cnb/process/web"]
 
