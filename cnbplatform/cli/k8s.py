@@ -42,10 +42,14 @@ def pull_secret(
     output: Path | None = typer_option("k8s pull-secret", "output"),
 ) -> None:
     """A kubernetes.io/dockerconfigjson Secret from the credentials cnb uses for REGISTRY."""
+    from cnbplatform.errors import UsageError
     from cnbplatform.k8s.secrets import pull_secret_yaml
+    from cnbplatform.oci.reference import is_registry_host
     from cnbplatform.oci.registry import resolve_credential
     from cnbplatform.platform.context import context_from_env
 
+    if not is_registry_host(registry):
+        raise UsageError(f"{registry!r} is not a registry host (host or host:port, e.g. ghcr.io)")
     ctx = context_from_env()
     credential = resolve_credential(registry, ctx.env)
     text = pull_secret_yaml(registry, credential, name=name, namespace=namespace, service_account=service_account)

@@ -85,3 +85,7 @@ def test_no_credentials_is_one_line(cnb: Cnb, tmp_path: Path) -> None:
     assert not (tmp_path / "s.yml").exists()
     bad = cnb("k8s", "pull-secret", "r.example.com", "--name", "Not_A_Name", check=False)
     assert bad.returncode == 2 and "--name" in bad.stderr
+    for host in ("Foo//bar:", "ghcr.io/team"):  # a reference is not a registry host
+        wrong = cnb("k8s", "pull-secret", host, "-o", str(tmp_path / "s.yml"), check=False)
+        assert wrong.returncode == 2 and "not a registry host" in wrong.stderr
+        assert len(wrong.stderr.strip().splitlines()) == 1 and not (tmp_path / "s.yml").exists()
