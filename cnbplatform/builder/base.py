@@ -47,12 +47,12 @@ from cnbplatform.oci.digest import hash_file
 from cnbplatform.oci.image import FileLayer
 from cnbplatform.oci.layercache import LayerCache
 from cnbplatform.oci.layerspec import Entry, LayerBlob, LayerSpec
+from cnbplatform.oci.model import NORMALIZED_CREATED as CREATED
 from cnbplatform.oci.model import ContainerConfig, Descriptor, History, ImageConfig
 from cnbplatform.oci.mutate import BuiltImage
+from cnbplatform.oci.tarformat import EPOCH
 
 BUSYBOX = Path("/bin/busybox")
-CREATED = "1980-01-01T00:00:01Z"
-EPOCH_1980 = 315532801  # CREATED as seconds since 1970
 PATH_ENV = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 APPLETS = (  # noqa: SIM905 - a readable list of busybox applets
     "sh ash cat chmod chown cp date dirname basename echo env false find grep head id ln ls mkdir mktemp mv "
@@ -78,7 +78,7 @@ class DebianRecipe:
     run_packages: tuple[str, ...] = ()
     build_packages: tuple[str, ...] = ()
     extra_run_packages: tuple[str, ...] = ()
-    source_date_epoch: int = EPOCH_1980
+    source_date_epoch: int = EPOCH
     static_run_image: bool = False
     """Also a static run image: the run image's CA bundle, time zones, account files and os-release, no shell."""
 
@@ -98,7 +98,7 @@ class DebianRecipe:
             run_packages=tuple(table.str_list("run-packages")),
             build_packages=tuple(table.str_list("build-packages")),
             extra_run_packages=tuple(table.str_list("extra-run-packages")),
-            source_date_epoch=table.get_int("source-date-epoch", EPOCH_1980),
+            source_date_epoch=table.get_int("source-date-epoch", EPOCH),
             static_run_image=table.get_bool("static-run-image"),
         )
         try:

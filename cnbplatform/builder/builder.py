@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cnbplatform import __version__
-from cnbplatform.builder.buildpackage import CREATED, Module, file_layer, module_layer
+from cnbplatform.builder.buildpackage import Module, file_layer, module_layer
 from cnbplatform.builder.modules import ModuleResolver, Reporter
 from cnbplatform.errors import CnbError
 from cnbplatform.files import apis
@@ -44,6 +44,7 @@ from cnbplatform.files.system import SystemConfig
 from cnbplatform.oci.image import Image, Layer
 from cnbplatform.oci.layercache import LayerCache
 from cnbplatform.oci.layerspec import Entry, LayerSpec, TreeSource
+from cnbplatform.oci.model import NORMALIZED_CREATED as CREATED
 from cnbplatform.oci.model import ContainerConfig, History, ImageConfig
 from cnbplatform.oci.mutate import BuiltImage, append_layers, with_config
 

@@ -40,13 +40,13 @@ from cnbplatform.oci.digest import hex_part, verified_reader
 from cnbplatform.oci.image import FileLayer, Image, Layer
 from cnbplatform.oci.layercache import LayerCache
 from cnbplatform.oci.layerspec import Entry, LayerSpec
+from cnbplatform.oci.model import NORMALIZED_CREATED as CREATED
 from cnbplatform.oci.model import ContainerConfig, History, ImageConfig
 from cnbplatform.oci.model import Descriptor as OciDescriptor
 from cnbplatform.oci.mutate import BuiltImage
+from cnbplatform.oci.tarformat import EPOCH
 from cnbplatform.oci.unpack import unpack_tar
 
-CREATED = "1980-01-01T00:00:01Z"
-CREATED_EPOCH = 315532801
 _ALWAYS_EXECUTABLE = ("bin/build", "bin/detect", "bin/generate")
 
 
@@ -219,7 +219,7 @@ def create_package(
 
 def _tar_info(name: str, size: int = 0, *, directory: bool = False) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
-    info.size, info.mtime, info.uid, info.gid, info.uname, info.gname = size, CREATED_EPOCH, 0, 0, "", ""
+    info.size, info.mtime, info.uid, info.gid, info.uname, info.gname = size, EPOCH, 0, 0, "", ""
     info.type = tarfile.DIRTYPE if directory else tarfile.REGTYPE
     info.mode = 0o755 if directory else 0o644
     return info

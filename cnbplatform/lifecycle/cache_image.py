@@ -21,11 +21,11 @@ from cnbplatform.lifecycle.common import NullReporter, Reporter
 from cnbplatform.oci.image import FileLayer, Image, Layer, as_image
 from cnbplatform.oci.layercache import LayerCache
 from cnbplatform.oci.layerspec import LayerBlob
+from cnbplatform.oci.model import NORMALIZED_CREATED as CREATED
 from cnbplatform.oci.model import ContainerConfig, Descriptor, ImageConfig
 from cnbplatform.oci.mutate import BuiltImage
 from cnbplatform.oci.store import ImageStore, WriteResult
 
-CREATED = "1980-01-01T00:00:01Z"
 _ARCHITECTURES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 
 

@@ -17,7 +17,6 @@ Everything here is a pure function of its inputs (no clock, no map order): CNB-S
 
 from __future__ import annotations
 
-import datetime
 import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -43,23 +42,12 @@ from cnbplatform.lifecycle.common import Reporter
 from cnbplatform.lifecycle.export_layers import export_error
 from cnbplatform.lifecycle.run_image import run_image_entry
 
-#: imgutil's NormalizedDateTime (CNB-SPEC.md §6.2).
-NORMALIZED_CREATED = "1980-01-01T00:00:01Z"
-
 SBOM_CREATED_BY = "Software Bill-of-Materials"
 APP_CREATED_BY = "Application Layer"
 SLICE_CREATED_BY = "Application Slice: {}"
 LAUNCHER_CREATED_BY = "Buildpacks Application Launcher"
 CONFIG_CREATED_BY = "Buildpacks Launcher Config"
 PROCESS_TYPES_CREATED_BY = "Buildpacks Process Types"
-
-
-def created_time(source_date_epoch: int | None) -> str:
-    """The image's ``created``: the normalised date, or *source_date_epoch* (seconds) in UTC (§16 item 40)."""
-    if source_date_epoch is None:
-        return NORMALIZED_CREATED
-    moment = datetime.datetime.fromtimestamp(source_date_epoch, tz=datetime.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def process_path(process_type: str) -> str:

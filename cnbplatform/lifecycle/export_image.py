@@ -46,7 +46,7 @@ from cnbplatform.lifecycle.export_layers import (
 from cnbplatform.lifecycle.export_reuse import PreviousLayers, launch_skeleton
 from cnbplatform.oci.image import FileLayer, Layer
 from cnbplatform.oci.layerspec import LayerBlob, LayerSpec
-from cnbplatform.oci.model import Descriptor, History
+from cnbplatform.oci.model import Descriptor, History, created_time
 from cnbplatform.oci.mutate import BuiltImage, append_layers, with_config
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ class ImagePlan:
 
     def assemble(self, blobs: dict[str, LayerBlob]) -> tuple[BuiltImage, list[ExportedLayer]]:
         inputs, say = self.inputs, self.reporter
-        created = cfg.created_time(inputs.source_date_epoch)
+        created = created_time(inputs.source_date_epoch)
         with_history = ApiVersion.parse(inputs.platform_api).at_least("0.12")
         layers: list[Layer] = []
         history: list[History] = []

@@ -46,8 +46,8 @@ from cnbplatform.lifecycle.run_image import first_readable
 from cnbplatform.oci.address import image_name
 from cnbplatform.oci.image import Image
 from cnbplatform.oci.local import LocalStore
-from cnbplatform.oci.model import Descriptor
-from cnbplatform.oci.mutate import NORMALIZED_CREATED, RebaseError
+from cnbplatform.oci.model import NORMALIZED_CREATED, Descriptor
+from cnbplatform.oci.mutate import RebaseError
 from cnbplatform.oci.mutate import rebase as rebase_layers
 from cnbplatform.oci.store import ImageStore, Progress, WriteResult
 

@@ -15,6 +15,20 @@ from cnbplatform.errors import CnbError
 from cnbplatform.oci import mediatypes as mt
 from cnbplatform.oci.digest import is_digest
 
+#: imgutil's NormalizedDateTime (docs/spec-notes.md §6.2): the ``created`` of every image cnb writes unless a
+#: creation time is asked for; the same instant as the tar entries' mtime (``tarformat.EPOCH``).
+NORMALIZED_CREATED = "1980-01-01T00:00:01Z"
+
+
+def created_time(epoch: int | None) -> str:
+    """An image's ``created``: *epoch* (seconds since 1970, ``SOURCE_DATE_EPOCH`` or ``--creation-time``) in UTC,
+    or :data:`NORMALIZED_CREATED` when None."""
+    if epoch is None:
+        return NORMALIZED_CREATED
+    import datetime  # only when a time is given: most images keep the normalised date
+
+    return datetime.datetime.fromtimestamp(epoch, tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
 
 class InvalidDocumentError(CnbError):
     """A manifest, index or config that is not valid JSON of the expected shape."""

@@ -13,7 +13,7 @@ from cnbplatform.errors import CnbError
 from cnbplatform.oci import mediatypes as mt
 from cnbplatform.oci.digest import sha256_bytes
 from cnbplatform.oci.image import Image, Layer
-from cnbplatform.oci.model import ContainerConfig, Descriptor, History, ImageConfig, Manifest
+from cnbplatform.oci.model import NORMALIZED_CREATED, ContainerConfig, Descriptor, History, ImageConfig, Manifest
 
 
 class BuiltImage:
@@ -94,8 +94,6 @@ def with_config(image: Image, config: ContainerConfig | None = None, **fields: o
 
 # -- rebase (DESIGN.md §3 decision 6; CNB-SPEC.md §8 step 4) -------------------------------------------------
 
-#: imgutil's NormalizedDateTime: the ``created`` of a rebased image unless the caller gives another (§6.2).
-NORMALIZED_CREATED = "1980-01-01T00:00:01Z"
 BASE_DIGEST_ANNOTATION = "org.opencontainers.image.base.digest"
 _DOCKER_LAYER_TYPES = frozenset(
     {mt.DOCKER_LAYER_GZIP, mt.DOCKER_LAYER_FOREIGN, "application/vnd.docker.image.rootfs.diff.tar"}

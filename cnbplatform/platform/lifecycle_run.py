@@ -132,7 +132,7 @@ def run_rebase_phase(
     ctx: PlatformContext, settings: LifecycleSettings, reporter: Reporter, explicit_report: bool
 ) -> None:
     """``rebaser <image>…`` (CNB-SPEC §2.7): every positional image and ``--tag`` receives the rebased image."""
-    from cnbplatform.lifecycle.export_config import created_time
+    from cnbplatform.oci.model import created_time
     from cnbplatform.platform.rebase import RebaseRequest, run_rebase
 
     check_platform_api(settings.platform_api)

@@ -25,8 +25,7 @@ from cnbplatform.lifecycle.common import EXIT_REBASE, Reporter
 from cnbplatform.lifecycle.rebase import RebaseInputs, RebaseResult, app_metadata, choose_run_image, rebase
 from cnbplatform.oci.address import ImageAddress, StoreKind, check_destination, parse_address
 from cnbplatform.oci.image import Image, as_image, is_index, resolve_platform
-from cnbplatform.oci.model import Platform
-from cnbplatform.oci.mutate import NORMALIZED_CREATED
+from cnbplatform.oci.model import NORMALIZED_CREATED, Platform, created_time
 from cnbplatform.oci.pull import record_reference
 from cnbplatform.oci.store import ImageStore, Progress
 from cnbplatform.oci.stores import Stores
@@ -57,16 +56,9 @@ class RebaseRequest:
 
 def creation_time(value: str | None, now: Callable[[], datetime.datetime] | None = None) -> str:
     """``--creation-time``: ``now`` or Unix seconds (pack's flag); none gives the normalised date (§6.2)."""
-    epoch = None if value == "now" else creation_epoch(value)
-    if value != "now" and epoch is None:
-        return NORMALIZED_CREATED
-    import datetime  # only when a time is given: most rebases keep the normalised date
-
-    if epoch is None:
-        moment = (now or (lambda: datetime.datetime.now(tz=datetime.UTC)))()
-    else:
-        moment = datetime.datetime.fromtimestamp(epoch, tz=datetime.UTC)
-    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if value == "now" and now is not None:
+        return created_time(int(now().timestamp()))
+    return created_time(creation_epoch(value))
 
 
 class _Names:
@@ -132,7 +124,7 @@ def run_rebase(
     targets = [names.target(text) for text in (request.image, *request.tags)]
     source_text = request.previous_image or request.image
     source = names.app(source_text) if request.previous_image else targets[0]
-    with Stores(ctx.store_options()) as stores:
+    with Stores(ctx) as stores:
         try:
             app, _ = _open(stores, source, None)
         except CnbError as exc:

@@ -18,7 +18,6 @@ from cnbplatform.files.run_toml import RunConfig, RunImage
 from cnbplatform.launcher import LAUNCHER_SCRIPT
 from cnbplatform.lifecycle.common import RecordingReporter
 from cnbplatform.lifecycle.export_config import (
-    created_time,
     default_process,
     image_env,
     run_image_for_export,
@@ -35,7 +34,7 @@ from cnbplatform.lifecycle.export_slices import BadPatternError, app_layer_specs
 from cnbplatform.oci.image import FileLayer
 from cnbplatform.oci.layercache import LayerCache
 from cnbplatform.oci.layerspec import LayerSpec
-from cnbplatform.oci.model import Descriptor
+from cnbplatform.oci.model import Descriptor, created_time
 from cnbplatform.oci.tarlayer import write_tar
 from tests.lifecycle.export_helpers import GID, NODE, UID, write_files
 

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from cnbplatform.oci import mediatypes as mt
-from cnbplatform.oci.model import History
-from cnbplatform.oci.mutate import NORMALIZED_CREATED, BuiltImage, RebaseError, base_layer_count, rebase
+from cnbplatform.oci.model import NORMALIZED_CREATED, History
+from cnbplatform.oci.mutate import BuiltImage, RebaseError, base_layer_count, rebase
 from tests.support.rebase import app_image, base_image, fake_layer
 
 

@@ -11,7 +11,7 @@ import pytest
 from cnbplatform.errors import PhaseError, UsageError
 from cnbplatform.lifecycle.common import NullReporter
 from cnbplatform.oci.address import StoreKind
-from cnbplatform.oci.mutate import NORMALIZED_CREATED
+from cnbplatform.oci.model import NORMALIZED_CREATED
 from cnbplatform.platform.context import PlatformContext
 from cnbplatform.platform.rebase import RebaseRequest, _Names, creation_time, run_rebase
 from tests.support.images import make_multiplatform_index
