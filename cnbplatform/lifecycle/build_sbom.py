@@ -39,15 +39,10 @@ from cnbplatform.files.layer_toml import LayerTypes
 from cnbplatform.files.untrusted import check_name
 from cnbplatform.lifecycle.build_layers import checked_file, phase_error, remove_path
 from cnbplatform.lifecycle.common import Reporter
+from cnbplatform.sbom.collect import SBOM_MEDIA_TYPES
 
 SbomKind = Literal["launch", "build", "cache"]
 
-#: §3.7: the only SBOM file extensions and their media types.
-SBOM_MEDIA_TYPES: Mapping[str, str] = {
-    "cdx.json": "application/vnd.cyclonedx+json",
-    "spdx.json": "application/spdx+json",
-    "syft.json": "application/vnd.syft+json",
-}
 SBOM_GLOB = "*.sbom.*.json"
 
 

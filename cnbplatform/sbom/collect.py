@@ -9,7 +9,7 @@ no other layer blob is opened. Files come back relative to ``<layers>/sbom``:
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +18,8 @@ from cnbplatform.files.labels import LIFECYCLE_METADATA_LABEL, LifecycleMetadata
 from cnbplatform.oci.image import Image, Layer
 from cnbplatform.sbom.layers import layer_entries, normalize
 
-#: §3.7: SBOM file extensions and their media types.
-SBOM_MEDIA_TYPES = {
+#: §3.7: the only SBOM file extensions and their media types (the lifecycle checks buildpacks' SBOMs against it).
+SBOM_MEDIA_TYPES: Mapping[str, str] = {
     "cdx.json": "application/vnd.cyclonedx+json",
     "spdx.json": "application/spdx+json",
     "syft.json": "application/vnd.syft+json",
