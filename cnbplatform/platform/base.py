@@ -49,7 +49,7 @@ def create_base_images(
     cache, blobs = layer_cache(ctx)
     tool_env = {name: ctx.env[name] for name in TOOL_ENV if ctx.env.get(name)}
     images = create_base(recipe, cache, blobs, work_dir=ctx.home / "tmp", tool_env=tool_env)
-    with Stores(ctx.store_options()) as stores:
+    with Stores(ctx) as stores:
         for image, address in zip((images.build, images.run), addresses, strict=True):
             store, ref = stores.open(address)
             store.write(image, ref)

@@ -52,7 +52,7 @@ def resolve_builder(ctx: PlatformContext, name: str, pull_policy: str, reporter:
     if name.startswith(("/", "./", "../", "~")) or directory.is_dir():
         where = "has no builder.toml" if directory.is_dir() else "does not exist"
         raise NotFoundError(f"builder {name}: the directory {where} (a builder is an image or a dir with builder.toml)")
-    with Stores(ctx.store_options()) as stores:
+    with Stores(ctx) as stores:
         try:
             fetched = fetch(stores, name, pull_policy=pull_policy, platform=host_os_arch(), announce=reporter.info)
         except NotFoundError as exc:
@@ -78,7 +78,7 @@ def builder_from_config(ctx: PlatformContext, config: Path, reporter: Reporter) 
     name = f"cnb-builders/{resolved.parent.name.lower() or 'builder'}-{key}:latest"
     record_path = ctx.home / "builder-cache" / f"{key}.json"
     config_digest = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
-    with Stores(ctx.store_options()) as stores:
+    with Stores(ctx) as stores:
         reused = _reuse(stores, record_path, config_digest, name)
     if reused is not None:
         reporter.debug(f"builder {config}: inputs unchanged, using {reused.address}")
@@ -89,7 +89,7 @@ def builder_from_config(ctx: PlatformContext, config: Path, reporter: Reporter) 
         outcome = create_builder_image(ctx, config, f"local:{name}", reporter=reporter)
     except NotFoundError as exc:
         raise NotFoundError(exc.message + _base_hint(config, exc.message)) from exc
-    with Stores(ctx.store_options()) as stores:
+    with Stores(ctx) as stores:
         image = _read(stores, f"local:{name}@{outcome.descriptor.digest}")
     if outcome.inputs.complete:
         record = {
@@ -170,7 +170,7 @@ def add_packaged_buildpack(ctx: PlatformContext, ref: str, buildpacks_dir: Path)
 
     with (
         tempfile.TemporaryDirectory(prefix="cnb-buildpack-") as work,
-        Stores(ctx.store_options()) as stores,
+        Stores(ctx) as stores,
     ):
         resolved = ModuleResolver(stores, Path(work), platform=host_os_arch()).resolve(ref, Path.cwd())
         for module in resolved.all:

@@ -126,7 +126,7 @@ def write_lifecycle_image(
     layer = bundled_lifecycle_layer(ctx)
     built = lifecycle_image(layer, lifecycle_info())
     reporter.info(f"lifecycle {lifecycle_info().version}: layer {layer.descriptor.digest}")
-    with Stores(ctx.store_options()) as stores:
+    with Stores(ctx) as stores:
         store, ref = stores.open(address)
         store.write(built, ref)
     return address, built.descriptor.digest
@@ -147,7 +147,7 @@ def create_builder_image(
         reporter.warn(warning)
     address = output_address(image, publish=publish)
     cache, blobs = layer_cache(ctx)
-    with Stores(ctx.store_options()) as stores, _resolver(ctx, stores, _platform(config.targets)) as resolver:
+    with Stores(ctx) as stores, _resolver(ctx, stores, _platform(config.targets)) as resolver:
         carried = lifecycle_layer(ctx, lifecycle, resolver)
         built = create_builder(
             config, resolver=resolver, layer_cache=cache, blobs_dir=blobs, reporter=reporter, lifecycle=carried
@@ -219,7 +219,7 @@ class BuilderReport:
 def inspect_builder(ctx: PlatformContext, where: str) -> BuilderReport:
     """Read a builder image and its labels; an image without builder metadata is refused. A name is read as
     ``cnb build`` reads it (the local store when it has it, else its registry), without copying anything."""
-    with Stores(ctx.store_options()) as stores:
+    with Stores(ctx) as stores:
         image = fetch(stores, where, platform=Platform("linux", "amd64"), keep=False).image
         config = image.config
     labels = config.labels
@@ -281,7 +281,7 @@ def package_buildpack(
         reporter.warn(f"package.toml lists {len(config.targets)} targets; the package is made for the first one")
     target = config.targets[0] if config.targets else Target(os=config.os)
     cache, blobs = layer_cache(ctx)
-    with Stores(ctx.store_options()) as stores, _resolver(ctx, stores, _platform((target,))) as resolver:
+    with Stores(ctx) as stores, _resolver(ctx, stores, _platform((target,))) as resolver:
         entry = resolver.resolve(config.uri, base_dir, kind=config.kind)
         dependencies = list(entry.dependencies)
         for dep in config.dependencies:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,24 +43,11 @@ def home_from_env() -> Path:
 
 
 @dataclass(frozen=True)
-class PlatformContext:
-    home: Path
-    env: Mapping[str, str] = field(default_factory=dict)
-    insecure_registries: frozenset[str] = frozenset()
-    ca_file: Path | None = None
-    retries: int = 4
-    unpack_limits: UnpackLimits | None = None  # None: the defaults (config.toml ``[unpack]`` sets them)
-    mirrors: Mapping[str, str] = field(default_factory=dict)
+class PlatformContext(StoreOptions):
+    """Where cnb keeps its state and how it reaches images (the store options), plus what only the platform
+    uses: the limits for unpacking build images."""
 
-    def store_options(self) -> StoreOptions:
-        return StoreOptions(
-            home=self.home,
-            env=self.env,
-            insecure_registries=self.insecure_registries,
-            ca_file=self.ca_file,
-            retries=self.retries,
-            mirrors=self.mirrors,
-        )
+    unpack_limits: UnpackLimits | None = None  # None: the defaults (config.toml ``[unpack]`` sets them)
 
 
 def context_from_env(

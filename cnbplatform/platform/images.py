@@ -34,7 +34,7 @@ def copy_image(
     """Copy an image or index between any two stores; with *platform*, only the matching image."""
     src_addr, dst_addr = parse_address(source), parse_destination(destination)
     wanted = Platform.parse(platform) if platform else None
-    with Stores(ctx.store_options()) as stores:
+    with Stores(ctx) as stores:
         src_store, src_ref = stores.open(src_addr)
         dst_store, dst_ref = stores.open(dst_addr)
         artifact = resolve_platform(src_store.read(src_ref), wanted)
@@ -45,7 +45,7 @@ def copy_image(
 
 
 def list_images(ctx: PlatformContext, where: str | None = None) -> Sequence[StoredRef]:
-    with Stores(ctx.store_options()) as stores:
+    with Stores(ctx) as stores:
         if where is None:
             return stores.local().list()
         address = parse_address(where)
@@ -65,7 +65,7 @@ class ImageDetails:
 
 def inspect_image(ctx: PlatformContext, where: str, *, platform: str | None = None) -> ImageDetails:
     address = parse_address(where)
-    with Stores(ctx.store_options()) as stores:
+    with Stores(ctx) as stores:
         store, ref = stores.open(address)
         artifact: Artifact = store.read(ref)
         top = artifact.descriptor
@@ -80,7 +80,7 @@ def inspect_image(ctx: PlatformContext, where: str, *, platform: str | None = No
 
 def remove_image(ctx: PlatformContext, where: str) -> None:
     address = parse_address(where)
-    with Stores(ctx.store_options()) as stores:
+    with Stores(ctx) as stores:
         store, ref = stores.open(address)
         if ref is None:
             raise UsageError(f"{where}: name the tag to remove")
@@ -90,7 +90,7 @@ def remove_image(ctx: PlatformContext, where: str) -> None:
 def tag_image(ctx: PlatformContext, where: str, new_name: str) -> str:
     """Add *new_name* to the image at *where*, in the same store; returns the new name as stored."""
     address = parse_address(where)
-    with Stores(ctx.store_options()) as stores:
+    with Stores(ctx) as stores:
         store, ref = stores.open(address)
         if ref is None:
             raise UsageError(f"{where}: name the image to tag")

@@ -240,7 +240,7 @@ class AppImageReport:
 def inspect_app_image(ctx: PlatformContext, where: str, *, platform: str | None = None) -> AppImageReport:
     """Open *where* in its store and report on it; an image without buildpacks labels is a one-line error."""
     address = parse_address(where)
-    with Stores(ctx.store_options()) as stores:
+    with Stores(ctx) as stores:
         store, ref = stores.open(address)
         image = _pick_image(store.read(ref), platform, where)
         config = image.config

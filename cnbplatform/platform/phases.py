@@ -68,7 +68,7 @@ class Phases:
         self.settings = settings
         self.reporter = reporter
         self.extra_mounts = extra_mounts
-        self.stores = Stores(ctx.store_options())
+        self.stores = Stores(ctx)
         self.layer_cache = LayerCache(ctx.home / "layer-cache")
         self.blobs_dir = ctx.home / "blobs"
         self._execution: Execution | None = None

@@ -90,7 +90,7 @@ def home_of(uid: int, rootfs: Path) -> str:
 def open_image(ctx: PlatformContext, where: str) -> tuple[Image, Path]:
     """Read *where* (any store), pick the host's platform from an index, and unpack it (cached)."""
     address = parse_address(where)
-    with Stores(ctx.store_options()) as stores:
+    with Stores(ctx) as stores:
         store, ref = stores.open(address)
         artifact = store.read(ref)
         if is_index(artifact):

@@ -60,7 +60,7 @@ class SbomDownload:
 def download_sbom(ctx: PlatformContext, where: str, output_dir: Path, *, remote: bool = False) -> SbomDownload:
     """Write the files of the image's SBOM layer under *output_dir* (``launch/<bp>/<layer>/sbom.<ext>``…)."""
     address = sbom_address(where, remote=remote)
-    with Stores(ctx.store_options()) as stores:
+    with Stores(ctx) as stores:
         image = _image(stores, address)
         metadata = lifecycle_metadata(image)
         if metadata.sbom is None:
@@ -75,7 +75,7 @@ def download_sbom(ctx: PlatformContext, where: str, output_dir: Path, *, remote:
 def image_inventory(ctx: PlatformContext, where: str, *, remote: bool = False, name: str | None = None) -> Inventory:
     """The merged inventory of one image (buildpack SBOMs, OS packages, labels)."""
     address = sbom_address(where, remote=remote)
-    with Stores(ctx.store_options()) as stores:
+    with Stores(ctx) as stores:
         image = _image(stores, address)
         return collect_inventory(image, name or display_name(address))
 

@@ -76,7 +76,7 @@ def run_resolve(ctx: PlatformContext, request: ResolveRequest, reporter: Reporte
     per_doc: list[list[str]] = []
     entries: dict[str, Resolved] = {}
     built = 0
-    with Stores(ctx.store_options()) as stores:
+    with Stores(ctx) as stores:
         resolver = Resolver(stores, request.workers)
         try:
             for doc in iter_documents(files):
