@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cnbplatform.files.common import SpecFileError, Table, parse_toml, read_toml, write_toml
 
@@ -145,21 +145,42 @@ class Process:
         )
 
     def to_dict(self, api: tuple[int, int]) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": self.type}
-        if api >= (0, 9):
-            out["command"] = list(self.command)
-            out["args"] = list(self.args)
-        else:  # one command string; extra command entries move to the front of args
-            out["command"] = self.command[0] if self.command else ""
-            out["args"] = [*self.command[1:], *self.args]
-            out["direct"] = self.direct
+        middle: dict[str, Any] = {} if api >= (0, 9) else {"direct": self.direct}
         if self.default:
-            out["default"] = True
-        if self.working_dir:
-            out["working-dir"] = self.working_dir
-        if self.exec_env:
-            out["exec-env"] = list(self.exec_env)
-        return out
+            middle["default"] = True
+        return process_dict(self, command_string=api < (0, 9), middle=middle)
+
+
+class _ProcessFields(Protocol):
+    @property
+    def type(self) -> str: ...
+    @property
+    def command(self) -> tuple[str, ...]: ...
+    @property
+    def args(self) -> tuple[str, ...]: ...
+    @property
+    def working_dir(self) -> str: ...
+    @property
+    def exec_env(self) -> tuple[str, ...]: ...
+
+
+def process_dict(process: _ProcessFields, *, command_string: bool, middle: dict[str, Any]) -> dict[str, Any]:
+    """A process as a TOML table (launch.toml's and metadata.toml's share the rule): ``type``, ``command`` and
+    ``args``, then *middle*, then ``working-dir`` and ``exec-env`` when set. With *command_string* (the older APIs)
+    ``command`` is one string, its first entry, and the other entries lead ``args``."""
+    out: dict[str, Any] = {"type": process.type}
+    if command_string:
+        out["command"] = process.command[0] if process.command else ""
+        out["args"] = [*process.command[1:], *process.args]
+    else:
+        out["command"] = list(process.command)
+        out["args"] = list(process.args)
+    out.update(middle)
+    if process.working_dir:
+        out["working-dir"] = process.working_dir
+    if process.exec_env:
+        out["exec-env"] = list(process.exec_env)
+    return out
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import Any
 
 from cnbplatform.files.apis import LATEST_PLATFORM_API, ApiVersion
 from cnbplatform.files.common import Table, parse_toml, read_toml, write_toml
-from cnbplatform.files.launch import Label, Process, Slice
+from cnbplatform.files.launch import Label, Process, Slice, process_dict
 
 
 def command_as_string(platform_api: str | ApiVersion) -> bool:
@@ -112,22 +112,8 @@ class ProcessEntry:
 
     def to_dict(self, *, buildpack_id_key: str = "buildpack-id", command_string: bool = False) -> dict[str, Any]:
         """With *command_string* (Platform API < 0.10) ``command`` is its first entry and the others lead ``args``."""
-        command: Any = list(self.command)
-        args = list(self.args)
-        if command_string:
-            command, args = (self.command[0] if self.command else ""), [*self.command[1:], *self.args]
-        out: dict[str, Any] = {
-            "type": self.type,
-            "command": command,
-            "args": args,
-            "direct": self.direct,
-            buildpack_id_key: self.buildpack_id,
-        }
-        if self.working_dir:
-            out["working-dir"] = self.working_dir
-        if self.exec_env:
-            out["exec-env"] = list(self.exec_env)
-        return out
+        middle = {"direct": self.direct, buildpack_id_key: self.buildpack_id}
+        return process_dict(self, command_string=command_string, middle=middle)
 
 
 @dataclass(frozen=True)
