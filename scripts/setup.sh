@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(bubblewrap busybox-static mmdebstrap docker-registry apache2-utils skopeo umoci runc docker.io
-              openssl ca-certificates git strace buildah passt
+              openssl ca-certificates git strace buildah passt shellcheck
               gcc libc6-dev binutils)  # gcc -static + strip: the lifecycle bundle builder images carry
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -17,6 +17,7 @@ from cnbplatform.launcher import (
     launch,
     write_launch_env,
 )
+from cnbplatform.launcher import script as launcher_module
 from tests.launcher.fakeimage import BASE_PATH, SHELLS, FakeImage, parse_env0, process
 
 ENV0 = ("env", "-0")
@@ -395,3 +396,20 @@ def test_busybox_only_image_in_a_sandbox(tmp_path: Path) -> None:
     assert shell.stdout == b"ok yes /bin/sh\n"
     tokens = run("/cnb/lifecycle/launcher", "printf", "[%s]", "$PROF", "a b")
     assert (tokens.returncode, tokens.stdout) == (0, b"[yes][a b]"), tokens.stderr
+
+
+def test_the_launcher_source_is_a_shellcheck_clean_sh_file(tmp_path: Path) -> None:
+    """launcher.sh is a real file, packaged as data; it and the script as shipped pass shellcheck as POSIX sh."""
+    source = Path(launcher_module.__file__).parent / "launcher.sh"
+    shipped = tmp_path / "launcher"
+    shipped.write_bytes(LAUNCHER_SCRIPT)
+    placeholders = (b"@TAB@", b"@CR@", b"@KEYCHARS@", b"@TYPECHARS@", b"@TOKENS@")
+    assert source.read_bytes().startswith(b"#!/bin/sh\n") and all(p in source.read_bytes() for p in placeholders)
+    assert not any(p in LAUNCHER_SCRIPT for p in placeholders)
+    done = subprocess.run(["shellcheck", "-s", "sh", str(source), str(shipped)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_launcher_is_packaged_as_data() -> None:
+    pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
+    assert '"cnbplatform.launcher" = ["launcher.sh"]' in pyproject
