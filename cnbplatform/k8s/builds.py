@@ -19,6 +19,7 @@ from cnbplatform.k8s.render import render, to_yaml
 from cnbplatform.k8s.secrets import check_name
 from cnbplatform.oci.reference import parse_reference
 
+_GIT_URL = re.compile(r"^(?:(?:https?|ssh|git|git\+ssh|file)://[^\s]+|[\w.-]+@[\w.-]+:[^\s]+)$")
 GIT_IMAGE = "ghcr.io/tektoncd-catalog/git-clone:v1.1.0"
 """The image the catalog's git-clone 0.10 runs (``/ko-app/git-init``), also used by the Job's source step."""
 CATALOG = "https://github.com/tektoncd/catalog.git"
@@ -65,6 +66,8 @@ class BuildRequest:
                             ("--registry-secret", self.registry_secret)):  # fmt: skip
             if value is not None:
                 check_name(value, what)
+        if self.git is not None and not _GIT_URL.match(self.git):
+            raise UsageError(f"--git {self.git!r}: expected a git URL (https://host/repo, ssh://…, git@host:repo)")
         if self.git and self.source_pvc:
             raise UsageError("--git and --source-pvc: give one source")
         if not self.git and not self.source_pvc:

@@ -122,6 +122,7 @@ def test_job_from_a_volume_with_a_volume_cache(cnb: Cnb) -> None:
         (("--git", "https://x/y", "-e", "NOEQUALS"), "KEY=VALUE"),
         (("--git", "https://x/y", "--subpath", "../up"), "relative path"),
         (("--git", "https://x/y", "--uid", "0"), "non-root"),
+        (("--git", "not a url"), "expected a git URL"),
         (("--git", "https://x/y", "--cache-image", "registry.example.com/c@sha256:" + "0" * 64), "not a digest"),
     ],
 )
