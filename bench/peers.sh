@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# bench/peers.sh: cnb against BuildKit and `buildah bud` on examples/python-flask (issue 4). See bench/peers.md.
+# bench/peers.sh: cnb against BuildKit and `buildah bud` on a Python app (issues 4, 11). See bench/peers.md.
 #
-#   bash bench/peers.sh [--repeat N] [--workdir DIR] [--keep] [--no-buildah]
+#   bash bench/peers.sh [--workload flask|app-big] [--repeat N] [--workdir DIR] [--keep] [--no-buildah]
 #
+# Workloads: flask (examples/python-flask: Flask + gunicorn) and app-big (the same app with numpy and pandas too,
+# a 170 MB venv).
 # All three build from the same base images (the builders/bookworm build and run images made by `cnb base
 # create`, loaded into the Docker engine and into buildah's storage), install from one local wheel directory with
 # the network off, and write to their own store (cnb: its local store; BuildKit: the engine; buildah: its storage).
@@ -21,6 +23,7 @@ REPEAT=3
 PARENT=""
 KEEP=0
 USE_BUILDAH=1
+WORKLOAD=flask
 usage() { sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'; }
 while (($#)); do
   case "$1" in
@@ -28,19 +31,31 @@ while (($#)); do
     --workdir) PARENT="${2:?--workdir needs a directory}"; shift 2 ;;
     --keep) KEEP=1; shift ;;
     --no-buildah) USE_BUILDAH=0; shift ;;
+    --workload) WORKLOAD="${2:?--workload needs a name}"; shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "peers: unknown argument $1" >&2; usage >&2; exit 2 ;;
   esac
 done
 [[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || { echo "peers: --repeat must be a positive integer" >&2; exit 2; }
+[[ "$WORKLOAD" == flask || "$WORKLOAD" == app-big ]] || { echo "peers: unknown workload $WORKLOAD" >&2; exit 2; }
 
 say() { printf '== %s\n' "$*" >&2; }
 die() { printf 'peers: error: %s\n' "$*" >&2; exit 1; }
 
-SETUP_LOG="$(mktemp /tmp/peers-setup.XXXXXX)"
-bash "$ROOT/scripts/setup.sh" > "$SETUP_LOG" 2>&1 || { cat "$SETUP_LOG" >&2; die "scripts/setup.sh failed (above)"; }
-rm -f "$SETUP_LOG"
-CNB="$ROOT/.venv/bin/cnb"
+# CNB_PYTHON=PATH: a Python with cnb's dependencies that runs this checkout's cnb (no scripts/setup.sh, which would
+# point a shared venv's editable install here); by default scripts/setup.sh makes $ROOT/.venv.
+if [[ -n "${CNB_PYTHON:-}" ]]; then
+  CNB="$(mktemp /tmp/peers-cnb.XXXXXX)"
+  printf '#!/bin/sh\nPYTHONPATH=%q exec %q -m cnbplatform "$@"\n' "$ROOT" "$CNB_PYTHON" > "$CNB"
+  chmod +x "$CNB"
+  PY="$CNB_PYTHON"
+else
+  SETUP_LOG="$(mktemp /tmp/peers-setup.XXXXXX)"
+  bash "$ROOT/scripts/setup.sh" > "$SETUP_LOG" 2>&1 || { cat "$SETUP_LOG" >&2; die "scripts/setup.sh failed (above)"; }
+  rm -f "$SETUP_LOG"
+  CNB="$ROOT/.venv/bin/cnb"
+  PY="$ROOT/.venv/bin/python"
+fi
 DOCKER=/usr/bin/docker # Debian's docker.io client (20.10): BuildKit built in, no buildx plugin needed
 [[ -x "$DOCKER" ]] || die "$DOCKER is missing (apt-get install docker.io)"
 command -v python3 >/dev/null || die "python3 is needed for the report"
@@ -72,6 +87,7 @@ cleanup() {
   awk -v a="$W/" -v b="$SHORT/" 'index($2, a) == 1 || index($2, b) == 1 {print $2}' /proc/self/mounts |
     sort -r | while read -r point; do umount -l "$point" 2>/dev/null; done
   rm -rf "$SHORT"
+  if [[ -n "${CNB_PYTHON:-}" ]]; then rm -f "$CNB"; fi
   if ((KEEP)); then
     echo "peers: kept $W" >&2
   else
@@ -139,17 +155,23 @@ done
 say "sources and wheels"
 mkdir -p "$W/src/builders" "$W/wheels"
 cp -r "$ROOT/examples/python-flask" "$W/src/app"
+if [[ "$WORKLOAD" == app-big ]]; then # numpy and pandas too, their dependencies as they resolve
+  printf 'numpy==2.4.6\npandas==3.1.2\n' >> "$W/src/app/requirements.txt"
+fi
+# cnb/python fetches uv (its pinned version) with pip from the same wheel dir.
+UV_VERSION="$(sed -n 's/^UV_VERSION = "\([^"]*\)".*/\1/p' "$ROOT/buildpacks/python/lib/build.py")"
+[[ -n "$UV_VERSION" ]] || die "no UV_VERSION in buildpacks/python/lib/build.py"
 cp -r "$ROOT/builders/bookworm" "$W/src/builders/bookworm"
 cp -r "$ROOT/buildpacks" "$W/src/buildpacks"
 REQ_EXTRA="six==1.17.0" # the one-requirement change: a small pure-Python wheel
 cp "$W/src/app/requirements.txt" "$W/src/requirements-b.txt"
 echo "$REQ_EXTRA" >> "$W/src/requirements-b.txt"
 # Wheels for the build images' Python (bookworm: CPython 3.11, glibc 2.36), whatever runs this script.
-"$ROOT/.venv/bin/python" -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
+PIP_CONFIG_FILE=/dev/null "$PY" -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
   --implementation cp --python-version 3.11 --abi cp311 \
   --platform manylinux_2_36_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
   --platform manylinux2014_x86_64 \
-  -d "$W/wheels" -r "$W/src/requirements-b.txt" > "$LOGS/pip-download.log" 2>&1 ||
+  -d "$W/wheels" -r "$W/src/requirements-b.txt" "uv==$UV_VERSION" > "$LOGS/pip-download.log" 2>&1 ||
   { tail -n 20 "$LOGS/pip-download.log" >&2; die "pip download of the wheels failed (log above)"; }
 wheel_names=("$W"/wheels/*.whl)
 wheel_names=("${wheel_names[@]##*/}")
@@ -335,21 +357,25 @@ for tool in "${TOOLS[@]}"; do
   [[ -z "${BROKEN[$tool]:-}" ]] || printf '%s\t%s\n' "$tool" "${BROKEN[$tool]}" >> "$FAILS"
 done
 echo
-echo "cnb vs BuildKit vs buildah: examples/python-flask, medians of $REPEAT round(s), $(date -u +%Y-%m-%dT%H:%MZ)," \
+echo "cnb vs BuildKit vs buildah: workload $WORKLOAD, medians of $REPEAT round(s), $(date -u +%Y-%m-%dT%H:%MZ)," \
   "$(nproc) cores; cnb $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
-python3 - "$RESULTS" "$FAILS" "${TOOLS[*]}" <<'EOF'
+python3 - "$RESULTS" "$FAILS" "${TOOLS[*]}" "$WORKLOAD" <<'EOF'
 import statistics, sys
 from collections import defaultdict
 
-results, fails, tools = sys.argv[1], sys.argv[2], sys.argv[3].split()
+results, fails, tools, workload = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4]
 times = defaultdict(list)
 for line in open(results):
     tool, scenario, t0, t1 = line.split("\t")
     times[tool, scenario].append(float(t1) - float(t0))
 broken = dict(line.rstrip("\n").split("\t", 1) for line in open(fails) if line.strip())
-rows = [("cold", "cold build", 1.0), ("noop", "no-op rebuild", 4.0), ("app", "one-line app change", 3.0),
-        ("req", "one-requirement change", 0.7), ("os", "OS update", 0.05),
-        ("osrun", "  run image only (info)", None)]
+targets = {  # cnb/BuildKit: issue 4 for flask, issue 11 for app-big
+    "flask": {"cold": 1.0, "noop": 4.0, "app": 3.0, "req": 0.7, "os": 0.05},
+    "app-big": {"cold": 0.6, "noop": 3.0, "app": 2.5, "req": 0.2, "os": 0.02},
+}[workload]
+rows = [("cold", "cold build"), ("noop", "no-op rebuild"), ("app", "one-line app change"),
+        ("req", "one-requirement change"), ("os", "OS update"), ("osrun", "  run image only (info)")]
+rows = [(key, label, targets.get(key)) for key, label in rows]
 times.update({(tool, "osrun"): times[tool, "os"] for tool in ["cnb"] if times.get((tool, "os"))})
 
 def median(tool, key):

@@ -11,9 +11,12 @@ updated in place); a requirement no wheel satisfies fails with a clear message. 
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -351,3 +354,55 @@ def test_sbom_of_a_venv(tmp_path: Path) -> None:
         ("pkg_a", "pkg:pypi/pkg-a@1.0", [{"expression": "MIT OR Apache-2.0"}]),
         ("zope.interface", "pkg:pypi/zope-interface@6.0", [{"license": {"name": "ZPL 2.1"}}]),
     ]
+
+
+def run_build_script(app: Path, layers: Path, wheels: Path) -> subprocess.CompletedProcess[str]:
+    """bin/build on this machine's Debian python3 (the build image's), offline: uv from *wheels* too."""
+    home = layers.parent / "home"
+    home.mkdir(exist_ok=True)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1",
+           "PIP_FIND_LINKS": str(wheels), "CNB_BUILDPACK_DIR": str(LIB.parent), "CNB_LAYERS_DIR": str(layers)}  # fmt: skip
+    return subprocess.run([str(LIB.parent / "bin" / "build")], cwd=app, env=env, capture_output=True, text=True,
+                          timeout=300, check=False)  # fmt: skip
+
+
+def test_requirements_txt_options_on_the_host(tmp_path: Path) -> None:
+    """-r, -c, extras, markers, a local wheel path, --find-links in the file, and hashes, as uv reads them."""
+    wheels, vendor, app = tmp_path / "wheels", tmp_path / "app" / "vendor", tmp_path / "app"
+    link_or_copy(uv_wheel(), wheels)
+    make_wheel(wheels, "alpha", "1.0", requires=["beta>=2", "gamma ; extra == 'fast'", "winonly ; sys_platform == 'win32'"],
+               headers=[("Provides-Extra", "fast")])  # fmt: skip
+    for version in ("2.0", "2.5"):
+        make_wheel(vendor, "beta", version)  # only in the directory the requirements file names
+    make_wheel(wheels, "gamma", "1.0")
+    local = make_wheel(vendor, "delta", "4.0")
+    (app / "requirements.txt").write_text(
+        "--find-links ./vendor\n-r base.txt\n-c pins.txt\nalpha[fast]==1.0 ; python_version >= '3.8'\n"
+        "./vendor/delta-4.0-py3-none-any.whl\nepsilon==1.0 ; python_version < '3'\n"
+    )
+    (app / "base.txt").write_text("beta\n")
+    (app / "pins.txt").write_text("beta==2.0\n")
+    layers = tmp_path / "layers" / "cnb_python"
+    layers.mkdir(parents=True)
+    done = run_build_script(app, layers, wheels)
+    assert done.returncode == 0, done.stdout + done.stderr
+    sbom = json.loads((layers / "venv.sbom.cdx.json").read_text())
+    assert [(c["name"], c["version"]) for c in sbom["components"]] == [
+        ("alpha", "1.0"), ("beta", "2.0"), ("delta", "4.0"), ("gamma", "1.0")
+    ]  # fmt: skip
+
+    # hashes: the right one installs, a wrong one stops the build with uv's reason
+    right = hashlib.sha256(local.read_bytes()).hexdigest()
+    (app / "requirements.txt").write_text(f"delta==4.0 --hash=sha256:{right}\n--find-links ./vendor\n")
+    done = run_build_script(app, layers, wheels)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert " - alpha==1.0" in done.stderr + done.stdout
+    # (checked where a file is installed, as pip does: a distribution the restored venv holds is kept)
+    (app / "requirements.txt").write_text(f"delta==4.0 --hash=sha256:{'0' * 64}\n--find-links ./vendor\n")
+    fresh = tmp_path / "fresh" / "cnb_python"
+    fresh.mkdir(parents=True)
+    shutil.copytree(layers / "uv", fresh / "uv")
+    done = run_build_script(app, fresh, wheels)
+    assert done.returncode == 1
+    assert "Hash mismatch" in done.stderr
+    assert "cnb/python: error: uv could not install the packages of requirements.txt" in done.stderr

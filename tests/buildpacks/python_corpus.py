@@ -1,0 +1,38 @@
+"""The requirement sets of the cnb/python corpus test (test_python_corpus.py): real projects' top-level
+requirements from data science, web frameworks, database drivers, cloud SDKs and command-line tools. Their wheels
+(CPython 3.11, manylinux x86-64, as resolved by pip from PyPI) are fetched once per machine into the test cache,
+keyed by this mapping (:func:`tests.support.wheels.wheel_mirror`)."""
+
+SETS = {
+    "numpy": "numpy\n",
+    "pandas": "pandas\n",
+    "scipy": "scipy\n",
+    "scikit-learn": "scikit-learn\n",
+    "seaborn": "seaborn\n",
+    "polars": "polars\n",
+    "sympy": "sympy\n",
+    "flask-stack": "flask\nflask-sqlalchemy\nflask-migrate\nflask-login\nflask-wtf\ngunicorn\n",
+    "django": "django\ndjangorestframework\n",
+    "fastapi-standard": "fastapi[standard]\n",
+    "aiohttp": "aiohttp\n",
+    "sqlalchemy-psycopg": "sqlalchemy\npsycopg[binary]\n",
+    "psycopg2": "psycopg2-binary\n",
+    "pymysql": "pymysql\n",
+    "redis": "redis\n",
+    "pymongo": "pymongo\n",
+    "boto3": "boto3\n",
+    "google-cloud-storage": "google-cloud-storage\n",
+    "azure-storage-blob": "azure-storage-blob\nazure-identity\n",
+    "requests": "requests\n",
+    "httpx": "httpx[http2]\n",
+    "typer": "typer\n",
+    "black": "black\n",
+    "celery": "celery[redis]\n",
+    "ipython": "ipython\n",
+    "sphinx": "sphinx\n",
+    "pytest": "pytest\npytest-cov\n",
+    "pydantic-settings": "pydantic-settings\n",
+    "scrapy": "scrapy\n",
+    "openai": "openai\n",
+    "langchain-core": "langchain-core\n",
+}
