@@ -92,7 +92,7 @@ def first_build(
 def test_first_build_installs_serves_and_lists_the_venv(first_build: tuple[Project, str], bp_cnb: Cnb) -> None:
     project, output = first_build
     assert "cnb/python: creating venv" in output
-    assert f"cnb/python: fetching uv {uv_version()}" in output
+    assert f"cnb/python: uv {uv_version()} from /platform/wheels/uv-{uv_version()}-py3-none-manylinux" in output
     assert " + alpha==1.0\n" in output and " + beta==2.0\n" in output and " + gamma-pkg==3.0\n" in output
     assert "cnb/python: web process (python runs app.py)" in output
     metadata = lifecycle_metadata(project.layout)
@@ -142,7 +142,7 @@ def test_rebuilds_reuse_the_venv_and_work_without_the_network(
     done = create(bp_cnb, project, languages, "--no-network")
     output = done.stdout + done.stderr
     assert "cnb/python: updating the venv in place (requirements changed)" in output
-    assert "fetching uv" not in output
+    assert "fetching uv" not in output and "from /platform/wheels/uv-" not in output
     assert " - gamma-pkg==3.0\n" in output and " + " not in output
     sbom = json.loads(image_sbom(project.layout, "launch/cnb_python/venv/sbom.cdx.json"))
     assert [c["name"] for c in sbom["components"]] == ["alpha", "beta"]

@@ -14,8 +14,9 @@ For each set:
   ``pip install --dry-run --report`` with the build image's Python (Debian's ``/usr/bin/python3``, 3.11.2, and its
   pip) from the same mirror;
 - every top-level import name of every installed distribution (its RECORD: top-level modules, packages and
-  extension modules) imports in the image: ``cnb run IMAGE -- python -c …``. The image has no default process, so
-  the launcher runs the given command (platform spec: https://github.com/buildpacks/spec/blob/main/platform.md#launcher).
+  extension modules) imports in the image: ``cnb run IMAGE -- -- python -c …``. The image has no default process,
+  so the launcher runs the given command, and its own ``--`` makes that a direct exec with no shell evaluating the
+  script (platform spec: https://github.com/buildpacks/spec/blob/main/platform.md#launcher).
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ def test_installs_what_pip_installs_and_all_of_it_imports(
     (project.app / "requirements.txt").write_text(SETS[name])
     done = create(bp_cnb, project, languages, "--no-network")
     assert "cnb/python: requirements from requirements.txt" in done.stdout + done.stderr
-    run = bp_cnb("run", project.output, "--network", "none", "--", "python", "-c", CHECK, timeout=600)
+    run = bp_cnb("run", project.output, "--network", "none", "--", "--", "python", "-c", CHECK, timeout=600)
     (line,) = [line for line in run.stdout.splitlines() if line.startswith(MARKER)]
     result = json.loads(line[len(MARKER) :])
 

@@ -1,10 +1,10 @@
 """cnb/python: uv (https://docs.astral.sh/uv/), the installer, kept in the cache-only ``uv`` layer.
 
 uv is a standalone binary published as a PyPI wheel (``uv-<version>-py3-none-<platform>.whl``, the binary at
-``uv-<version>.data/scripts/uv``). :func:`ensure` fetches that wheel once with the build image's pip
-(``python3 -m pip download --no-deps --only-binary=:all: uv==<version>``), so it comes from wherever the build's
-packages come from: PyPI, the ``PIP_INDEX_URL`` mirror, or a ``PIP_FIND_LINKS`` directory of wheels for builds
-without the network. The version is ``[metadata] uv-version`` of buildpack.toml (``BP_UV_VERSION`` overrides it).
+``uv-<version>.data/scripts/uv``). :func:`ensure` takes the binary out of that wheel once: straight from a local
+``PIP_FIND_LINKS`` directory that has it (builds without the network), else from the wheel the build image's pip
+downloads (``python3 -m pip download --no-deps --only-binary=:all: uv==<version>``) from wherever the build's
+packages come from (PyPI, the ``PIP_INDEX_URL`` mirror). The version is ``[metadata] uv-version`` of buildpack.toml (``BP_UV_VERSION`` overrides it).
 A build that reuses the venv does not need uv at all.
 
 :func:`environment` passes the pip settings a platform gives (``PIP_INDEX_URL``, ``PIP_EXTRA_INDEX_URL``,
@@ -80,8 +80,59 @@ def ensure(layer: str, version: str, say: Callable[[str], None]) -> str:
         have = ""
     if have == version and os.access(path, os.X_OK):
         return path
-    say(f"fetching uv {version} (python3 -m pip download uv=={version})")
     shutil.rmtree(layer, ignore_errors=True)
+    local = local_wheel(version)
+    if local:
+        say(f"uv {version} from {local}")
+        extract(local, version, path)
+    else:
+        say(f"fetching uv {version} (python3 -m pip download uv=={version})")
+        download(version, path)
+    with open(stamp, "w", encoding="utf-8") as handle:
+        handle.write(version + "\n")
+    return path
+
+
+def local_wheel(version: str) -> str:
+    """The uv wheel of *version* for this machine in a local ``PIP_FIND_LINKS`` directory, when there is one.
+
+    uv's Linux wheels are ``py3-none-manylinux_2_17_<arch>.manylinux2014_<arch>`` (glibc 2.17, older than any
+    build image's); anything else (another platform, a URL, no such file) is left to pip."""
+    machine = os.uname().machine
+    for link in os.environ.get("PIP_FIND_LINKS", "").split():
+        directory = link.removeprefix("file://")
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            continue
+        for name in names:
+            prefix = f"uv-{version}-py3-none-"
+            if name.startswith(prefix) and name.endswith(".whl"):
+                tags = name[len(prefix) : -len(".whl")].split(".")
+                if any(tag.startswith("manylinux") and tag.endswith("_" + machine) for tag in tags):
+                    return os.path.join(directory, name)
+    return ""
+
+
+def extract(wheel: str, version: str, path: str) -> None:
+    """The ``uv`` binary of the uv *wheel* at *path*."""
+    member = f"uv-{version}.data/scripts/uv"
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    try:
+        with (
+            zipfile.ZipFile(wheel) as archive,
+            archive.open(member) as source,
+            open(path + ".partial", "wb") as target,
+        ):
+            shutil.copyfileobj(source, target, 1 << 20)
+    except (KeyError, zipfile.BadZipFile, OSError) as exc:
+        raise UvError(f"{os.path.basename(wheel)} has no usable {member}: {exc}") from exc
+    os.chmod(path + ".partial", 0o755)
+    os.replace(path + ".partial", path)
+
+
+def download(version: str, path: str) -> None:
+    """The uv binary of *version* at *path*, from the wheel the build image's pip downloads."""
     with tempfile.TemporaryDirectory(prefix="cnb-uv-") as tmp:
         argv = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
                 "--disable-pip-version-check", "--no-input", "--dest", tmp, f"uv=={version}"]  # fmt: skip
@@ -95,22 +146,7 @@ def ensure(layer: str, version: str, say: Callable[[str], None]) -> str:
                 f"could not fetch the uv {version} wheel with pip (exit {done.returncode}): {' / '.join(tail)}; a "
                 "build without the network needs it in a PIP_FIND_LINKS directory"
             )
-        member = f"uv-{version}.data/scripts/uv"
-        os.makedirs(os.path.dirname(path))
-        try:
-            with (
-                zipfile.ZipFile(os.path.join(tmp, wheels[0])) as archive,
-                archive.open(member) as source,
-                open(path + ".partial", "wb") as target,
-            ):
-                shutil.copyfileobj(source, target, 1 << 20)
-        except (KeyError, zipfile.BadZipFile, OSError) as exc:
-            raise UvError(f"{wheels[0]} has no usable {member}: {exc}") from exc
-    os.chmod(path + ".partial", 0o755)
-    os.replace(path + ".partial", path)
-    with open(stamp, "w", encoding="utf-8") as handle:
-        handle.write(version + "\n")
-    return path
+        extract(os.path.join(tmp, wheels[0]), version, path)
 
 
 def run(uv: str, args: list[str], env: dict[str, str], *, offline: bool = False) -> int:
