@@ -1,7 +1,8 @@
 """Real wheels from PyPI for the Python buildpack tests, fetched once per machine into the test cache.
 
 :func:`wheel_mirror` runs ``pip download`` (wheels only, for the build images' CPython 3.11 on manylinux x86-64)
-for each requirement set into ``~/.cache/cnb-tests/pypi-<name>-<key>/`` (``$CNB_TEST_CACHE`` overrides the root),
+for each requirement set (markers evaluated for Debian bookworm's Python, 3.11.2: ``python_full_version`` markers
+decide, e.g. redis needs async-timeout before 3.11.3) into ``~/.cache/cnb-tests/pypi-<name>-<key>/`` (``$CNB_TEST_CACHE`` overrides the root),
 keyed by the sets and the download options; later sessions read it and never write into it. A file lock makes
 concurrent sessions wait for one downloader; a failed download leaves nothing behind and fails with pip's reason.
 The host's pip configuration is ignored (``PIP_CONFIG_FILE=/dev/null``): only PyPI is asked.
@@ -27,7 +28,7 @@ from pathlib import Path
 from tests.support.bookworm import REPO, cache_root
 
 PLATFORM = [
-    "--only-binary=:all:", "--implementation", "cp", "--python-version", "3.11", "--abi", "cp311",
+    "--only-binary=:all:", "--implementation", "cp", "--python-version", "3.11.2", "--abi", "cp311",
     "--platform", "manylinux_2_36_x86_64", "--platform", "manylinux_2_28_x86_64",
     "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux2014_x86_64",
 ]  # fmt: skip
