@@ -1,8 +1,8 @@
 """Real wheels from PyPI for the Python buildpack tests, fetched once per machine into the test cache.
 
 :func:`wheel_mirror` runs ``pip download`` (wheels only, for the build images' CPython 3.11 on manylinux x86-64)
-for each requirement set (markers evaluated for Debian bookworm's Python, 3.11.2: ``python_full_version`` markers
-decide, e.g. redis needs async-timeout before 3.11.3) into ``~/.cache/cnb-tests/pypi-<name>-<key>/`` (``$CNB_TEST_CACHE`` overrides the root),
+for each requirement set, run by Debian's ``/usr/bin/python3`` (bookworm's 3.11.2, the build image's: markers on
+``python_full_version`` decide, e.g. redis needs async-timeout before 3.11.3) into ``~/.cache/cnb-tests/pypi-<name>-<key>/`` (``$CNB_TEST_CACHE`` overrides the root),
 keyed by the sets and the download options; later sessions read it and never write into it. A file lock makes
 concurrent sessions wait for one downloader; a failed download leaves nothing behind and fails with pip's reason.
 The host's pip configuration is ignored (``PIP_CONFIG_FILE=/dev/null``): only PyPI is asked.
@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,11 +27,12 @@ from pathlib import Path
 from tests.support.bookworm import REPO, cache_root
 
 PLATFORM = [
-    "--only-binary=:all:", "--implementation", "cp", "--python-version", "3.11.2", "--abi", "cp311",
+    "--only-binary=:all:", "--implementation", "cp", "--python-version", "3.11", "--abi", "cp311",
     "--platform", "manylinux_2_36_x86_64", "--platform", "manylinux_2_28_x86_64",
     "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux2014_x86_64",
 ]  # fmt: skip
 PYPI = "https://pypi.org/simple"
+PYTHON = "/usr/bin/python3"  # Debian's, the build image's version
 
 
 def uv_version() -> str:
@@ -49,7 +49,7 @@ def pip_env() -> dict[str, str]:
 
 def wheel_mirror(name: str, requirement_sets: Sequence[str]) -> Path:
     """A directory with the wheels of every set of *requirement_sets* (requirements.txt texts)."""
-    key = hashlib.sha256(json.dumps([list(requirement_sets), PLATFORM, PYPI]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps([list(requirement_sets), PLATFORM, PYPI, PYTHON]).encode()).hexdigest()[:16]
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
     target = root / f"pypi-{name}-{key}"
@@ -65,7 +65,7 @@ def wheel_mirror(name: str, requirement_sets: Sequence[str]) -> Path:
                 requirements = staging / f".set-{index}.txt"
                 requirements.write_text(text)
                 done = subprocess.run(
-                    [sys.executable, "-m", "pip", "download", "--quiet", "--index-url", PYPI, *PLATFORM,
+                    [PYTHON, "-m", "pip", "download", "--quiet", "--index-url", PYPI, *PLATFORM,
                      "--dest", str(staging), "--requirement", str(requirements)],
                     env=pip_env(), capture_output=True, text=True, timeout=900, check=False,
                 )  # fmt: skip
