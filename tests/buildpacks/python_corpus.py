@@ -35,4 +35,5 @@ SETS = {
     "scrapy": "scrapy\n",
     "openai": "openai\n",
     "langchain-core": "langchain-core\n",
+    "mkdocs-material": "mkdocs-material\n",
 }
