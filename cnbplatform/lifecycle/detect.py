@@ -101,6 +101,8 @@ def detect(inputs: DetectInputs, reporter: Reporter) -> DetectResult:
         else:
             reporter.debug(f"system buildpacks ignored: Platform API {platform_api} < 0.15")
     dirs = inputs.execution.dirs
+    if not dirs.app.is_dir():
+        raise PhaseError(PHASE, EXIT_DETECT_OTHER, "read the app dir", f"{dirs.app} is not a directory")
     modules = load_modules(groups, dirs.buildpacks, extensions_dir=dirs.extensions)
     return _Detection(inputs, reporter, platform_api, modules).run(groups)
 

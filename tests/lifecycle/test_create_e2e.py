@@ -241,6 +241,18 @@ def test_create_without_a_platform_dir_builds(tmp_path: Path, cnb: Cnb, bases: P
     assert done.returncode == 0, done.stderr
     assert skopeo_inspect(f"oci:{tmp_path / 'out'}:app", "--config")["config"]["Entrypoint"] == ["/cnb/process/web"]
 
+    missing = subprocess.run(
+        [sys.executable, "-m", "cnbplatform", "lifecycle", "create", "--app", "no-such-app",
+         "--layers", rel(project.root / "layers"), "--buildpacks", rel(project.buildpacks),
+         "--order", str(project.order), "--run-image", "tiny-run", "--sandbox", "bwrap", "--build-image", "tiny-build",
+         f"oci:{tmp_path / 'out'}:other"],
+        cwd=project.root, env={**cnb.env, "CNB_PLATFORM_API": "0.15"}, capture_output=True, text=True, check=False,
+        timeout=300,
+    )  # fmt: skip
+    assert missing.returncode == 22  # the spec's "other detect error", before any buildpack runs
+    errors = [line for line in missing.stderr.splitlines() if not line.startswith("===> ")]  # phase banners
+    assert errors == ["error: detect: read the app dir: no-such-app is not a directory"]
+
 
 BROKEN = [
     ("top-level launch in a layer toml", "build", 'mkdir -p "$CNB_LAYERS_DIR/x"; printf \'launch = true\\n\' > "$CNB_LAYERS_DIR/x.toml"', (), 52, "x.toml"),
