@@ -23,7 +23,7 @@ from cnbplatform.builder.builder import (
     lifecycle_layer_spec,
 )
 from cnbplatform.builder.buildpackage import create_package, file_layer, scaffold_buildpack, write_package_file
-from cnbplatform.builder.lifecycle_bundle import bundle_dir
+from cnbplatform.builder.lifecycle_bundle import BundleError, bundle_dir
 from cnbplatform.builder.modules import ModuleResolver, ReadInputs, Reporter
 from cnbplatform.errors import CnbError, UsageError
 from cnbplatform.files import builder_labels as bl
@@ -103,13 +103,19 @@ def bundled_lifecycle_layer(ctx: PlatformContext) -> FileLayer:
     return file_layer(lifecycle_layer_spec(bundle), shared, bundle.parent / "blobs")
 
 
-def lifecycle_layer(ctx: PlatformContext, source: str, resolver: ModuleResolver) -> LifecycleLayer | None:
+def lifecycle_layer(
+    ctx: PlatformContext, source: str, resolver: ModuleResolver, reporter: Reporter
+) -> LifecycleLayer | None:
     """The lifecycle ``--lifecycle`` asks for: ``cnb`` (cnb's own bundle), ``none``, or a lifecycle image (its last
     layer holds ``/cnb/lifecycle``, as kpack's ClusterLifecycle reads it)."""
     if source == "none":
         return None
     if source == "cnb":
-        return LifecycleLayer(bundled_lifecycle_layer(ctx), lifecycle_info(), "cnb")
+        try:
+            return LifecycleLayer(bundled_lifecycle_layer(ctx), lifecycle_info(), "cnb")
+        except BundleError as exc:  # e.g. no gcc here: the builder still serves cnb build, not Tekton or kpack
+            reporter.warn(f"{exc.message}; the builder has no /cnb/lifecycle (Tekton and kpack cannot use it)")
+            return None
     image = resolver.read_image(source, what="lifecycle image")
     layers = image.layers()
     if not layers:
@@ -148,7 +154,7 @@ def create_builder_image(
     address = output_address(image, publish=publish)
     cache, blobs = layer_cache(ctx)
     with Stores(ctx) as stores, _resolver(ctx, stores, _platform(config.targets)) as resolver:
-        carried = lifecycle_layer(ctx, lifecycle, resolver)
+        carried = lifecycle_layer(ctx, lifecycle, resolver, reporter)
         built = create_builder(
             config, resolver=resolver, layer_cache=cache, blobs_dir=blobs, reporter=reporter, lifecycle=carried
         )

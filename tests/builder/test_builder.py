@@ -464,3 +464,22 @@ def test_lifecycle_image_and_a_builder_that_takes_its_lifecycle(tiny_home: Cnb, 
                         "--lifecycle", f"oci:{tmp_path / 'nothing'}:lc", check=False)  # fmt: skip
     assert missing.returncode != 0 and "lifecycle image" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+@pytest.mark.integration
+def test_without_a_c_compiler_the_builder_has_no_lifecycle_and_says_so(tiny_home: Cnb, tmp_path: Path) -> None:
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("ldd", "strip"):  # everything the bundle needs but gcc
+        (tools / tool).symlink_to(f"/usr/bin/{tool}")
+    env = {"PATH": str(tools), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    done = tiny_home("builder", "create", "cnb/tiny-nocc", "--config", str(TINY / "builder.toml"), extra_env=env)
+    assert "no C compiler" in done.stderr and "has no /cnb/lifecycle" in done.stderr
+    layout = tmp_path / "layout"
+    tiny_home("image", "copy", "cnb/tiny-nocc", f"oci:{layout}:builder")
+    tiny_home("image", "copy", BUILD_IMAGE, f"oci:{layout}:build")
+    builder, build = (
+        skopeo_inspect(f"oci:{layout}:builder", "--config"),
+        skopeo_inspect(f"oci:{layout}:build", "--config"),
+    )
+    assert len(builder["rootfs"]["diff_ids"]) == len(build["rootfs"]["diff_ids"]) + 3  # no lifecycle layer
