@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Cnb
-from tests.lifecycle.test_create_e2e import bases, home_with_bases  # noqa: F401  (a fixture, and its helper)
+from tests.e2e.test_create import bases, home_with_bases  # noqa: F401  (a fixture, and its helper)
 from tests.support.buildpacks import write_buildpack, write_order
 from tests.support.tools import skopeo_inspect
 

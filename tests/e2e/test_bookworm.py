@@ -27,9 +27,8 @@ import pytest
 from packageurl import PackageURL
 
 from tests.conftest import REPO, Cnb
-from tests.support.bookworm import STATUS, layer_member
+from tests.support.bookworm import PATCH_PACKAGE, STATUS, language_images, layer_member
 from tests.support.dockerd import RunningDockerd
-from tests.support.language_images import PATCH_PACKAGE, language_images
 from tests.support.registry import RunningRegistry, free_port
 from tests.support.sbom import cdx_purls, check_cyclonedx, check_spdx, deb_purl_ok, spdx_purls
 
