@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -393,14 +392,14 @@ def test_detect_runs_once_per_buildpack_across_groups(world: World) -> None:
 
 def test_result_does_not_depend_on_which_detect_finishes_first(world: World) -> None:
     """§4.2: detects of one group run concurrently; the outcome follows group order, not finishing order."""
-    world.bp("slow", detect="sleep 0.6; " + plan(provides("x") + requires("x")))
-    world.bp("fast-1", detect=plan(requires("x")))
-    world.bp("fast-2", detect=plan(requires("x")))
+    finished = world.root / "finished"
+    world.bp("slow", detect=f"sleep 0.6; echo slow >> {finished}; " + plan(provides("x") + requires("x")))
+    world.bp("fast-1", detect=f"echo fast-1 >> {finished}; " + plan(requires("x")))
+    world.bp("fast-2", detect=f"echo fast-2 >> {finished}; " + plan(requires("x")))
     groups = [[("slow", "1.0.0"), ("fast-1", "1.0.0"), ("fast-2", "1.0.0")]]
 
-    started = time.monotonic()
     result, reporter = world.detect(groups, parallel=3)
-    elapsed = time.monotonic() - started
+    assert finished.read_text().splitlines()[-1] == "slow"  # ran side by side: the first in order finished last
 
     assert ids(result) == ["slow@1.0.0", "fast-1@1.0.0", "fast-2@1.0.0"]
     assert [[p.id for p in e.providers] for e in result.plan.entries] == [["slow"]]
@@ -410,9 +409,10 @@ def test_result_does_not_depend_on_which_detect_finishes_first(world: World) -> 
         "pass: fast-1@1.0.0",
         "pass: fast-2@1.0.0",
     ]
-    assert elapsed < 5
 
+    finished.unlink()
     sequential, _ = world.detect(groups, parallel=1)
+    assert finished.read_text().splitlines() == ["slow", "fast-1", "fast-2"]
     assert sequential == result
 
 
@@ -441,9 +441,7 @@ def test_hanging_detect_is_killed_and_reported(world: World) -> None:
     """A bin/detect that hangs is killed at the execution timeout and counts as an error (exit 21)."""
     world.bp("hangs", detect="echo starting; sleep 60")
     execution = Execution(sandbox=world.sandbox, dirs=world.dirs, base_env=world.base_env, timeout=0.5)
-    started = time.monotonic()
     err, _ = world.fail([[("hangs", "1.0.0")]], execution=execution)
-    assert time.monotonic() - started < 30  # killed, not waited for (60 s); slack for a busy machine
     assert err.exit_code == 21
     assert "hangs@1.0.0" in str(err) and "timed out" in str(err) and "starting" in str(err)
 
@@ -454,9 +452,7 @@ def test_huge_output_is_bounded_and_does_not_hang(world: World) -> None:
     execution = Execution(
         sandbox=world.sandbox, dirs=world.dirs, base_env=world.base_env, timeout=60, output_limit=1 << 20
     )
-    started = time.monotonic()
     err, reporter = world.fail([[("chatty", "1.0.0")]], execution=execution)
-    assert time.monotonic() - started < 30
     assert err.exit_code == 21 and "the-end" in str(err)
     shown = "\n".join(reporter.infos)
     assert "bytes of output omitted" in shown and "the-end" in shown

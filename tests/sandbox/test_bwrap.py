@@ -156,15 +156,14 @@ def test_exit_codes_propagate(sandbox: BwrapSandbox, make_request: RequestFactor
 
 
 def test_timeout_kills_the_whole_tree(sandbox: BwrapSandbox, make_request: RequestFactory, tmp_path: Path) -> None:
-    script = "(sleep 4; touch /workspace/child-survived) & sleep 100 & wait"
+    script = "(sleep 0.3; touch /workspace/ran) & (sleep 4; touch /workspace/child-survived) & sleep 100 & wait"
     started = time.monotonic()
     result = sandbox.run(make_request(["/bin/sh", "-c", script], mounts=[Mount(tmp_path, "/workspace")], timeout=1))
-    elapsed = time.monotonic() - started
     assert result.timed_out
     assert result.exit_code == 137
-    assert 0.9 < elapsed < 4  # killed before the child would write its marker (4 s; slack for a busy machine)
-    time.sleep(max(0.0, 4.5 - elapsed))
-    assert not (tmp_path / "child-survived").exists()
+    assert (tmp_path / "ran").exists()  # the step ran until its timeout, not less
+    time.sleep(max(0.0, 4.5 - (time.monotonic() - started)))  # past the moment the child would write its marker
+    assert not (tmp_path / "child-survived").exists()  # the whole tree was killed
 
 
 def test_huge_output_is_truncated_but_drained(sandbox: BwrapSandbox, make_request: RequestFactory) -> None:
@@ -239,21 +238,11 @@ def test_factory(rootfs: Path) -> None:
         make_sandbox("chroot")
 
 
-def test_per_call_overhead(sandbox: BwrapSandbox, make_request: RequestFactory) -> None:
-    calls = 50
-
-    def mean(box: BwrapSandbox | HostSandbox, argv: list[str]) -> float:
-        started = time.monotonic()
-        for _ in range(calls):
-            assert box.run(make_request(argv)).exit_code == 0
-        return (time.monotonic() - started) / calls
-
-    host = mean(HostSandbox(), ["/bin/true"])
-    bwrap = mean(sandbox, ["/bin/true"])
-    print(
-        f"\nper call: bwrap {bwrap * 1000:.1f} ms, host {host * 1000:.1f} ms, overhead {(bwrap - host) * 1000:.1f} ms"
-    )
-    assert bwrap < 0.25
+def test_many_calls_in_a_row_each_start_clean(sandbox: BwrapSandbox, make_request: RequestFactory) -> None:
+    """Fifty sandboxes one after another all run (what they cost per call is measured in bench/, not here)."""
+    for _ in range(50):
+        result = sandbox.run(make_request(["/bin/sh", "-c", "echo $$"]))
+        assert (result.exit_code, result.stdout.strip().isdigit()) == (0, True)
 
 
 def test_the_network_comes_with_a_resolver_configuration(
