@@ -1,6 +1,6 @@
 """Fixtures of the buildpack tests: bookworm build/run images with Python and Node.js, and one shared ``$CNB_HOME``.
 
-``languages`` is :func:`tests.support.language_images.language_images` (bookworm minbase; run: python3, nodejs;
+``languages`` is :func:`tests.support.bookworm.language_images` (bookworm minbase; run: python3, nodejs;
 build: + python3-venv, python3-pip, npm, as builders/bookworm does), built with cnb's own ``create_base`` once per
 machine into the test cache and read (never written) by later sessions. Building needs the Debian mirror: without it
 the fixture fails with the reason, it never skips.
@@ -15,8 +15,7 @@ import os
 import pytest
 
 from tests.conftest import Cnb
-from tests.support.bookworm import REPO
-from tests.support.language_images import LanguageImages, language_images
+from tests.support.bookworm import REPO, LanguageImages, language_images
 
 __all__ = ["LanguageImages", "bp_cnb", "languages"]
 

@@ -35,8 +35,8 @@ from cnbplatform.sandbox.network import DNS_FORWARD_ADDRESS, forwarded_resolv_co
 from tests.buildpacks.helpers import lifecycle_metadata, make_project
 from tests.buildpacks.packages import PyIndex, make_wheel
 from tests.conftest import Cnb
+from tests.support.bookworm import language_images
 from tests.support.builders import BUILDER, REPO
-from tests.support.language_images import language_images
 from tests.support.wheels import uv_wheel
 
 pytestmark = pytest.mark.integration

@@ -1,15 +1,25 @@
-"""Small Debian bookworm build and run images for tests (DESIGN.md §3 decision 8), built once per machine.
+"""Debian bookworm build and run images for tests (docs/design.md decision 8), built once per machine: the one
+cached test-image helper.
 
-``bookworm_images()`` runs ``cnb base create`` on :data:`TEST_RECIPE` (minbase + python3: one mmdebstrap run,
-20-30 s here) into an OCI image layout with the tags ``build`` and ``run``, and keeps it under
-``~/.cache/cnb-tests/`` (``$CNB_TEST_CACHE`` overrides) as ``test-bookworm-<key>``, keyed by the recipe and
-the source of the code that decides the images' bytes (:data:`CODE`), so later sessions on the same machine
-reuse it. ``bookworm_images(extra_run_packages=("netbase",))`` is "the same recipe with one more package":
-a new run image for rebase tests (its build image is made by a second, independent mmdebstrap run, which the
-reproducibility test compares). The layouts are shared between sessions: read them, never write into them.
+Two sets, each one cache entry under :func:`cache_root` (``~/.cache/cnb-tests/``, ``$CNB_TEST_CACHE`` overrides)
+made by :func:`cached`, keyed by its recipe and the source of the code that decides the images' bytes
+(:data:`CODE`), so later sessions on the same machine reuse it. A file lock makes concurrent sessions wait for one
+builder; entries made by other code versions are removed once unused for a day (another checkout may be reading
+them). Entries are shared between sessions: read them, never write into them.
 
-Building needs the Debian mirror (``deb.debian.org``); if it cannot be reached the fixture FAILS with the
-reason, it never skips. Use the session fixtures by importing them into a test module (or a conftest)::
+* :func:`bookworm_images` (fixtures ``bookworm`` and ``bookworm_patched``): ``cnb base create`` on
+  :data:`TEST_RECIPE` (minbase + python3, one mmdebstrap run) into an OCI layout with the tags ``build`` and
+  ``run``. ``bookworm_images(("netbase",))`` is "the same recipe with one more package": a new run image for
+  rebase tests (its build image is made by a second, independent mmdebstrap run, which the reproducibility test
+  compares).
+* :func:`language_images`, for the buildpack tests: :data:`RECIPE` (run: python3, nodejs; build: + python3-venv,
+  python3-pip, npm, as builders/bookworm does) made with cnb's own ``create_base`` into one layout with the tags
+  ``build``, ``run`` and ``run-patched`` (the run image with :data:`PATCH_PACKAGE` added, "the run image after a
+  Debian update"). Both recipes are built side by side, from one moment of the mirror, so the patched run image
+  differs from the run image by exactly :data:`PATCH_PACKAGE`.
+
+Building needs the Debian mirror (``deb.debian.org``); if it cannot be reached the caller FAILS with the reason,
+it never skips. Use the session fixtures by importing them into a test module (or a conftest)::
 
     from tests.support.bookworm import BookwormImages, bookworm, bookworm_patched  # noqa: F401
 """
@@ -28,12 +38,16 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from cnbplatform.builder.base import BaseImages, BaseRecipe, create_base
+from cnbplatform.errors import CnbError
+from cnbplatform.oci.layercache import LayerCache
 from cnbplatform.oci.layout import LayoutStore
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,7 +68,7 @@ mirror = "http://deb.debian.org/debian"
 variant = "minbase"
 run-packages = ["python3"]
 """
-EXTRA_PACKAGE = "netbase"
+EXTRA_PACKAGE = "netbase"  # small, arch: all, no dependencies
 #: Seconds after its last use when an entry made by another version of :data:`CODE` is removed (several
 #: checkouts of different versions share the cache; deleting an entry another one reads would break its run).
 STALE_AFTER = 86400.0
@@ -163,30 +177,46 @@ def _ours(path: Path, variant: str) -> bool:
     return re.fullmatch(rf"\.?{re.escape(variant)}-([0-9a-f]{{20}}|tmp-.*)", path.name) is not None
 
 
-@functools.cache
-def bookworm_images(extra_run_packages: tuple[str, ...] = ()) -> BookwormImages:
-    """The test images (see the module docstring), built if this machine has no cached copy."""
+def cached(variant: str, key: str, build: Callable[[Path], None], done: str) -> tuple[Path, bool]:
+    """The cache entry ``<cache_root>/<variant>-<key>``, made by ``build(work_dir)`` if this machine has none
+    (*done*, a path inside the entry, marks a complete one); and whether this call made it. One builder per machine
+    (a file lock; the others wait and reuse). Before building, a killed session's work dirs of *variant* are
+    removed, and its entries of other code unused for :data:`STALE_AFTER` (another checkout may still read a
+    younger one)."""
     root = cache_root()
-    variant = "test-bookworm" + "".join(f"+{name}" for name in extra_run_packages)
-    entry = root / f"{variant}-{cache_key(extra_run_packages)}"
     root.mkdir(parents=True, exist_ok=True)
+    entry = root / f"{variant}-{key}"
     with open(root / f"{variant}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one builder per machine; the others wait and reuse
-        fresh = not (entry / "info.json").is_file()
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        fresh = not (entry / done).is_file()
         if fresh:
             for stale in root.iterdir():
-                # A killed session's work dir (nobody builds while we hold the lock), or an entry of other code
-                # unused for STALE_AFTER (another checkout may still read a younger one).
                 leftover = stale.name.startswith(".")
                 if _ours(stale, variant) and (leftover or time.time() - stale.stat().st_mtime > STALE_AFTER):
                     shutil.rmtree(stale, ignore_errors=True)
             work = Path(tempfile.mkdtemp(prefix=f".{variant}-tmp-", dir=root))
-            (work / "recipe.toml").write_text(TEST_RECIPE)
-            info = _build(work, extra_run_packages)
-            (work / "info.json").write_text(json.dumps(info, indent=2))
+            try:
+                build(work)
+            except BaseException:
+                shutil.rmtree(work, ignore_errors=True)
+                raise
             work.rename(entry)
-        info = json.loads((entry / "info.json").read_text())
         os.utime(entry)  # in use: not stale for another STALE_AFTER
+    return entry, fresh
+
+
+@functools.cache
+def bookworm_images(extra_run_packages: tuple[str, ...] = ()) -> BookwormImages:
+    """The test images (see the module docstring), built if this machine has no cached copy."""
+    variant = "test-bookworm" + "".join(f"+{name}" for name in extra_run_packages)
+
+    def build(work: Path) -> None:
+        (work / "recipe.toml").write_text(TEST_RECIPE)
+        info = _build(work, extra_run_packages)
+        (work / "info.json").write_text(json.dumps(info, indent=2))
+
+    entry, fresh = cached(variant, cache_key(extra_run_packages), build, "info.json")
+    info = json.loads((entry / "info.json").read_text())
     return BookwormImages(
         layout=entry / "layout",
         recipe=entry / "recipe.toml",
@@ -210,3 +240,100 @@ def bookworm() -> BookwormImages:
 def bookworm_patched() -> BookwormImages:
     """The same recipe with one more run package (:data:`EXTRA_PACKAGE`): a new run image to rebase onto."""
     return bookworm_images((EXTRA_PACKAGE,))
+
+
+# -- the language images: python3 and nodejs, and a patched run image -----------------------------------------
+
+PATCH_PACKAGE = EXTRA_PACKAGE
+_HEADER = """\
+[base]
+id = "io.cnb.test.bookworm-languages"
+kind = "debian"
+user-id = 1000
+group-id = 1000
+user-name = "cnb"
+maintainer = "cnb tests"
+description = "Debian bookworm minbase with python3 and nodejs (build: python3-venv, python3-pip, npm), for buildpack tests"
+
+[debian]
+suite = "bookworm"
+mirror = "http://deb.debian.org/debian"
+variant = "minbase"
+"""
+RECIPE = (
+    "# Bookworm for the buildpack tests: what cnb/python and cnb/node need, and no more.\n"
+    + _HEADER
+    + 'run-packages = ["python3", "nodejs"]\n'
+    + 'build-packages = ["python3-venv", "python3-pip", "npm"]\n'
+)
+# The run image of RECIPE + ``extra-run-packages = [PATCH_PACKAGE]`` made alone: the run image depends only on the
+# [base] table and the run include (run + extra packages), and with no build packages the build include is the same
+# list, so one mmdebstrap run makes it (create_base's build image is that same root filesystem, and is dropped).
+PATCHED_RECIPE = (
+    "# The run image of the buildpack tests' recipe with one more package (a new run image to rebase onto).\n"
+    + _HEADER
+    + f'run-packages = ["python3", "nodejs", "{PATCH_PACKAGE}"]\n'
+    + "build-packages = []\n"
+)
+_NAME = "bookworm-languages"
+
+
+@dataclass(frozen=True)
+class LanguageImages:
+    """A read-only OCI layout with the tags ``build``, ``run`` and ``run-patched`` (module docstring)."""
+
+    layout: Path
+
+    @property
+    def build(self) -> str:
+        return f"oci:{self.layout}:build"
+
+    @property
+    def run(self) -> str:
+        return f"oci:{self.layout}:run"
+
+    @property
+    def patched_run(self) -> str:
+        """The run image with :data:`PATCH_PACKAGE` added."""
+        return f"oci:{self.layout}:run-patched"
+
+
+def _key() -> str:
+    digest = hashlib.sha256(RECIPE.encode() + b"\0" + PATCHED_RECIPE.encode())
+    for name in CODE:
+        digest.update(name.encode() + b"\0" + (REPO / name).read_bytes())
+    return digest.hexdigest()[:20]
+
+
+def _create(work: Path, name: str, text: str) -> BaseImages:
+    (work / f"{name}.toml").write_text(text)
+    scratch = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=work))
+    recipe = BaseRecipe.load(work / f"{name}.toml")
+    return create_base(recipe, LayerCache(scratch / "layer-cache"), scratch / "blobs", work_dir=scratch)
+
+
+def _build_languages(work: Path) -> None:
+    """Both recipes side by side (one moment of the mirror), then the three tags into ``work/layout``."""
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            base = pool.submit(_create, work, "recipe", RECIPE)
+            patched = pool.submit(_create, work, "patched", PATCHED_RECIPE)
+            images, patched_images = base.result(), patched.result()
+        store = LayoutStore(work / "layout")
+        store.write(images.build, "build")
+        store.write(images.run, "run")
+        store.write(patched_images.run, "run-patched")
+    except CnbError as exc:
+        pytest.fail(
+            f"building the bookworm language test images needs http://deb.debian.org/debian: {exc}", pytrace=False
+        )
+    finally:
+        for scratch in [*work.glob("recipe-*"), *work.glob("patched-*")]:
+            shutil.rmtree(scratch, ignore_errors=True)  # the root filesystems and blobs, now in the layout
+
+
+@functools.cache
+def language_images() -> LanguageImages:
+    """The language images (see the module docstring), built if this machine has no copy made by the current code."""
+    entry, _ = cached(_NAME, _key(), _build_languages, "layout/index.json")
+    return LanguageImages(entry / "layout")
