@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import functools
 import hashlib
+import os
 import shutil
 import tempfile
 import time
@@ -113,4 +114,5 @@ def trixie_images() -> TrixieImages:
                 shutil.rmtree(work, ignore_errors=True)
                 raise
             work.rename(entry)
+        os.utime(entry)  # in use: not stale for another STALE_AFTER
     return TrixieImages(entry / "layout")
