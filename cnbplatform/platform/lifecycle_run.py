@@ -6,19 +6,20 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cnbplatform.errors import CnbError, PhaseError, UsageError
-from cnbplatform.files.analyzed import Analyzed
 from cnbplatform.files.apis import ApiVersion, check_platform_api
-from cnbplatform.files.builder_labels import RUN_IMAGE_SHELL_LABEL
-from cnbplatform.files.group import GroupFile
-from cnbplatform.files.metadata import BuildMetadata
-from cnbplatform.files.report import ProjectMetadata
 from cnbplatform.lifecycle.common import EXIT_LAUNCH, Reporter
-from cnbplatform.lifecycle.export import ExportInputs, ExportResult, export
-from cnbplatform.platform.context import PlatformContext
 from cnbplatform.platform.lifecycle_settings import LifecycleSettings, resolve_settings
-from cnbplatform.platform.phases import Phases
+
+if TYPE_CHECKING:
+    from cnbplatform.lifecycle.export import ExportResult
+    from cnbplatform.platform.context import PlatformContext
+    from cnbplatform.platform.phases import Phases
+
+# The phases' own modules (export, registries, image stores) are imported where they are used: a detector or
+# builder started in a build container imports only what its phase needs (start-up, bench/lifecycle_bundle.py).
 
 PHASES = ("analyze", "detect", "restore", "build", "export", "create", "rebase", "launch")
 _WITH_IMAGES = {"analyze", "export", "create", "rebase", "launch"}
@@ -42,6 +43,12 @@ def _creation_time(phases: Phases, reporter: Reporter) -> int | None:
 
 
 def run_export(phases: Phases, reporter: Reporter) -> ExportResult:
+    from cnbplatform.files.analyzed import Analyzed
+    from cnbplatform.files.builder_labels import RUN_IMAGE_SHELL_LABEL
+    from cnbplatform.files.group import GroupFile
+    from cnbplatform.files.report import ProjectMetadata
+    from cnbplatform.lifecycle.export import ExportInputs, export
+
     s = phases.settings
     api = phases.platform_api()
     if not s.images:
@@ -93,6 +100,8 @@ def run_phases(
 ) -> tuple[ExportResult, dict[str, float]]:
     """analyze, detect, restore, build, export in order; *announce(name, None)* before a phase and
     *announce(name, seconds)* after it. Returns the export result and each phase's duration."""
+    from cnbplatform.lifecycle.export import ExportResult
+
     timings: dict[str, float] = {}
     steps: tuple[tuple[str, Callable[[], object]], ...] = (
         ("analyze", phases.analyze),
@@ -161,6 +170,7 @@ def run_launch(settings: LifecycleSettings, process_type: str | None, env: Mappi
     (``/cnb/process/<type>``), else ``/cnb/lifecycle/launcher`` (which needs a command, or exits 82).
 
     ``CNB_PROCESS_TYPE`` stays in the launcher's environment: like the Go launcher, it warns and ignores it."""
+    from cnbplatform.files.metadata import BuildMetadata
     from cnbplatform.launcher.pyrun import launch
 
     if not process_type:
@@ -211,6 +221,8 @@ def run_phase(
     if phase == "rebase":
         run_rebase_phase(ctx, settings, reporter, bool(flags.get("report") or ctx.env.get("CNB_REPORT_PATH")))
         return 0
+    from cnbplatform.platform.phases import Phases
+
     with Phases(ctx, settings, reporter) as phases:
         if phase == "create":
             run_create(phases, reporter)

@@ -17,30 +17,26 @@ from cnbplatform.files.analyzed import Analyzed, TargetInfo
 from cnbplatform.files.apis import LATEST_PLATFORM_API, ApiVersion, check_platform_api
 from cnbplatform.files.group import GroupFile
 from cnbplatform.files.order import Order
-from cnbplatform.files.plan import Plan
-from cnbplatform.files.run_toml import RunConfig
-from cnbplatform.lifecycle.analyze import AnalyzeInputs, analyze, select_run_image
-from cnbplatform.lifecycle.build import BuildInputs, BuildResult, build
-from cnbplatform.lifecycle.cache import Cache
-from cnbplatform.lifecycle.cache_dir import DirCache
 from cnbplatform.lifecycle.common import EXIT_ANALYZE, Reporter, check_group_apis
 from cnbplatform.lifecycle.context import Dirs, Execution, SandboxPaths, filter_base_env
 from cnbplatform.lifecycle.detect import DetectInputs, DetectResult, detect
-from cnbplatform.lifecycle.restore import RestoreInputs, restore
 from cnbplatform.oci.address import ImageAddress, StoreKind, parse_address, pinned_address
-from cnbplatform.oci.image import Image, as_image, is_index, resolve_platform
 from cnbplatform.oci.layercache import LayerCache
-from cnbplatform.oci.pull import fetch
-from cnbplatform.oci.rootfs_cache import rootfs_for
 from cnbplatform.oci.stores import Stores
 from cnbplatform.platform.build_locks import home_in_use
 from cnbplatform.platform.context import PlatformContext
 from cnbplatform.platform.lifecycle_settings import LifecycleSettings
-from cnbplatform.platform.run import host_os_arch
 from cnbplatform.sandbox import BwrapSandbox, HostSandbox, Mount, Sandbox, loopback_proxy_ports, proxy_env
 
 if TYPE_CHECKING:
+    from cnbplatform.files.run_toml import RunConfig
     from cnbplatform.files.system import SystemConfig
+    from cnbplatform.lifecycle.build import BuildResult
+    from cnbplatform.lifecycle.cache import Cache
+    from cnbplatform.oci.image import Image
+
+# analyze, restore, build and image reading are imported where they are used: the detector started in a build
+# container imports only what detection needs (start-up, bench/lifecycle_bundle.py).
 
 
 @dataclass
@@ -98,6 +94,8 @@ class Phases:
 
     def run_config(self) -> RunConfig | None:
         """Where run images live: run.toml, or below Platform API 0.12 the legacy stack.toml; None if absent."""
+        from cnbplatform.files.run_toml import RunConfig
+
         s = self.settings
         if ApiVersion.parse(self.platform_api()).less_than("0.12"):
             return RunConfig.load_stack(s.stack) if s.stack.is_file() else None
@@ -125,6 +123,9 @@ class Phases:
         return self.open_address(self.address(text), text, missing_ok=missing_ok)
 
     def open_address(self, address: ImageAddress, text: str, *, missing_ok: bool = False) -> OpenedImage | None:
+        from cnbplatform.oci.image import as_image, is_index, resolve_platform
+        from cnbplatform.platform.run import host_os_arch
+
         store, ref = self.stores.open(address)
         try:
             artifact = store.read(ref)
@@ -142,6 +143,8 @@ class Phases:
         name says (:mod:`cnbplatform.oci.pull`): the local store when it has the name, else its registry (through
         the mirrors) under the pull policy, copied into the local store unless the output goes to a registry.
         With ``-daemon`` images come from the Docker engine, as for the Go lifecycle."""
+        from cnbplatform.oci.pull import fetch
+
         if self.settings.daemon and not text.startswith(("oci:", "local:", "docker://", "registry:")):
             return self.open_image(text, missing_ok=missing_ok)
         keep = not (self.settings.images and self.output_address().kind is StoreKind.REGISTRY)
@@ -180,6 +183,8 @@ class Phases:
 
     def execution(self) -> Execution:
         """The sandbox buildpacks run in: the host itself (inside a build container) or bwrap over the build image."""
+        from cnbplatform.oci.rootfs_cache import rootfs_for
+
         if self._execution is not None:
             return self._execution
         s = self.settings
@@ -264,7 +269,6 @@ class Phases:
         return self._distro
 
     def _read_build_distro(self) -> tuple[str, str]:
-        from cnbplatform.sbom.ospkgs import scan_distro
         from cnbplatform.sbom.pkgdb import parse_os_release
 
         s = self.settings
@@ -273,8 +277,12 @@ class Phases:
             opened = self.open_image(s.build_image)
             assert opened is not None
             if s.sandbox != "bwrap":
+                from cnbplatform.sbom.ospkgs import scan_distro
+
                 distro = scan_distro(opened.image)
                 return (distro.id, distro.version_id) if distro else ("", "")
+            from cnbplatform.oci.rootfs_cache import rootfs_for
+
             root = rootfs_for(opened.image, self.ctx.home / "rootfs")  # the one execution() unpacks
         for rel in ("etc/os-release", "usr/lib/os-release"):
             path = root / rel
@@ -288,6 +296,8 @@ class Phases:
         return "", ""
 
     def cache(self) -> Cache | None:
+        from cnbplatform.lifecycle.cache_dir import DirCache
+
         s = self.settings
         if s.cache_image:
             from cnbplatform.lifecycle.cache_image import ImageCache
@@ -303,6 +313,8 @@ class Phases:
     # -- phases ------------------------------------------------------------------------------------------
 
     def analyze(self) -> Analyzed:
+        from cnbplatform.lifecycle.analyze import AnalyzeInputs, analyze
+
         api = self.platform_api()
         s = self.settings
         output = self.output_address()
@@ -327,6 +339,9 @@ class Phases:
         )
 
     def _run_image(self, output: ImageAddress) -> OpenedImage:
+        from cnbplatform.files.run_toml import RunConfig
+        from cnbplatform.lifecycle.analyze import select_run_image
+
         s = self.settings
         if s.run_image:
             opened = self.input_image(s.run_image)
@@ -374,6 +389,8 @@ class Phases:
         )
 
     def restore(self) -> None:
+        from cnbplatform.lifecycle.restore import RestoreInputs, restore
+
         api = self.platform_api()
         s = self.settings
         cache = self.cache()
@@ -397,6 +414,9 @@ class Phases:
         )
 
     def build(self) -> BuildResult:
+        from cnbplatform.files.plan import Plan
+        from cnbplatform.lifecycle.build import BuildInputs, build
+
         api = self.platform_api()
         s = self.settings
         analyzed = Analyzed.load(s.analyzed) if s.analyzed.exists() else None
