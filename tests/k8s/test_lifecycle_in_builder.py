@@ -205,15 +205,17 @@ done
 """
 
 
-def test_tekton_buildpacks_task_0_6(k8s: K8s, tmp_path: Path) -> None:
+@pytest.mark.parametrize("base", ["tiny", "bookworm"])
+def test_tekton_buildpacks_task_0_6(k8s: K8s, tmp_path: Path, base: str) -> None:
+    builder = k8s.bookworm() if base == "bookworm" else BUILDER
     port = free_port()
-    _app(tmp_path, port)
+    _app(tmp_path, port, bookworm=base == "bookworm")
     shutil.copy(k8s.docker_config / "config.json", tmp_path / "dockerconfig.json")
     volumes = _volumes(tmp_path, {"source": "/workspace/source", "cache": "/workspace/cache",
                                   "dockerconfig": "/workspace/dockerconfig", "layers": "/layers",
                                   "platform": "/platform", "home": "/tekton/home"})  # fmt: skip
     shutil.copy(tmp_path / "dockerconfig.json", tmp_path / "dockerconfig" / "config.json")
-    app_image = f"{k8s.registry.host}/apps/tekton"
+    app_image = f"{k8s.registry.host}/apps/tekton-{base}"
     step_env = ["-e", "CNB_PLATFORM_API=0.9", "-e", "HOME=/tekton/home"]
     create_args = ["-app=/workspace/source/", "-cache-dir=/workspace/cache", "-cache-image=", "-uid=1000",
                    "-gid=1000", "-layers=/layers", "-platform=/platform", "-report=/layers/report.toml",
@@ -222,10 +224,10 @@ def test_tekton_buildpacks_task_0_6(k8s: K8s, tmp_path: Path) -> None:
 
     def run_task() -> str:
         k8s.docker("run", "--rm", "--network", "host", "--user", "0:0", *volumes, *step_env,
-                   "--entrypoint", "/bin/sh", BUILDER, "-c", TEKTON_PREPARE, "prepare", "GREETING=hello", "EMPTY=")  # fmt: skip
+                   "--entrypoint", "/bin/sh", builder, "-c", TEKTON_PREPARE, "prepare", "GREETING=hello", "EMPTY=")  # fmt: skip
         created = k8s.docker("run", "--rm", "--network", "host", "--user", "1000:1000", *volumes, *step_env,
                              "-e", "DOCKER_CONFIG=/workspace/dockerconfig", "--entrypoint", "/cnb/lifecycle/creator",
-                             BUILDER, *create_args)  # fmt: skip
+                             builder, *create_args)  # fmt: skip
         return created.stdout + created.stderr
 
     first = run_task()
@@ -235,15 +237,17 @@ def test_tekton_buildpacks_task_0_6(k8s: K8s, tmp_path: Path) -> None:
     # the task's `results` step: grep "digest" /layers/report.toml | cut -d'"' -f2
     report = (tmp_path / "layers" / "report.toml").read_text()
     digest_line = next(line for line in report.splitlines() if "digest" in line)
-    assert digest_line.split('"')[1] == k8s.digest("apps/tekton")
+    assert digest_line.split('"')[1] == k8s.digest(f"apps/tekton-{base}")
     assert _serves(k8s, app_image, port).strip() == "served by a cnb lifecycle in a builder image"
     second = run_task()
     assert "counter restored from cache: 1" in second, second
 
 
-def test_tekton_buildpacks_phases_task_0_3(k8s: K8s, tmp_path: Path) -> None:
-    builder_ref = f"{k8s.registry.host}/cnb-test/k8s-tiny-builder:1"
-    k8s.docker("tag", BUILDER, builder_ref)
+@pytest.mark.parametrize("base", ["tiny", "bookworm"])
+def test_tekton_buildpacks_phases_task_0_3(k8s: K8s, tmp_path: Path, base: str) -> None:
+    builder = k8s.bookworm() if base == "bookworm" else BUILDER
+    builder_ref = f"{k8s.registry.host}/{builder}"
+    k8s.docker("tag", builder, builder_ref)
     k8s.docker("push", builder_ref)
     # get-labels-and-env: skopeo inspect of the builder, then the task's jq checks
     inspected = json.loads(subprocess.run(
@@ -258,14 +262,14 @@ def test_tekton_buildpacks_phases_task_0_3(k8s: K8s, tmp_path: Path) -> None:
     assert (uid, gid) == ("1000", "1000")
 
     port = free_port()
-    _app(tmp_path, port)
+    _app(tmp_path, port, bookworm=base == "bookworm")
     volumes = _volumes(tmp_path, {"source": "/workspace/source", "cache": "/workspace/cache", "layers": "/layers",
                                   "platform": "/platform", "home": "/tekton/home"})  # fmt: skip
     (tmp_path / "home" / ".docker").mkdir()
     shutil.copy(k8s.docker_config / "config.json", tmp_path / "home" / ".docker" / "config.json")
     for name in ("source", "cache", "layers", "home"):  # the prepare step's chown -R $CNB_USER_ID:$CNB_GROUP_ID
         subprocess.run(["chown", "-R", f"{uid}:{gid}", str(tmp_path / name)], check=True)
-    app_image = f"{k8s.registry.host}/apps/phases"
+    app_image = f"{k8s.registry.host}/apps/phases-{base}"
     step_env = ["-e", "CNB_PLATFORM_API=0.13", "-e", "HOME=/tekton/home", "-e", "CNB_EXPERIMENTAL_MODE=silent"]
     out = ""
     steps = (
@@ -290,7 +294,7 @@ def test_tekton_buildpacks_phases_task_0_3(k8s: K8s, tmp_path: Path) -> None:
     assert "counter starts" in out, out
     # the results step reads [image] of report.toml with tomllib
     image = tomllib.loads((tmp_path / "layers" / "report.toml").read_text())["image"]
-    assert image["digest"] == k8s.digest("apps/phases")
+    assert image["digest"] == k8s.digest(f"apps/phases-{base}")
     assert image["tags"] == [app_image]
     assert _serves(k8s, app_image, port).strip() == "served by a cnb lifecycle in a builder image"
 
