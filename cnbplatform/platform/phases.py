@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -21,7 +22,6 @@ from cnbplatform.lifecycle.common import EXIT_ANALYZE, Reporter, check_group_api
 from cnbplatform.lifecycle.context import Dirs, Execution, SandboxPaths, filter_base_env
 from cnbplatform.lifecycle.detect import DetectInputs, DetectResult, detect
 from cnbplatform.oci.address import ImageAddress, StoreKind, parse_address, pinned_address
-from cnbplatform.oci.layercache import LayerCache
 from cnbplatform.oci.stores import Stores
 from cnbplatform.platform.build_locks import home_in_use
 from cnbplatform.platform.context import PlatformContext
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from cnbplatform.lifecycle.build import BuildResult
     from cnbplatform.lifecycle.cache import Cache
     from cnbplatform.oci.image import Image
+    from cnbplatform.oci.layercache import LayerCache
 
 # analyze, restore, build and image reading are imported where they are used: the detector started in a build
 # container imports only what detection needs (start-up, bench/lifecycle_bundle.py).
@@ -65,12 +66,18 @@ class Phases:
         self.reporter = reporter
         self.extra_mounts = extra_mounts
         self.stores = Stores(ctx)
-        self.layer_cache = LayerCache(ctx.home / "layer-cache")
         self.blobs_dir = ctx.home / "blobs"
         self._execution: Execution | None = None
         self._distro: tuple[str, str] | None = None
         self._in_use = home_in_use(ctx.home)
         self._sandbox: Sandbox | None = None
+
+    @cached_property
+    def layer_cache(self) -> LayerCache:
+        """The layer cache restore and export share (made when first used: detect and build need none)."""
+        from cnbplatform.oci.layercache import LayerCache
+
+        return LayerCache(self.ctx.home / "layer-cache")
 
     def __enter__(self) -> Phases:
         self._in_use.__enter__()  # cnb prune leaves the caches alone while phases use them
