@@ -6,8 +6,6 @@ reused across reads and writes) and closes them at the end.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -17,21 +15,10 @@ from cnbplatform.oci.layout import LayoutStore
 from cnbplatform.oci.local import LocalStore
 from cnbplatform.oci.reference import Reference
 from cnbplatform.oci.store import ImageStore
+from cnbplatform.oci.store_options import StoreOptions
 
 if TYPE_CHECKING:  # httpx and the registry client load only when a registry is used (start-up time)
     from cnbplatform.oci.registry import RegistryClient
-
-
-@dataclass(frozen=True)
-class StoreOptions:
-    home: Path
-    env: Mapping[str, str] = field(default_factory=dict)
-    insecure_registries: frozenset[str] = frozenset()
-    ca_file: Path | None = None
-    mirrors: Mapping[str, str] = field(default_factory=dict)  # registry host (or ``*``) -> mirror host[/prefix]
-    parallel: int = 4
-    retries: int = 4
-    backoff: float = 0.25
 
 
 class Stores:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cnbplatform.errors import UsageError
-from cnbplatform.oci.stores import StoreOptions
+from cnbplatform.oci.store_options import StoreOptions
 
 if TYPE_CHECKING:
     from cnbplatform.oci.unpack import UnpackLimits

@@ -22,7 +22,6 @@ from cnbplatform.lifecycle.common import EXIT_ANALYZE, Reporter, check_group_api
 from cnbplatform.lifecycle.context import Dirs, Execution, SandboxPaths, filter_base_env
 from cnbplatform.lifecycle.detect import DetectInputs, DetectResult, detect
 from cnbplatform.oci.address import ImageAddress, StoreKind, parse_address, pinned_address
-from cnbplatform.oci.stores import Stores
 from cnbplatform.platform.build_locks import home_in_use
 from cnbplatform.platform.context import PlatformContext
 from cnbplatform.platform.lifecycle_settings import LifecycleSettings
@@ -35,6 +34,7 @@ if TYPE_CHECKING:
     from cnbplatform.lifecycle.cache import Cache
     from cnbplatform.oci.image import Image
     from cnbplatform.oci.layercache import LayerCache
+    from cnbplatform.oci.stores import Stores
 
 # analyze, restore, build and image reading are imported where they are used: the detector started in a build
 # container imports only what detection needs (start-up, bench/lifecycle_bundle.py).
@@ -65,12 +65,18 @@ class Phases:
         self.settings = settings
         self.reporter = reporter
         self.extra_mounts = extra_mounts
-        self.stores = Stores(ctx)
         self.blobs_dir = ctx.home / "blobs"
         self._execution: Execution | None = None
         self._distro: tuple[str, str] | None = None
         self._in_use = home_in_use(ctx.home)
         self._sandbox: Sandbox | None = None
+
+    @cached_property
+    def stores(self) -> Stores:
+        """The command's image stores (made when first used: a detector reads no image)."""
+        from cnbplatform.oci.stores import Stores
+
+        return Stores(self.ctx)
 
     @cached_property
     def layer_cache(self) -> LayerCache:
@@ -87,7 +93,8 @@ class Phases:
         try:
             if self._sandbox is not None:
                 self._sandbox.close()
-            self.stores.close()
+            if "stores" in self.__dict__:  # made (cached_property)
+                self.stores.close()
         finally:
             self._in_use.__exit__(None, None, None)
 
