@@ -159,6 +159,13 @@ def builder_launcher(builder_root: Path) -> Path | None:
         return None
     if not resolved.is_relative_to(builder_root.resolve()) or not resolved.is_file():
         return None
+    from cnbplatform.launcher import launcher_script
+
+    try:
+        if resolved.stat().st_size == len(ours := launcher_script()) and resolved.read_bytes() == ours:
+            return None  # cnb's own sh launcher (a builder carrying cnb's lifecycle): use it as ours, version known
+    except OSError:
+        return None
     return resolved
 
 
