@@ -34,7 +34,7 @@ from cnbplatform.files.labels import (
     LIFECYCLE_METADATA_LABEL,
     LifecycleMetadata,
 )
-from cnbplatform.lifecycle.cache import READ_ERRORS, extract_layer, tar_opener
+from cnbplatform.lifecycle.cache.protocol import READ_ERRORS, extract_layer, tar_opener
 from cnbplatform.lifecycle.common import EXIT_ANALYZE, Reporter
 from cnbplatform.lifecycle.run_image import first_readable
 from cnbplatform.oci.image import Image

@@ -39,7 +39,7 @@ from cnbplatform.files.buildpack_toml import escape_id
 from cnbplatform.files.group import GroupFile, GroupMember
 from cnbplatform.files.labels import CacheMetadata
 from cnbplatform.files.untrusted import is_name
-from cnbplatform.lifecycle.cache import READ_ERRORS, Cache, extract_layer, remove_path
+from cnbplatform.lifecycle.cache.protocol import READ_ERRORS, Cache, extract_layer, remove_path
 from cnbplatform.lifecycle.common import EXIT_RESTORE, Reporter, check_group_apis
 
 _SBOM_FILE = re.compile(r"^sbom\.[A-Za-z0-9]+\.json$")

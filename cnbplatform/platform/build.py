@@ -45,7 +45,7 @@ from cnbplatform.sandbox import Mount, check_network
 
 if TYPE_CHECKING:
     from cnbplatform.files.project_toml import GroupRef, ProjectDescriptor
-    from cnbplatform.lifecycle.export import ExportResult
+    from cnbplatform.lifecycle.export.phase import ExportResult
 
 PLATFORM_API = "0.15"
 

@@ -14,7 +14,7 @@ from cnbplatform.lifecycle.common import EXIT_LAUNCH, Reporter
 from cnbplatform.platform.lifecycle_settings import LifecycleSettings, resolve_settings
 
 if TYPE_CHECKING:
-    from cnbplatform.lifecycle.export import ExportResult
+    from cnbplatform.lifecycle.export.phase import ExportResult
     from cnbplatform.platform.context import PlatformContext
     from cnbplatform.platform.phases import Phases
 
@@ -47,7 +47,7 @@ def run_export(phases: Phases, reporter: Reporter) -> ExportResult:
     from cnbplatform.files.builder_labels import RUN_IMAGE_SHELL_LABEL
     from cnbplatform.files.group import GroupFile
     from cnbplatform.files.report import ProjectMetadata
-    from cnbplatform.lifecycle.export import ExportInputs, export
+    from cnbplatform.lifecycle.export.phase import ExportInputs, export
 
     s = phases.settings
     api = phases.platform_api()
@@ -100,7 +100,7 @@ def run_phases(
 ) -> tuple[ExportResult, dict[str, float]]:
     """analyze, detect, restore, build, export in order; *announce(name, None)* before a phase and
     *announce(name, seconds)* after it. Returns the export result and each phase's duration."""
-    from cnbplatform.lifecycle.export import ExportResult
+    from cnbplatform.lifecycle.export.phase import ExportResult
 
     timings: dict[str, float] = {}
     steps: tuple[tuple[str, Callable[[], object]], ...] = (

@@ -20,7 +20,7 @@ from cnbplatform.files.group import GroupFile
 from cnbplatform.files.order import Order
 from cnbplatform.lifecycle.common import EXIT_ANALYZE, Reporter, check_group_apis
 from cnbplatform.lifecycle.context import Dirs, Execution, SandboxPaths, filter_base_env
-from cnbplatform.lifecycle.detect import DetectInputs, DetectResult, detect
+from cnbplatform.lifecycle.detect.phase import DetectInputs, DetectResult, detect
 from cnbplatform.oci.address import ImageAddress, StoreKind, parse_address, pinned_address
 from cnbplatform.platform.build_locks import home_in_use
 from cnbplatform.platform.context import PlatformContext
@@ -30,8 +30,8 @@ from cnbplatform.sandbox import BwrapSandbox, HostSandbox, Mount, Sandbox, loopb
 if TYPE_CHECKING:
     from cnbplatform.files.run_toml import RunConfig
     from cnbplatform.files.system import SystemConfig
-    from cnbplatform.lifecycle.build import BuildResult
-    from cnbplatform.lifecycle.cache import Cache
+    from cnbplatform.lifecycle.build.phase import BuildResult
+    from cnbplatform.lifecycle.cache.protocol import Cache
     from cnbplatform.oci.image import Image
     from cnbplatform.oci.layercache import LayerCache
     from cnbplatform.oci.stores import Stores
@@ -310,11 +310,11 @@ class Phases:
         return "", ""
 
     def cache(self) -> Cache | None:
-        from cnbplatform.lifecycle.cache_dir import DirCache
+        from cnbplatform.lifecycle.cache.directory import DirCache
 
         s = self.settings
         if s.cache_image:
-            from cnbplatform.lifecycle.cache_image import ImageCache
+            from cnbplatform.lifecycle.cache.image import ImageCache
 
             store, ref = self.stores.open(self.address(s.cache_image))
             return ImageCache(
@@ -429,7 +429,7 @@ class Phases:
 
     def build(self) -> BuildResult:
         from cnbplatform.files.plan import Plan
-        from cnbplatform.lifecycle.build import BuildInputs, build
+        from cnbplatform.lifecycle.build.phase import BuildInputs, build
 
         api = self.platform_api()
         s = self.settings

@@ -11,7 +11,7 @@ from typing import Any
 from cnbplatform.files.analyzed import TargetInfo
 from cnbplatform.files.group import GroupFile, GroupMember
 from cnbplatform.files.plan import Plan, PlanEntry, PlanProvider, Require
-from cnbplatform.lifecycle.build import BuildInputs, BuildResult, build
+from cnbplatform.lifecycle.build.phase import BuildInputs, BuildResult, build
 from cnbplatform.lifecycle.common import RecordingReporter
 from cnbplatform.lifecycle.context import Dirs, Execution
 from cnbplatform.sandbox import HostSandbox, Sandbox

@@ -20,7 +20,7 @@ from cnbplatform.files.layer_toml import LayerToml, LayerTypes
 from cnbplatform.files.metadata import BuildMetadata, BuildpackRef, ProcessEntry
 from cnbplatform.files.run_toml import RunConfig, RunImage
 from cnbplatform.lifecycle.common import RecordingReporter
-from cnbplatform.lifecycle.export import ExportInputs, ExportResult, export
+from cnbplatform.lifecycle.export.phase import ExportInputs, ExportResult, export
 from cnbplatform.oci.image import Image, as_image
 from cnbplatform.oci.layercache import LayerCache
 from cnbplatform.oci.layout import LayoutStore

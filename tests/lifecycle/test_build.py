@@ -13,7 +13,7 @@ from cnbplatform.errors import PhaseError
 from cnbplatform.files.group import GroupMember
 from cnbplatform.files.metadata import BuildMetadata
 from cnbplatform.files.plan import BuildpackPlan
-from cnbplatform.lifecycle.build import BuildpackFailed
+from cnbplatform.lifecycle.build.phase import BuildpackFailed
 from tests.lifecycle.build_helpers import BuildSetup, launch_toml, layer_toml, plan_of
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cnbplatform.files.metadata import BuildMetadata
-from cnbplatform.lifecycle.build import PLAN_MOUNT
+from cnbplatform.lifecycle.build.phase import PLAN_MOUNT
 from cnbplatform.sandbox import BwrapSandbox
 from tests.lifecycle.build_helpers import BuildSetup, launch_toml, layer_toml, plan_of
 from tests.support.rootfs import make_busybox_rootfs

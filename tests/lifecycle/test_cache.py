@@ -24,10 +24,10 @@ import pytest
 from cnbplatform.errors import CnbError
 from cnbplatform.files.analyzed import BuildpackLayers, LayerEntry
 from cnbplatform.files.labels import CACHE_METADATA_LABEL, CacheMetadata
-from cnbplatform.lifecycle import cache_dir
-from cnbplatform.lifecycle.cache import READ_ERRORS, LayerOpener, extract_layer
-from cnbplatform.lifecycle.cache_dir import BACKUP, COMMITTED, STAGING, DirCache
-from cnbplatform.lifecycle.cache_image import ImageCache
+from cnbplatform.lifecycle.cache import directory as cache_dir
+from cnbplatform.lifecycle.cache.directory import BACKUP, COMMITTED, STAGING, DirCache
+from cnbplatform.lifecycle.cache.image import ImageCache
+from cnbplatform.lifecycle.cache.protocol import READ_ERRORS, LayerOpener, extract_layer
 from cnbplatform.lifecycle.common import RecordingReporter
 from cnbplatform.oci.digest import hex_part
 from cnbplatform.oci.image import FileLayer, Image, as_image
@@ -280,7 +280,7 @@ _CRASH = textwrap.dedent(
     import os, sys
     from pathlib import Path
     sys.path.insert(0, {repo!r})
-    from cnbplatform.lifecycle.cache_dir import DirCache
+    from cnbplatform.lifecycle.cache.directory import DirCache
     from cnbplatform.oci.layercache import LayerCache
     from cnbplatform.files.labels import CacheMetadata
     from cnbplatform.files.analyzed import BuildpackLayers, LayerEntry

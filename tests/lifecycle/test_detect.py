@@ -21,7 +21,7 @@ from cnbplatform.files.plan import Plan
 from cnbplatform.files.system import SystemConfig
 from cnbplatform.lifecycle.common import RecordingReporter
 from cnbplatform.lifecycle.context import Dirs, Execution
-from cnbplatform.lifecycle.detect import DetectInputs, DetectResult, detect
+from cnbplatform.lifecycle.detect.phase import DetectInputs, DetectResult, detect
 from cnbplatform.sandbox import BwrapSandbox, HostSandbox, Sandbox
 from tests.support.buildpacks import EntrySpec, make_dirs, order_text, write_buildpack
 from tests.support.rootfs import make_busybox_rootfs

@@ -25,8 +25,8 @@ from cnbplatform.files.labels import (
 )
 from cnbplatform.files.metadata import ProcessEntry
 from cnbplatform.files.report import ProjectMetadata, ProjectSource, Report
-from cnbplatform.lifecycle.cache_dir import COMMITTED, DirCache
-from cnbplatform.lifecycle.cache_image import ImageCache
+from cnbplatform.lifecycle.cache.directory import COMMITTED, DirCache
+from cnbplatform.lifecycle.cache.image import ImageCache
 from cnbplatform.oci.daemon import DaemonStore
 from cnbplatform.oci.image import Image, as_image
 from cnbplatform.oci.layout import LayoutStore

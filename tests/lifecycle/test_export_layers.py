@@ -17,20 +17,20 @@ from cnbplatform.files.metadata import BuildMetadata, ProcessEntry
 from cnbplatform.files.run_toml import RunConfig, RunImage
 from cnbplatform.launcher import LAUNCHER_SCRIPT
 from cnbplatform.lifecycle.common import RecordingReporter
-from cnbplatform.lifecycle.export_config import (
+from cnbplatform.lifecycle.export.config import (
     default_process,
     image_env,
     run_image_for_export,
 )
-from cnbplatform.lifecycle.export_layers import (
+from cnbplatform.lifecycle.export.layers import (
     FORBIDDEN_TYPE_CHARS,
     check_process_type,
     launcher_spec,
     process_types_spec,
     read_buildpack_dir,
 )
-from cnbplatform.lifecycle.export_reuse import launch_skeleton
-from cnbplatform.lifecycle.export_slices import BadPatternError, app_layer_specs, compile_glob
+from cnbplatform.lifecycle.export.reuse import launch_skeleton
+from cnbplatform.lifecycle.export.slices import BadPatternError, app_layer_specs, compile_glob
 from cnbplatform.oci.image import FileLayer
 from cnbplatform.oci.layercache import LayerCache
 from cnbplatform.oci.layerspec import LayerSpec

@@ -10,7 +10,7 @@ import pytest
 from cnbplatform.errors import PhaseError
 from cnbplatform.files.order import Order, OrderGroup
 from cnbplatform.files.system import SystemConfig
-from cnbplatform.lifecycle.order_resolve import Element, candidate_groups, is_reduction, load_order_modules
+from cnbplatform.lifecycle.detect.order import Element, candidate_groups, is_reduction, load_order_modules
 from tests.support.buildpacks import EntrySpec, order_text, write_buildpack
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from cnbplatform.files.buildpack_toml import BuildpackDescriptor
 from cnbplatform.files.plan import DetectOutput
-from cnbplatform.lifecycle.order_resolve import Element
-from cnbplatform.lifecycle.plan_resolve import Passed, Resolution, Unresolved, resolve_plan
+from cnbplatform.lifecycle.detect.order import Element
+from cnbplatform.lifecycle.detect.plan import Passed, Resolution, Unresolved, resolve_plan
 
 
 def _passed(name: str, plan: str = "", *, optional: bool = False) -> Passed:

@@ -15,7 +15,7 @@ from cnbplatform.errors import CnbError, PhaseError
 from cnbplatform.files.analyzed import Analyzed, BuildpackLayers, LayerEntry, LayersMetadata
 from cnbplatform.files.group import GroupFile, GroupMember
 from cnbplatform.files.labels import CacheMetadata
-from cnbplatform.lifecycle.cache_dir import COMMITTED, INDEX, DirCache
+from cnbplatform.lifecycle.cache.directory import COMMITTED, INDEX, DirCache
 from cnbplatform.lifecycle.common import RecordingReporter
 from cnbplatform.lifecycle.restore import RestoreInputs, restore
 from cnbplatform.oci.digest import hex_part

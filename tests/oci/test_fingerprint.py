@@ -145,7 +145,7 @@ def test_missing_root_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_a_tree_renamed_into_place_keeps_its_fingerprint(tmp_path: Path) -> None:
-    """A cached layer restored with a rename (lifecycle/cache_trees) must be a fingerprint hit at export."""
+    """A cached layer restored with a rename (lifecycle/cache/trees) must be a fingerprint hit at export."""
     src = tmp_path / "cache" / "tree"
     (src / "sub").mkdir(parents=True)
     (src / "sub" / "f").write_bytes(b"x" * 100)

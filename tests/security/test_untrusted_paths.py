@@ -23,7 +23,7 @@ from cnbplatform.files.launch import LaunchToml
 from cnbplatform.files.order import Order
 from cnbplatform.files.project_toml import ProjectDescriptor
 from cnbplatform.files.untrusted import UntrustedValueError, check_module_id, join
-from cnbplatform.lifecycle.build_layers import process_layers
+from cnbplatform.lifecycle.build.layers import process_layers
 from cnbplatform.platform.build_workspace import copy_app, write_order
 from tests.support.builders import BUILDER, REPO
 

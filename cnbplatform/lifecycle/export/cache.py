@@ -21,9 +21,9 @@ from pathlib import Path
 from cnbplatform.errors import CnbError
 from cnbplatform.files.analyzed import BuildpackLayers, LayerEntry
 from cnbplatform.files.labels import CacheMetadata
-from cnbplatform.lifecycle.cache import Cache, CacheWriter
+from cnbplatform.lifecycle.cache.protocol import Cache, CacheWriter
 from cnbplatform.lifecycle.common import Reporter
-from cnbplatform.lifecycle.export_layers import BuildpackDir
+from cnbplatform.lifecycle.export.layers import BuildpackDir
 from cnbplatform.oci.layerspec import LayerBlob
 from cnbplatform.oci.store import WriteResult
 

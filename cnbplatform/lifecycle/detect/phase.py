@@ -6,8 +6,8 @@ Steps:
 1. Check the Platform API (exit 11). Image extensions (``[[order-extensions]]``) are not supported: exit 22.
 2. Add ``system.toml`` buildpacks to every top-level group (Platform API >= 0.15, §4.1), then look up every
    buildpack the order can reach and check its Buildpack API before any ``bin/detect`` runs (exit 12 / 22,
-   :mod:`.order_resolve`).
-3. Try the candidate groups in order (:func:`.order_resolve.candidate_groups`). Per group: a non-optional buildpack
+   :mod:`.order`).
+3. Try the candidate groups in order (:func:`.order.candidate_groups`). Per group: a non-optional buildpack
    whose targets do not match the run image (Platform API >= 0.12) is an error result without running; the others'
    ``bin/detect`` run concurrently (``parallel`` threads), memoised per ``id@version`` across groups; results are
    evaluated in group order, so the outcome never depends on which run finished first. The group passes when
@@ -50,10 +50,10 @@ from cnbplatform.lifecycle.common import (
     run_concurrently,
 )
 from cnbplatform.lifecycle.context import Execution, filter_base_env
-from cnbplatform.lifecycle.detect_run import CODE_ERROR, DetectEnv, DetectRun, run_detect
-from cnbplatform.lifecycle.order_resolve import Element, ModuleKey, Modules, candidate_groups, is_reduction
-from cnbplatform.lifecycle.order_resolve import load_order_modules as load_modules
-from cnbplatform.lifecycle.plan_resolve import Passed, Resolution, resolve_plan
+from cnbplatform.lifecycle.detect.order import Element, ModuleKey, Modules, candidate_groups, is_reduction
+from cnbplatform.lifecycle.detect.order import load_order_modules as load_modules
+from cnbplatform.lifecycle.detect.plan import Passed, Resolution, resolve_plan
+from cnbplatform.lifecycle.detect.run import CODE_ERROR, DetectEnv, DetectRun, run_detect
 
 if TYPE_CHECKING:
     from cnbplatform.files.system import SystemConfig

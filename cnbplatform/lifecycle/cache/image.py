@@ -16,7 +16,7 @@ from pathlib import Path
 from cnbplatform.errors import CnbError, NotFoundError
 from cnbplatform.files.common import SpecFileError
 from cnbplatform.files.labels import CACHE_METADATA_LABEL, CacheMetadata
-from cnbplatform.lifecycle.cache import LayerOpener, WriterBase, tar_opener
+from cnbplatform.lifecycle.cache.protocol import LayerOpener, WriterBase, tar_opener
 from cnbplatform.lifecycle.common import NullReporter, Reporter
 from cnbplatform.oci.image import FileLayer, Image, Layer, as_image
 from cnbplatform.oci.layercache import LayerCache

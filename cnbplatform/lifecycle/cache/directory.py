@@ -36,8 +36,8 @@ from typing import Any
 
 from cnbplatform.errors import CnbError
 from cnbplatform.files.labels import CACHE_METADATA_LABEL, CacheMetadata
-from cnbplatform.lifecycle.cache import LayerOpener, WriterBase, tar_opener
-from cnbplatform.lifecycle.cache_trees import TreeStore
+from cnbplatform.lifecycle.cache.protocol import LayerOpener, WriterBase, tar_opener
+from cnbplatform.lifecycle.cache.trees import TreeStore
 from cnbplatform.lifecycle.common import NullReporter, Reporter
 from cnbplatform.oci.compress import MEDIA_TYPE_TAR_GZIP
 from cnbplatform.oci.digest import hash_file, hex_part, is_digest

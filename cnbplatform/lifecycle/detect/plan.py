@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cnbplatform.files.plan import DetectOutput, PlanEntry, PlanProvider, PlanSections, Require
-from cnbplatform.lifecycle.order_resolve import Element
+from cnbplatform.lifecycle.detect.order import Element
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from cnbplatform.files.group import GroupMember
 from cnbplatform.files.layer_toml import LayerToml
 from cnbplatform.files.untrusted import check_name
 from cnbplatform.launcher import LAUNCHER_PATH, LAUNCHER_SCRIPT, LIFECYCLE_DIR, PROCESS_DIR
-from cnbplatform.lifecycle.build_layers import RESERVED_LAYER_NAMES, checked_file
+from cnbplatform.lifecycle.build.layers import RESERVED_LAYER_NAMES, checked_file
 from cnbplatform.lifecycle.common import EXIT_EXPORT
 from cnbplatform.oci.layerspec import Entry, LayerSpec, TreeSource
 

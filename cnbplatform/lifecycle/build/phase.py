@@ -44,21 +44,21 @@ from cnbplatform.files.buildpack_toml import BuildpackDescriptor, find_buildpack
 from cnbplatform.files.group import GroupFile, GroupMember
 from cnbplatform.files.metadata import BuildMetadata, BuildpackRef
 from cnbplatform.files.plan import BuildpackPlan, Plan
-from cnbplatform.lifecycle.build_layers import (
+from cnbplatform.lifecycle.build.layers import (
     LayerInfo,
     phase_error,
     prepare_buildpack_dir,
     process_layers,
     remove_path,
 )
-from cnbplatform.lifecycle.build_outputs import (
+from cnbplatform.lifecycle.build.outputs import (
     Collected,
     config_share,
     met_requires,
     read_build_toml,
     read_launch_toml,
 )
-from cnbplatform.lifecycle.build_sbom import (
+from cnbplatform.lifecycle.build.sbom import (
     SbomFile,
     clear_sbom_dir,
     copy_sbom_files,

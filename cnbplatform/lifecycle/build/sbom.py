@@ -37,7 +37,7 @@ from cnbplatform.files.buildpack_toml import escape_id
 from cnbplatform.files.launch import BomEntry, bom_json
 from cnbplatform.files.layer_toml import LayerTypes
 from cnbplatform.files.untrusted import check_name
-from cnbplatform.lifecycle.build_layers import checked_file, phase_error, remove_path
+from cnbplatform.lifecycle.build.layers import checked_file, phase_error, remove_path
 from cnbplatform.lifecycle.common import Reporter
 from cnbplatform.sbom.collect import SBOM_MEDIA_TYPES
 

@@ -3,14 +3,14 @@
 ``export(ExportInputs, reporter) -> ExportResult``:
 
 1. read ``<layers>/config/metadata.toml`` and each group buildpack's layer tomls; check that every ``launch=true``
-   layer without contents can be reused from the previous image (:mod:`.export_reuse`);
+   layer without contents can be reused from the previous image (:mod:`.reuse`);
 2. compile the launcher's per-process environment into ``<layers>/config/launch/`` so it travels in the config
    layer (DESIGN.md §3 decision 3);
-3. make every layer (:mod:`.export_layers`, :mod:`.export_slices`) through the layer cache (on ``parallel`` threads),
+3. make every layer (:mod:`.layers`, :mod:`.slices`) through the layer cache (on ``parallel`` threads),
    so an unchanged directory costs one stat walk (DESIGN.md §3 decision 4);
-4. stack them on the run image in the order of §6.1 (:mod:`.export_image`), replacing each layer whose diffID the
-   previous image recorded by the previous image's own layer, with the config and labels of :mod:`.export_config`;
-5. write the same image to every destination, and the cache (:mod:`.export_cache`) after it, or concurrently when
+4. stack them on the run image in the order of §6.1 (:mod:`.image`), replacing each layer whose diffID the
+   previous image recorded by the previous image's own layer, with the config and labels of :mod:`.config`;
+5. write the same image to every destination, and the cache (:mod:`.cache`) after it, or concurrently when
    ``parallel > 1``; cache failures are warnings;
 6. write report.toml.
 
@@ -40,11 +40,11 @@ from cnbplatform.files.launch import BomEntry, bom_json
 from cnbplatform.files.metadata import BuildMetadata
 from cnbplatform.files.report import ProjectMetadata, Report
 from cnbplatform.files.run_toml import RunConfig
-from cnbplatform.lifecycle.cache import Cache
+from cnbplatform.lifecycle.cache.protocol import Cache
 from cnbplatform.lifecycle.common import Reporter, check_group_apis, run_concurrently
-from cnbplatform.lifecycle.export_cache import CacheOutcome, export_cache
-from cnbplatform.lifecycle.export_image import ExportedLayer, ImagePlan, LayerJob, plan_image
-from cnbplatform.lifecycle.export_layers import export_error, optional_dir, real_dir
+from cnbplatform.lifecycle.export.cache import CacheOutcome, export_cache
+from cnbplatform.lifecycle.export.image import ExportedLayer, ImagePlan, LayerJob, plan_image
+from cnbplatform.lifecycle.export.layers import export_error, optional_dir, real_dir
 from cnbplatform.oci.image import Image
 from cnbplatform.oci.layercache import LayerCache
 from cnbplatform.oci.layerspec import LayerBlob

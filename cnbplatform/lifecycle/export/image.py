@@ -5,7 +5,7 @@ image layers unchanged, buildpack launch layers (group order, then by name), the
 remainder, the launcher, the config layer, the process types. It also compiles the launcher's environment into
 ``<layers>/config/launch/`` (so the config layer carries it), and lists the cache-only layers. :meth:`ImagePlan.
 assemble` turns the blobs made from that plan into the image: each slot's blob, or the previous image's layer when
-the previous metadata recorded the same diffID; the lifecycle metadata label; the config of :mod:`.export_config`.
+the previous metadata recorded the same diffID; the lifecycle metadata label; the config of :mod:`.config`.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from cnbplatform.launcher import (
     launch_processes,
     write_launch_env,
 )
-from cnbplatform.lifecycle import export_config as cfg
 from cnbplatform.lifecycle.common import Reporter
-from cnbplatform.lifecycle.export_layers import (
+from cnbplatform.lifecycle.export import config as cfg
+from cnbplatform.lifecycle.export.layers import (
     BuildpackDir,
     BuildpackLayer,
     buildpack_layer_spec,
@@ -43,14 +43,14 @@ from cnbplatform.lifecycle.export_layers import (
     read_buildpack_dir,
     tree_spec,
 )
-from cnbplatform.lifecycle.export_reuse import PreviousLayers, launch_skeleton
+from cnbplatform.lifecycle.export.reuse import PreviousLayers, launch_skeleton
 from cnbplatform.oci.image import FileLayer, Layer
 from cnbplatform.oci.layerspec import LayerBlob, LayerSpec
 from cnbplatform.oci.model import Descriptor, History, created_time
 from cnbplatform.oci.mutate import BuiltImage, append_layers, with_config
 
 if TYPE_CHECKING:
-    from cnbplatform.lifecycle.export import ExportInputs
+    from cnbplatform.lifecycle.export.phase import ExportInputs
 
 
 @dataclass(frozen=True)
@@ -308,7 +308,7 @@ def plan_image(inputs: ExportInputs, metadata: BuildMetadata, scratch: Path, rep
     if not slices:
         app_specs = [tree_spec(inputs.app_dir, inputs.app_mount, uid=uid, gid=gid)]
     else:
-        from cnbplatform.lifecycle.export_slices import app_layer_specs
+        from cnbplatform.lifecycle.export.slices import app_layer_specs
 
         try:
             app_specs = app_layer_specs(inputs.app_dir, slices, app_mount=inputs.app_mount, uid=uid, gid=gid)

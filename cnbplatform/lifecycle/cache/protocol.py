@@ -1,8 +1,8 @@
 """The build cache seen by the restorer and the exporter (CNB-SPEC §7.1), and putting layer tars back into a
 layers directory (§2.1 step 4, §7.3 step 4).
 
-:class:`Cache` is one protocol with two backends: :class:`~cnbplatform.lifecycle.cache_dir.DirCache`
-(``-cache-dir``) and :class:`~cnbplatform.lifecycle.cache_image.ImageCache` (``-cache-image``). Layers are
+:class:`Cache` is one protocol with two backends: :class:`~cnbplatform.lifecycle.cache.directory.DirCache`
+(``-cache-dir``) and :class:`~cnbplatform.lifecycle.cache.image.ImageCache` (``-cache-image``). Layers are
 named by diffID (the sha the cache metadata records). A reader hands out *openers* of the uncompressed tar
 that verify the diffID when read to the end, so a corrupt blob is noticed before anything is trusted
 (§16 item 55). A writer (:meth:`Cache.begin`) collects the layers of the next cache and replaces the old

@@ -1,7 +1,7 @@
 """Extracted copies of cached layers, restored by rename (DESIGN.md §3 decision 4; CNB-SPEC §7.3 step 4).
 
 Re-extracting a large cached layer on every build costs as much as writing it. So next to the blob a
-:class:`~cnbplatform.lifecycle.cache_dir.DirCache` keeps the layer's directory itself, ``trees/<diffID hex>/``,
+:class:`~cnbplatform.lifecycle.cache.directory.DirCache` keeps the layer's directory itself, ``trees/<diffID hex>/``,
 plus ``trees/<diffID hex>.json`` recording a stat digest of that tree:
 
 * at export, after the layer has been tarred (and its blob added), the exporter hands the layer directory over

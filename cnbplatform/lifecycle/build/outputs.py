@@ -31,7 +31,7 @@ from cnbplatform.files.labels import canonical_json
 from cnbplatform.files.launch import BomEntry, Label, LaunchToml, Process, Slice, bom_json
 from cnbplatform.files.metadata import BuildMetadata, BuildpackRef, ProcessEntry
 from cnbplatform.files.plan import BuildpackPlan
-from cnbplatform.lifecycle.build_layers import checked_file, phase_error
+from cnbplatform.lifecycle.build.layers import checked_file, phase_error
 from cnbplatform.oci.image import MAX_DOCUMENT
 
 #: What the buildpacks' labels, layer metadata, processes and BOM entries may take of an image config together;

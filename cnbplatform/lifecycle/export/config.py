@@ -39,7 +39,7 @@ from cnbplatform.files.run_toml import RunConfig
 from cnbplatform.launcher import LAUNCHER_PATH, LIFECYCLE_DIR, PROCESS_DIR, LaunchBuildpack, has_exec_d
 from cnbplatform.launcher import static_launch_env as _static_env
 from cnbplatform.lifecycle.common import Reporter
-from cnbplatform.lifecycle.export_layers import export_error
+from cnbplatform.lifecycle.export.layers import export_error
 from cnbplatform.lifecycle.run_image import run_image_entry
 
 SBOM_CREATED_BY = "Software Bill-of-Materials"
