@@ -11,14 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from cnbplatform.errors import UsageError
-from cnbplatform.sandbox.base import (
-    DEFAULT_OUTPUT_LIMIT,
-    Mount,
-    OutputCallback,
-    RunRequest,
-    RunResult,
-    Sandbox,
-)
 from cnbplatform.sandbox.bwrap import BwrapSandbox, check_bwrap
 from cnbplatform.sandbox.host import HostSandbox
 from cnbplatform.sandbox.network import (
@@ -28,6 +20,14 @@ from cnbplatform.sandbox.network import (
     check_network,
     loopback_proxy_ports,
     proxy_env,
+)
+from cnbplatform.sandbox.protocol import (
+    DEFAULT_OUTPUT_LIMIT,
+    Mount,
+    OutputCallback,
+    RunRequest,
+    RunResult,
+    Sandbox,
 )
 
 if TYPE_CHECKING:

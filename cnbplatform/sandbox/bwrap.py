@@ -49,7 +49,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from cnbplatform.errors import CnbError, NotFoundError, SandboxUnavailableError, UsageError
-from cnbplatform.sandbox.base import (
+from cnbplatform.sandbox.network import DEFAULT_NETWORK, PrivateNetwork, forwarded_resolv_conf
+from cnbplatform.sandbox.protocol import (
     Mount,
     RunRequest,
     RunResult,
@@ -58,7 +59,6 @@ from cnbplatform.sandbox.base import (
     run_process,
     validate_request,
 )
-from cnbplatform.sandbox.network import DEFAULT_NETWORK, PrivateNetwork, forwarded_resolv_conf
 
 _PROVIDED = frozenset({"/proc", "/dev", "/tmp"})  # the sandbox makes its own; the image's are not used
 RESOLV_CONF = "/etc/resolv.conf"

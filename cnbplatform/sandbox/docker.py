@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from cnbplatform.errors import CnbError, DaemonError, NotFoundError, UsageError
-from cnbplatform.sandbox.base import (
+from cnbplatform.sandbox.network import DEFAULT_NETWORK
+from cnbplatform.sandbox.protocol import (
     DRAIN_GRACE,
     Capture,
     RunRequest,
@@ -41,7 +42,6 @@ from cnbplatform.sandbox.base import (
     mounts_by_depth,
     validate_request,
 )
-from cnbplatform.sandbox.network import DEFAULT_NETWORK
 
 KEEPALIVE = ["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"]
 LABEL = "io.buildpacks.cnb.sandbox"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cnbplatform.sandbox.base import Mount, RunRequest, RunResult, run_process, validate_request
+from cnbplatform.sandbox.protocol import Mount, RunRequest, RunResult, run_process, validate_request
 
 
 class HostSandbox:

@@ -30,8 +30,8 @@ import pytest
 
 from cnbplatform.errors import SandboxUnavailableError
 from cnbplatform.sandbox import BwrapSandbox, PrivateNetwork, RunRequest, loopback_proxy_ports
-from cnbplatform.sandbox.base import children_of
 from cnbplatform.sandbox.network import DNS_FORWARD_ADDRESS, forwarded_resolv_conf
+from cnbplatform.sandbox.protocol import children_of
 from tests.buildpacks.helpers import lifecycle_metadata, make_project
 from tests.buildpacks.packages import PyIndex, make_wheel
 from tests.conftest import Cnb
