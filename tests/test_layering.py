@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent / "cnbplatform"
 RANKS = {
     "oci": 0,
     "files": 0,
-    "buildpack": 2,
+    "buildpack": 1,
     "launcher": 2,
     "sbom": 2,
     "sandbox": 2,

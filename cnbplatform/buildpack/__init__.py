@@ -1,2 +1,3 @@
-"""A buildpack on disk as the lifecycle uses it: env-dir semantics (``override``, ``prepend``, ``append``,
-``default``, ``delim``) and the environment a buildpack's layers contribute (docs/design.md §2). It runs nothing."""
+"""A buildpack on disk as the lifecycle uses it: finding one by id and version (``lookup``), env-dir semantics
+(``envdir``: ``override``, ``prepend``, ``append``, ``default``, ``delim``), the platform's and the layers'
+environment (``env``, ``layers_env``) (docs/design.md §2). It runs nothing."""

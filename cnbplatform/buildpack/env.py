@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from cnbplatform.buildpack.envdir import apply_env_ops, platform_env_ops, read_env_dir
 from cnbplatform.files.analyzed import TargetInfo
-from cnbplatform.files.envdir import apply_env_ops, platform_env_ops, read_env_dir
 
 
 def invocation_env(

@@ -8,7 +8,7 @@ to the accumulated build environment:
    ``<layer>/include`` to ``CPATH`` and ``<layer>/pkgconfig`` to ``PKG_CONFIG_PATH`` (``:``-separated, and only
    for the directories that exist);
 2. the files of ``<layer>/env/`` and then of ``<layer>/env.build/`` are applied with the suffix rules of
-   :mod:`cnbplatform.files.envdir` (no suffix = override, Buildpack API ≥ 0.5).
+   :mod:`cnbplatform.buildpack.envdir` (no suffix = override, Buildpack API ≥ 0.5).
 
 Because every buildpack's layers are applied on top of what earlier buildpacks left, later buildpacks' paths come
 first (the spec's "reverse group order"), and within one buildpack the alphabetically last layer comes first (LC
@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from cnbplatform.files.envdir import PATH_LIST_SEPARATOR, EnvOp, apply_env_ops, read_env_dir
+from cnbplatform.buildpack.envdir import PATH_LIST_SEPARATOR, EnvOp, apply_env_ops, read_env_dir
 from cnbplatform.files.untrusted import confined
 
 #: Sub-directories of a build layer and the path-list variables they are prepended to (§3.9 step 2).

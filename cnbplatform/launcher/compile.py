@@ -27,9 +27,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cnbplatform.buildpack.envdir import EnvOp, apply_env_ops, read_env_dir
 from cnbplatform.errors import CnbError
 from cnbplatform.files.apis import ApiVersion
-from cnbplatform.files.envdir import EnvOp, apply_env_ops, read_env_dir
 from cnbplatform.files.metadata import BuildMetadata
 from cnbplatform.launcher.script import LIFECYCLE_DIR, PROCESS_DIR, STRIPPED_VARS, sh_quote
 

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cnbplatform.buildpack.lookup import find_buildpack
 from cnbplatform.errors import NotFoundError, UsageError
-from cnbplatform.files.buildpack_toml import BuildpackDescriptor, escape_id, find_buildpack
+from cnbplatform.files.buildpack_toml import BuildpackDescriptor, escape_id
 from cnbplatform.files.common import write_toml
 from cnbplatform.files.untrusted import check_module_id, check_version, join
 

@@ -8,8 +8,8 @@ from typing import Literal
 
 import pytest
 
+from cnbplatform.buildpack.envdir import EnvOp, apply_env_ops, platform_env_ops, read_env_dir
 from cnbplatform.files.common import SpecFileError
-from cnbplatform.files.envdir import EnvOp, apply_env_ops, platform_env_ops, read_env_dir
 
 
 def write(directory: Path, files: dict[str, bytes | str]) -> Path:

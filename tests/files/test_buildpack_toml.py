@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from cnbplatform.buildpack.lookup import find_buildpack, find_extension, version_key
 from cnbplatform.errors import NotFoundError
 from cnbplatform.files.apis import (
     SUPPORTED_BUILDPACK_APIS,
@@ -23,9 +24,6 @@ from cnbplatform.files.buildpack_toml import (
     ExtensionDescriptor,
     License,
     Target,
-    find_buildpack,
-    find_extension,
-    version_key,
 )
 from cnbplatform.files.common import SpecFileError, dumps_toml
 from cnbplatform.files.order import GroupEntry

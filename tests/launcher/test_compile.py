@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cnbplatform.files.envdir import apply_env_ops, read_env_dir
+from cnbplatform.buildpack.envdir import apply_env_ops, read_env_dir
 from cnbplatform.files.metadata import BuildMetadata, BuildpackRef, ProcessEntry
 from cnbplatform.launcher import (
     LaunchBuildpack,
@@ -177,7 +177,7 @@ def test_write_launch_env_replaces_stale_files(tmp_path: Path) -> None:
     assert (target / "direct.sh").read_bytes() == b"z"
 
 
-# --- the compiled shell code means what files/envdir.py means (§3.8) ---
+# --- the compiled shell code means what buildpack/envdir.py means (§3.8) ---
 
 SUFFIXES = ["", ".override", ".default", ".prepend", ".append", ".delim", ".", ".bogus"]
 VALUES = st.binary(max_size=5).map(lambda b: b.replace(b"\0", b"")) | st.sampled_from([b"", b"'", b"a\n", b":"])

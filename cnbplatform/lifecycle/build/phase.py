@@ -37,10 +37,11 @@ from pathlib import Path
 
 from cnbplatform.buildpack.env import cnb_target_env, invocation_env
 from cnbplatform.buildpack.layers_env import BuildEnv, BuildLayer
+from cnbplatform.buildpack.lookup import find_buildpack
 from cnbplatform.errors import CnbError, PhaseError
 from cnbplatform.files.analyzed import TargetInfo
 from cnbplatform.files.apis import SUPPORTED_BUILDPACK_APIS, ApiVersion, ApiVersionError, is_supported
-from cnbplatform.files.buildpack_toml import BuildpackDescriptor, find_buildpack
+from cnbplatform.files.buildpack_toml import BuildpackDescriptor
 from cnbplatform.files.group import GroupFile, GroupMember
 from cnbplatform.files.metadata import BuildMetadata, BuildpackRef
 from cnbplatform.files.plan import BuildpackPlan, Plan

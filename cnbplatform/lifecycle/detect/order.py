@@ -22,9 +22,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cnbplatform.buildpack.lookup import find_buildpack
 from cnbplatform.errors import CnbError, NotFoundError, PhaseError
 from cnbplatform.files.apis import UnsupportedApiError, check_buildpack_api
-from cnbplatform.files.buildpack_toml import BuildpackDescriptor, escape_id, find_buildpack
+from cnbplatform.files.buildpack_toml import BuildpackDescriptor, escape_id
 from cnbplatform.files.common import SpecFileError
 from cnbplatform.files.order import GroupEntry, OrderGroup
 from cnbplatform.lifecycle.common import EXIT_BUILDPACK_API, EXIT_DETECT_OTHER
