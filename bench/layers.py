@@ -9,7 +9,7 @@ not pass/fail. Measured here:
     (target: cnb at least 3x faster);
 (b) creating the same layer again from the unchanged tree vs the first creation (target: <= 5 %).
 
-The racy guard of :mod:`cnbplatform.oci.fingerprint` refuses to trust files whose mtime or ctime is
+The racy guard of :mod:`cnbplatform.oci.layers.fingerprint` refuses to trust files whose mtime or ctime is
 within 2 s of the scan, so the script waits until the generated tree is older than that before the
 first measurement; otherwise (b) would rightly re-create the layer. Each figure is the best of
 ``--repeat`` runs with a warm page cache.
@@ -32,14 +32,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cnbplatform.oci.compress import COMPRESSOR
-from cnbplatform.oci.fingerprint import RACY_MARGIN_NS, scan_tree
 from cnbplatform.oci.image import FileLayer
-from cnbplatform.oci.layercache import CacheResult, LayerCache
-from cnbplatform.oci.layout import LayoutStore
+from cnbplatform.oci.layers.cache import CacheResult, LayerCache
+from cnbplatform.oci.layers.compress import COMPRESSOR
+from cnbplatform.oci.layers.fingerprint import RACY_MARGIN_NS, scan_tree
+from cnbplatform.oci.layers.tarlayer import LayerSpec, TreeSource, write_layer
 from cnbplatform.oci.model import Descriptor, ImageConfig
 from cnbplatform.oci.mutate import BuiltImage
-from cnbplatform.oci.tarlayer import LayerSpec, TreeSource, write_layer
+from cnbplatform.oci.store.layout import LayoutStore
 
 MB = 1024 * 1024
 PREFIX = "layers/example_node/deps"

@@ -71,7 +71,7 @@ NEVER: dict[str, tuple[tuple[str, str], ...]] = {
         ("httpx", "never talks to a cluster"),
         ("requests", "never talks to a cluster"),
         ("socket", "never talks to a cluster"),
-        ("cnbplatform.oci.stores", "never talks to a registry or cluster"),
+        ("cnbplatform.oci.store.stores", "never talks to a registry or cluster"),
     ),
 }
 # calls a package never makes (docs/design.md §2: the lifecycle never prints or exits)

@@ -45,12 +45,12 @@ from cnbplatform.files.builder_labels import RUN_IMAGE_SHELL_LABEL
 from cnbplatform.files.common import SpecFileError, Table, read_toml
 from cnbplatform.oci.digest import hash_file
 from cnbplatform.oci.image import FileLayer
-from cnbplatform.oci.layercache import LayerCache
-from cnbplatform.oci.layerspec import Entry, LayerBlob, LayerSpec
+from cnbplatform.oci.layers.cache import LayerCache
+from cnbplatform.oci.layers.spec import Entry, LayerBlob, LayerSpec
+from cnbplatform.oci.layers.tarformat import EPOCH
 from cnbplatform.oci.model import NORMALIZED_CREATED as CREATED
 from cnbplatform.oci.model import ContainerConfig, Descriptor, History, ImageConfig
 from cnbplatform.oci.mutate import BuiltImage
-from cnbplatform.oci.tarformat import EPOCH
 
 BUSYBOX = Path("/bin/busybox")
 PATH_ENV = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -42,8 +42,8 @@ from cnbplatform.files.order import GroupEntry, Order, OrderGroup
 from cnbplatform.files.run_toml import RunConfig
 from cnbplatform.files.system import SystemConfig
 from cnbplatform.oci.image import Image, Layer
-from cnbplatform.oci.layercache import LayerCache
-from cnbplatform.oci.layerspec import Entry, LayerSpec, TreeSource
+from cnbplatform.oci.layers.cache import LayerCache
+from cnbplatform.oci.layers.spec import Entry, LayerSpec, TreeSource
 from cnbplatform.oci.model import NORMALIZED_CREATED as CREATED
 from cnbplatform.oci.model import ContainerConfig, History, ImageConfig
 from cnbplatform.oci.mutate import BuiltImage, append_layers, with_config

@@ -35,17 +35,17 @@ from cnbplatform.files.buildpack_toml import (
 from cnbplatform.files.labels import canonical_json
 from cnbplatform.files.untrusted import join
 from cnbplatform.oci import mediatypes as mt
-from cnbplatform.oci.compress import open_uncompressed
 from cnbplatform.oci.digest import hex_part, verified_reader
 from cnbplatform.oci.image import FileLayer, Image, Layer
-from cnbplatform.oci.layercache import LayerCache
-from cnbplatform.oci.layerspec import Entry, LayerSpec
+from cnbplatform.oci.layers.cache import LayerCache
+from cnbplatform.oci.layers.compress import open_uncompressed
+from cnbplatform.oci.layers.spec import Entry, LayerSpec
+from cnbplatform.oci.layers.tarformat import EPOCH
 from cnbplatform.oci.model import NORMALIZED_CREATED as CREATED
 from cnbplatform.oci.model import ContainerConfig, History, ImageConfig
 from cnbplatform.oci.model import Descriptor as OciDescriptor
 from cnbplatform.oci.mutate import BuiltImage
-from cnbplatform.oci.tarformat import EPOCH
-from cnbplatform.oci.unpack import unpack_tar
+from cnbplatform.oci.rootfs.unpack import unpack_tar
 
 _ALWAYS_EXECUTABLE = ("bin/build", "bin/detect", "bin/generate")
 
@@ -281,9 +281,9 @@ class _Bytes:
 
 
 def extract_tar(stream: BinaryIO, dest: Path, *, what: str) -> None:
-    """Unpack a tar (plain, gzip or zstd) into *dest* with :func:`cnbplatform.oci.unpack.unpack_tar`: absolute names
-    (``/cnb/…``, pack's style) are rooted under *dest*, escapes are refused, no device node, fifo or set-id bit is
-    made, and the per-layer byte and entry limits hold while the stream is read (no temporary copy)."""
+    """Unpack a tar (plain, gzip or zstd) into *dest* with :func:`cnbplatform.oci.rootfs.unpack.unpack_tar`:
+    absolute names (``/cnb/…``, pack's style) are rooted under *dest*, escapes are refused, no device node, fifo or
+    set-id bit is made, and the per-layer byte and entry limits hold while the stream is read (no temporary copy)."""
     unpack_tar(open_uncompressed(stream, None), dest, what=what)
 
 

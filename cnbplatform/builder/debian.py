@@ -12,7 +12,7 @@ For a ``kind = "debian"`` recipe (:class:`cnbplatform.builder.base.DebianRecipe`
    The dpkg database (``/var/lib/dpkg/status``) stays: it is the OS package list the SBOM reads.
 3. The CNB user and group are appended to ``/etc/passwd``, ``/etc/group``, ``/etc/shadow`` and
    ``/etc/gshadow`` (no tool runs inside the root filesystem), with a home directory they own.
-4. The tree becomes ONE deterministic layer (:mod:`cnbplatform.oci.layercache`). Files keep their real
+4. The tree becomes ONE deterministic layer (:mod:`cnbplatform.oci.layers.cache`). Files keep their real
    owners: the layer writer gives a tree one owner (root), so every entry not owned by ``0:0`` (setgid
    ``shadow`` binaries, ``/var/mail``, the CNB home…) is added as an explicit entry with its uid and gid.
    (A hard-linked file not owned by root is stored once per path rather than as a hard link.)
@@ -42,8 +42,8 @@ from pathlib import Path
 from cnbplatform.builder.base import BaseImages, BaseRecipe, DebianRecipe, base_image, file_layer, rfc3339
 from cnbplatform.errors import CnbError, UsageError
 from cnbplatform.oci.image import FileLayer
-from cnbplatform.oci.layercache import LayerCache
-from cnbplatform.oci.layerspec import Entry, LayerSpec, TreeSource
+from cnbplatform.oci.layers.cache import LayerCache
+from cnbplatform.oci.layers.spec import Entry, LayerSpec, TreeSource
 
 MMDEBSTRAP = "mmdebstrap"
 TIMEOUT = 3600.0

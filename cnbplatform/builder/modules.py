@@ -31,12 +31,12 @@ from cnbplatform.builder.buildpackage import Module, extract_tar, load_module, r
 from cnbplatform.errors import CnbError, NotFoundError, UsageError
 from cnbplatform.oci import mediatypes as mt
 from cnbplatform.oci.address import parse_address
-from cnbplatform.oci.fingerprint import fingerprint_tree
 from cnbplatform.oci.image import Image, as_image, resolve_platform
-from cnbplatform.oci.layout import LayoutStore
+from cnbplatform.oci.layers.fingerprint import fingerprint_tree
 from cnbplatform.oci.model import Index, Platform
-from cnbplatform.oci.pull import fetch
-from cnbplatform.oci.stores import Stores
+from cnbplatform.oci.store.layout import LayoutStore
+from cnbplatform.oci.store.pull import fetch
+from cnbplatform.oci.store.stores import Stores
 
 #: (url, destination file) -> None; injected so the builder never opens a network connection itself.
 Downloader = Callable[[str, Path], None]
@@ -103,7 +103,7 @@ class ModuleResolver:
         return path
 
     def read_image(self, where: str, *, what: str = "image") -> Image:
-        """The image *where* names, from where the name says (:mod:`cnbplatform.oci.pull`: a registry's image is
+        """The image *where* names, from where the name says (:mod:`cnbplatform.oci.store.pull`: a registry's image is
         pulled into the local store under :attr:`pull_policy`); an index is narrowed to :attr:`platform`."""
         try:
             fetched = fetch(self.stores, where, pull_policy=self.pull_policy, platform=self.platform)

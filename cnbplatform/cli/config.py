@@ -93,7 +93,8 @@ def _checked_host(name: str) -> str:
 
 
 def _checked_mirror(mirror: str) -> str:
-    """*mirror* if it is ``[https://]host[:port][/prefix]``, the form :func:`cnbplatform.oci.pull.mirror_for` reads."""
+    """*mirror* if it is ``[https://]host[:port][/prefix]``, the form
+    :func:`cnbplatform.oci.store.pull.mirror_for` reads."""
     from cnbplatform.oci.reference import parse_reference
 
     host, _, prefix = mirror.removeprefix("https://").removeprefix("http://").strip("/").partition("/")

@@ -101,7 +101,7 @@ def setup_logging(verbose: int) -> None:
 
 
 class TransferProgress:
-    """A Progress sink (``cnbplatform.oci.store.Progress``) drawing rich bars; silent when not a TTY."""
+    """A Progress sink (``cnbplatform.oci.store.protocol.Progress``) drawing rich bars; silent when not a TTY."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled and err_console.is_terminal

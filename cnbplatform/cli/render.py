@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from cnbplatform.cli.output import out_console
-from cnbplatform.oci.store import StoredRef
+from cnbplatform.oci.store.protocol import StoredRef
 from cnbplatform.platform.images import ImageDetails
 
 

@@ -45,11 +45,11 @@ from cnbplatform.lifecycle.common import EXIT_REBASE, Reporter
 from cnbplatform.lifecycle.run_image import first_readable
 from cnbplatform.oci.address import image_name
 from cnbplatform.oci.image import Image
-from cnbplatform.oci.local import LocalStore
 from cnbplatform.oci.model import NORMALIZED_CREATED, Descriptor
 from cnbplatform.oci.mutate import RebaseError
 from cnbplatform.oci.mutate import rebase as rebase_layers
-from cnbplatform.oci.store import ImageStore, Progress, WriteResult
+from cnbplatform.oci.store.local import LocalStore
+from cnbplatform.oci.store.protocol import ImageStore, Progress, WriteResult
 
 __all__ = [
     "RebaseInputs",
@@ -218,7 +218,7 @@ def _recorded_names(metadata: LifecycleMetadata) -> list[str]:
 
 
 def _is_daemon(store: ImageStore) -> bool:
-    module = sys.modules.get("cnbplatform.oci.daemon")
+    module = sys.modules.get("cnbplatform.oci.store.daemon")
     return module is not None and isinstance(store, module.DaemonStore)
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from cnbplatform.builder.base import BaseRecipe, create_base
 from cnbplatform.errors import UsageError
 from cnbplatform.oci.address import parse_address
-from cnbplatform.oci.layercache import LayerCache
+from cnbplatform.oci.layers.cache import LayerCache
 from cnbplatform.oci.model import Descriptor
-from cnbplatform.oci.stores import Stores
+from cnbplatform.oci.store.stores import Stores
 from cnbplatform.platform.context import PlatformContext
 
 #: Variables passed on to mmdebstrap (and so to apt) for Debian recipes.

@@ -16,7 +16,7 @@ from cnbplatform.errors import NotFoundError, UsageError
 from cnbplatform.lifecycle.common import Reporter
 from cnbplatform.oci.address import ImageAddress, parse_destination
 from cnbplatform.oci.reference import has_registry_host
-from cnbplatform.oci.rootfs_cache import rootfs_for
+from cnbplatform.oci.rootfs.cache import rootfs_for
 from cnbplatform.platform.build_builder import BuilderRef, resolve_builder
 from cnbplatform.platform.build_locks import (
     cache_dir_lock,
@@ -115,7 +115,7 @@ def destination(request: BuildRequest, name: str) -> str:
 
 def input_name(request: BuildRequest, name: str) -> str:
     """How the build reads an input image given by name (--run-image): an explicit store prefix as is, the Docker
-    engine with --daemon, else the name itself, read from where it says (:mod:`cnbplatform.oci.pull`: the local
+    engine with --daemon, else the name itself, read from where it says (:mod:`cnbplatform.oci.store.pull`: the local
     store when it has the name, else the registry of the normalised name under --pull-policy)."""
     if name.startswith(("oci:", "docker-daemon:", "local:", "docker://", "registry:")):
         return name

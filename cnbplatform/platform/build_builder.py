@@ -3,7 +3,7 @@
 
 An assembled builder is remembered in ``$CNB_HOME/builder-cache/<key>.json`` with what went into it: the bytes of
 builder.toml (by digest), the stat fingerprint of every buildpack directory (taken before its files were read, and
-trusted only outside the racy margin, :mod:`cnbplatform.oci.fingerprint`), the digest of every image it read (the
+trusted only outside the racy margin, :mod:`cnbplatform.oci.layers.fingerprint`), the digest of every image it read (the
 build image) and cnb's version. When all of these still match and the local store still holds the builder under its
 name, the builder is used as it is, without reading builder.toml's buildpacks again. Anything else (an archive, a
 package image or a download among the buildpacks, an unreadable or torn record) assembles the builder as before.
@@ -23,8 +23,8 @@ from cnbplatform.errors import CnbError, NotFoundError, UsageError
 from cnbplatform.lifecycle.common import Reporter
 from cnbplatform.oci.address import parse_address, pinned_address
 from cnbplatform.oci.image import Image, as_image, is_index, resolve_platform
-from cnbplatform.oci.pull import check_pull_policy, fetch
-from cnbplatform.oci.stores import Stores
+from cnbplatform.oci.store.pull import check_pull_policy, fetch
+from cnbplatform.oci.store.stores import Stores
 from cnbplatform.platform.context import PlatformContext
 from cnbplatform.platform.run import host_os_arch
 
@@ -126,7 +126,7 @@ def _base_hint(config: Path, message: str) -> str:
 
 def _reuse(stores: Stores, record_path: Path, config_digest: str, name: str) -> BuilderRef | None:
     """The builder *record_path* describes, when everything that went into it is unchanged; else None."""
-    from cnbplatform.oci.fingerprint import fingerprint_tree
+    from cnbplatform.oci.layers.fingerprint import fingerprint_tree
 
     try:
         record: Any = json.loads(record_path.read_bytes())

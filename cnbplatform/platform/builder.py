@@ -36,11 +36,11 @@ from cnbplatform.files.run_toml import RunImage
 from cnbplatform.files.system import SystemConfig
 from cnbplatform.oci.address import ImageAddress, StoreKind, parse_address
 from cnbplatform.oci.image import FileLayer
-from cnbplatform.oci.layercache import LayerCache
+from cnbplatform.oci.layers.cache import LayerCache
 from cnbplatform.oci.model import Descriptor, Platform
-from cnbplatform.oci.pull import fetch
-from cnbplatform.oci.store import WriteResult
-from cnbplatform.oci.stores import Stores
+from cnbplatform.oci.store.protocol import WriteResult
+from cnbplatform.oci.store.pull import fetch
+from cnbplatform.oci.store.stores import Stores
 from cnbplatform.platform.base import layer_cache
 from cnbplatform.platform.context import PlatformContext
 

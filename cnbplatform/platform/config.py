@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnbplatform.files.common import Table, read_toml, write_toml
-from cnbplatform.oci.unpack import UnpackLimits
+from cnbplatform.oci.rootfs.unpack import UnpackLimits
 
 
 @dataclass

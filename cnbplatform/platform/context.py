@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cnbplatform.errors import UsageError
-from cnbplatform.oci.store_options import StoreOptions
+from cnbplatform.oci.store.options import StoreOptions
 
 if TYPE_CHECKING:
-    from cnbplatform.oci.unpack import UnpackLimits
+    from cnbplatform.oci.rootfs.unpack import UnpackLimits
 
 
 def default_home(env: Mapping[str, str]) -> Path:

@@ -10,8 +10,8 @@ from cnbplatform.oci.address import ImageAddress, StoreKind, parse_address, pars
 from cnbplatform.oci.image import Artifact, Image, as_image, is_index, resolve_platform
 from cnbplatform.oci.model import Descriptor, Platform
 from cnbplatform.oci.reference import parse_reference
-from cnbplatform.oci.store import Progress, StoredRef, WriteResult
-from cnbplatform.oci.stores import Stores
+from cnbplatform.oci.store.protocol import Progress, StoredRef, WriteResult
+from cnbplatform.oci.store.stores import Stores
 from cnbplatform.platform.context import PlatformContext
 
 

@@ -47,7 +47,7 @@ from cnbplatform.files.labels import BuildMetadataLabel, LauncherInfo, Lifecycle
 from cnbplatform.oci.address import parse_address
 from cnbplatform.oci.image import Artifact, Image, as_image, is_index, resolve_platform
 from cnbplatform.oci.model import Descriptor, ImageConfig, Platform
-from cnbplatform.oci.stores import Stores
+from cnbplatform.oci.store.stores import Stores
 from cnbplatform.platform.context import PlatformContext
 
 PROCESS_DIR = "/cnb/process/"

@@ -33,8 +33,8 @@ if TYPE_CHECKING:
     from cnbplatform.lifecycle.build.phase import BuildResult
     from cnbplatform.lifecycle.cache.protocol import Cache
     from cnbplatform.oci.image import Image
-    from cnbplatform.oci.layercache import LayerCache
-    from cnbplatform.oci.stores import Stores
+    from cnbplatform.oci.layers.cache import LayerCache
+    from cnbplatform.oci.store.stores import Stores
 
 # analyze, restore, build and image reading are imported where they are used: the detector started in a build
 # container imports only what detection needs (start-up, bench/lifecycle_bundle.py).
@@ -74,14 +74,14 @@ class Phases:
     @cached_property
     def stores(self) -> Stores:
         """The command's image stores (made when first used: a detector reads no image)."""
-        from cnbplatform.oci.stores import Stores
+        from cnbplatform.oci.store.stores import Stores
 
         return Stores(self.ctx)
 
     @cached_property
     def layer_cache(self) -> LayerCache:
         """The layer cache restore and export share (made when first used: detect and build need none)."""
-        from cnbplatform.oci.layercache import LayerCache
+        from cnbplatform.oci.layers.cache import LayerCache
 
         return LayerCache(self.ctx.home / "layer-cache")
 
@@ -154,10 +154,10 @@ class Phases:
 
     def input_image(self, text: str, *, missing_ok: bool = False) -> OpenedImage | None:
         """An image this command only reads (run image, build image, an explicit previous image), from where its
-        name says (:mod:`cnbplatform.oci.pull`): the local store when it has the name, else its registry (through
+        name says (:mod:`cnbplatform.oci.store.pull`): the local store when it has the name, else its registry (through
         the mirrors) under the pull policy, copied into the local store unless the output goes to a registry.
         With ``-daemon`` images come from the Docker engine, as for the Go lifecycle."""
-        from cnbplatform.oci.pull import fetch
+        from cnbplatform.oci.store.pull import fetch
 
         if self.settings.daemon and not text.startswith(("oci:", "local:", "docker://", "registry:")):
             return self.open_image(text, missing_ok=missing_ok)
@@ -197,7 +197,7 @@ class Phases:
 
     def execution(self) -> Execution:
         """The sandbox buildpacks run in: the host itself (inside a build container) or bwrap over the build image."""
-        from cnbplatform.oci.rootfs_cache import rootfs_for
+        from cnbplatform.oci.rootfs.cache import rootfs_for
 
         if self._execution is not None:
             return self._execution
@@ -247,7 +247,7 @@ class Phases:
 
     def _docker_sandbox(self, image: Image) -> Sandbox:
         """One container of the build image per build (the image is loaded into the engine first)."""
-        from cnbplatform.oci.daemon import DaemonStore
+        from cnbplatform.oci.store.daemon import DaemonStore
         from cnbplatform.sandbox import DockerSandbox
 
         name = f"cnb-build-image:{image.descriptor.digest[7:19]}"
@@ -270,7 +270,7 @@ class Phases:
         target = analyzed.run_image.target if analyzed and analyzed.run_image else None
         if target is not None:
             return target
-        from cnbplatform.oci.pull import host_platform
+        from cnbplatform.oci.store.pull import host_platform
 
         name, version = self._build_distro()
         return TargetInfo(os="linux", arch=host_platform().architecture, distro_name=name, distro_version=version)
@@ -295,7 +295,7 @@ class Phases:
 
                 distro = scan_distro(opened.image)
                 return (distro.id, distro.version_id) if distro else ("", "")
-            from cnbplatform.oci.rootfs_cache import rootfs_for
+            from cnbplatform.oci.rootfs.cache import rootfs_for
 
             root = rootfs_for(opened.image, self.ctx.home / "rootfs")  # the one execution() unpacks
         for rel in ("etc/os-release", "usr/lib/os-release"):

@@ -4,7 +4,7 @@ What can go (nothing a stored image needs; each with its size and its last use):
 
 - **work dirs** (``work/<random>``) that no running build holds: left by killed builds or kept by ``--keep-workspace``;
 - **rootfs trees** (``rootfs/<digest>``): unpacked images, made again on their next use; last use is the tree's mtime,
-  which :func:`cnbplatform.oci.rootfs_cache.rootfs_for` sets at each use;
+  which :func:`cnbplatform.oci.rootfs.cache.rootfs_for` sets at each use;
 - **layer blobs** (``blobs/<hex>``) of the layer cache that no stored image links (one link only), and the layer-cache
   records that name them; last use is the blob's mtime: when it was written (a hit must not touch it: build caches
   check their blobs by inode, size and mtime);
@@ -38,8 +38,8 @@ from pathlib import Path
 from cnbplatform.errors import CnbError
 from cnbplatform.files.common import Table, read_toml
 from cnbplatform.lifecycle.common import Reporter
-from cnbplatform.oci.layout import LayoutStore
-from cnbplatform.oci.rootfs_cache import RootfsCache
+from cnbplatform.oci.rootfs.cache import RootfsCache
+from cnbplatform.oci.store.layout import LayoutStore
 from cnbplatform.platform.build_locks import WORK, home_in_use, remove_tree, try_lock_dir
 
 GiB = 1024**3

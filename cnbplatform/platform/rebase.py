@@ -26,9 +26,9 @@ from cnbplatform.lifecycle.rebase import RebaseInputs, RebaseResult, app_metadat
 from cnbplatform.oci.address import ImageAddress, StoreKind, check_destination, parse_address
 from cnbplatform.oci.image import Image, as_image, is_index, resolve_platform
 from cnbplatform.oci.model import NORMALIZED_CREATED, Platform, created_time
-from cnbplatform.oci.pull import record_reference
-from cnbplatform.oci.store import ImageStore, Progress
-from cnbplatform.oci.stores import Stores
+from cnbplatform.oci.store.protocol import ImageStore, Progress
+from cnbplatform.oci.store.pull import record_reference
+from cnbplatform.oci.store.stores import Stores
 from cnbplatform.platform.context import PlatformContext, creation_epoch
 
 if TYPE_CHECKING:

@@ -20,8 +20,8 @@ from cnbplatform.errors import UsageError
 from cnbplatform.oci.address import parse_address
 from cnbplatform.oci.image import Image, as_image, is_index, resolve_platform
 from cnbplatform.oci.model import Platform
-from cnbplatform.oci.rootfs_cache import rootfs_for
-from cnbplatform.oci.stores import Stores
+from cnbplatform.oci.rootfs.cache import rootfs_for
+from cnbplatform.oci.store.stores import Stores
 from cnbplatform.platform.context import PlatformContext
 from cnbplatform.sandbox import BwrapSandbox, RunRequest
 
@@ -40,7 +40,7 @@ class RunOptions:
 
 
 def host_os_arch() -> Platform:
-    from cnbplatform.oci.pull import host_platform
+    from cnbplatform.oci.store.pull import host_platform
 
     return host_platform()
 

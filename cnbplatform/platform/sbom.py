@@ -15,7 +15,7 @@ from pathlib import Path
 from cnbplatform.errors import NotFoundError, UsageError
 from cnbplatform.oci.address import ImageAddress, StoreKind, parse_address
 from cnbplatform.oci.image import Image, as_image, is_index, resolve_platform
-from cnbplatform.oci.stores import Stores
+from cnbplatform.oci.store.stores import Stores
 from cnbplatform.platform.context import PlatformContext
 from cnbplatform.platform.run import host_os_arch
 from cnbplatform.sbom.collect import lifecycle_metadata, read_sbom_files, write_sbom_files

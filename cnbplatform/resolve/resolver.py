@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from cnbplatform.errors import InvalidReferenceError, NotFoundError, UsageError
 from cnbplatform.oci import mediatypes as mt
 from cnbplatform.oci.reference import DOCKER_HUB, Reference, parse_reference
-from cnbplatform.oci.stores import Stores
+from cnbplatform.oci.store.stores import Stores
 
 DEFAULT_WORKERS = 16
 DOCKER_HUB_NAME = "index.docker.io"  # how kbld (go-containerregistry) names Docker Hub in its output

@@ -20,7 +20,7 @@ from cnbplatform.errors import UsageError
 from cnbplatform.imagebuilders.base import SourceBuild
 from cnbplatform.imagebuilders.registry import builder_for_kbld
 from cnbplatform.lifecycle.common import Reporter
-from cnbplatform.oci.stores import Stores
+from cnbplatform.oci.store.stores import Stores
 from cnbplatform.platform.context import PlatformContext
 from cnbplatform.resolve.config import (
     ANNOTATION,

@@ -24,7 +24,7 @@ before bwrap starts); ``host`` shares this machine's network namespace (``--shar
 With the network, the host's ``/etc/resolv.conf`` is bound read-only over the image's, as Docker does, so
 that names resolve. (In the private network a loopback nameserver of the host, such as systemd-resolved's, is
 replaced by the address where pasta forwards DNS queries to it; see ``forwarded_resolv_conf``.) The unpacked
-images cnb makes (:func:`cnbplatform.oci.rootfs_cache.rootfs_for`) have such a file, an empty mount point where
+images cnb makes (:func:`cnbplatform.oci.rootfs.cache.rootfs_for`) have such a file, an empty mount point where
 the image had none. Without one, ``/etc`` is rebuilt entry by entry to hold the mount point (about 40 ms more per
 run for a Debian ``/etc``).
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from cnbplatform.errors import CnbError, UnsafeArchiveError
-from cnbplatform.oci.compress import open_uncompressed
 from cnbplatform.oci.digest import CHUNK, verified_reader
 from cnbplatform.oci.image import Layer
+from cnbplatform.oci.layers.compress import open_uncompressed
 
 EntryKind = Literal["file", "dir", "symlink", "hardlink", "other"]
 

@@ -24,11 +24,11 @@ from cnbplatform.files.run_toml import RunConfig
 from cnbplatform.files.system import SystemConfig
 from cnbplatform.lifecycle.common import RecordingReporter
 from cnbplatform.oci.image import as_image
-from cnbplatform.oci.layercache import LayerCache
-from cnbplatform.oci.local import LocalStore
+from cnbplatform.oci.layers.cache import LayerCache
 from cnbplatform.oci.mutate import BuiltImage, with_config
-from cnbplatform.oci.rootfs_cache import rootfs_for
-from cnbplatform.oci.stores import StoreOptions, Stores
+from cnbplatform.oci.rootfs.cache import rootfs_for
+from cnbplatform.oci.store.local import LocalStore
+from cnbplatform.oci.store.stores import StoreOptions, Stores
 from tests.conftest import REPO, Cnb
 from tests.support.builders import BUILD_IMAGE, TINY
 from tests.support.buildpacks import write_buildpack

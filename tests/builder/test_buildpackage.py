@@ -24,9 +24,9 @@ from cnbplatform.errors import CnbError
 from cnbplatform.files.buildpack_toml import BuildpackDescriptor
 from cnbplatform.files.common import SpecFileError
 from cnbplatform.files.package_toml import PackageConfig
-from cnbplatform.oci.layercache import LayerCache
-from cnbplatform.oci.layout import LayoutStore
-from cnbplatform.oci.stores import StoreOptions, Stores
+from cnbplatform.oci.layers.cache import LayerCache
+from cnbplatform.oci.store.layout import LayoutStore
+from cnbplatform.oci.store.stores import StoreOptions, Stores
 from cnbplatform.platform.builder import download
 from tests.conftest import REPO, Cnb
 from tests.support.builders import BUILD_IMAGE

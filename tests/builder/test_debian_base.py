@@ -25,8 +25,8 @@ from cnbplatform.builder.debian import (
 )
 from cnbplatform.errors import CnbError
 from cnbplatform.files.common import SpecFileError
-from cnbplatform.oci.layerspec import LayerSpec, TreeSource
-from cnbplatform.oci.tarlayer import write_tar
+from cnbplatform.oci.layers.spec import LayerSpec, TreeSource
+from cnbplatform.oci.layers.tarlayer import write_tar
 from tests.conftest import REPO, Cnb
 from tests.support.bookworm import (  # noqa: F401 - session fixtures
     EXTRA_PACKAGE,

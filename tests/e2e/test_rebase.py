@@ -22,7 +22,7 @@ import pytest
 from cnbplatform.files.labels import LIFECYCLE_METADATA_LABEL, LifecycleMetadata
 from cnbplatform.files.report import Report
 from cnbplatform.oci.image import Image, as_image
-from cnbplatform.oci.local import LocalStore
+from cnbplatform.oci.store.local import LocalStore
 from tests.conftest import REPO, Cnb
 from tests.support.dockerd import RunningDockerd
 from tests.support.rebase import write_changed_image, write_updated_run_image

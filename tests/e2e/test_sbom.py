@@ -20,11 +20,11 @@ import pytest
 
 from cnbplatform.files.labels import LIFECYCLE_METADATA_LABEL, LifecycleMetadata
 from cnbplatform.oci.image import FileLayer, Image, as_image
-from cnbplatform.oci.layercache import LayerCache
-from cnbplatform.oci.layerspec import Entry, LayerSpec
-from cnbplatform.oci.local import LocalStore
+from cnbplatform.oci.layers.cache import LayerCache
+from cnbplatform.oci.layers.spec import Entry, LayerSpec
 from cnbplatform.oci.model import Descriptor, History
 from cnbplatform.oci.mutate import BuiltImage, append_layers, with_config
+from cnbplatform.oci.store.local import LocalStore
 from tests.conftest import REPO
 from tests.support.buildpacks import write_buildpack, write_order
 from tests.support.registry import RunningRegistry, start_registry

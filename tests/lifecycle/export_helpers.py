@@ -22,9 +22,9 @@ from cnbplatform.files.run_toml import RunConfig, RunImage
 from cnbplatform.lifecycle.common import RecordingReporter
 from cnbplatform.lifecycle.export.phase import ExportInputs, ExportResult, export
 from cnbplatform.oci.image import Image, as_image
-from cnbplatform.oci.layercache import LayerCache
-from cnbplatform.oci.layout import LayoutStore
-from cnbplatform.oci.store import ImageStore
+from cnbplatform.oci.layers.cache import LayerCache
+from cnbplatform.oci.store.layout import LayoutStore
+from cnbplatform.oci.store.protocol import ImageStore
 from tests.support.images import make_busybox_image
 
 UID, GID = 1000, 1001

@@ -20,8 +20,8 @@ from cnbplatform.files.labels import (
 from cnbplatform.lifecycle.analyze import AnalyzeInputs, analyze, select_run_image
 from cnbplatform.lifecycle.common import RecordingReporter
 from cnbplatform.oci.image import Image
-from cnbplatform.oci.layercache import LayerCache
-from cnbplatform.oci.layout import LayoutStore
+from cnbplatform.oci.layers.cache import LayerCache
+from cnbplatform.oci.store.layout import LayoutStore
 from tests.lifecycle.test_cache import make_blob, make_tree, write_image
 
 RUN_LABELS = {

@@ -31,13 +31,13 @@ from cnbplatform.lifecycle.cache.protocol import READ_ERRORS, LayerOpener, extra
 from cnbplatform.lifecycle.common import RecordingReporter
 from cnbplatform.oci.digest import hex_part
 from cnbplatform.oci.image import FileLayer, Image, as_image
-from cnbplatform.oci.layercache import LayerCache
-from cnbplatform.oci.layerspec import LayerBlob
-from cnbplatform.oci.layout import LayoutStore
+from cnbplatform.oci.layers.cache import LayerCache
+from cnbplatform.oci.layers.spec import LayerBlob
 from cnbplatform.oci.model import ContainerConfig, Descriptor, ImageConfig
 from cnbplatform.oci.mutate import BuiltImage
 from cnbplatform.oci.reference import parse_reference
-from cnbplatform.oci.stores import StoreOptions, Stores
+from cnbplatform.oci.store.layout import LayoutStore
+from cnbplatform.oci.store.stores import StoreOptions, Stores
 from tests.support.registry import RunningRegistry
 
 REPO = Path(__file__).resolve().parents[2]
@@ -281,7 +281,7 @@ _CRASH = textwrap.dedent(
     from pathlib import Path
     sys.path.insert(0, {repo!r})
     from cnbplatform.lifecycle.cache.directory import DirCache
-    from cnbplatform.oci.layercache import LayerCache
+    from cnbplatform.oci.layers.cache import LayerCache
     from cnbplatform.files.labels import CacheMetadata
     from cnbplatform.files.analyzed import BuildpackLayers, LayerEntry
     real = os.rename

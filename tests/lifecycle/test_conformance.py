@@ -29,8 +29,8 @@ from cnbplatform.files.system import SystemConfig
 from cnbplatform.lifecycle.analyze import AnalyzeInputs, analyze
 from cnbplatform.lifecycle.common import RecordingReporter
 from cnbplatform.lifecycle.restore import RestoreInputs, restore
-from cnbplatform.oci.layercache import LayerCache
-from cnbplatform.oci.layout import LayoutStore
+from cnbplatform.oci.layers.cache import LayerCache
+from cnbplatform.oci.store.layout import LayoutStore
 from tests.conftest import Cnb
 from tests.launcher.fakeimage import FakeImage, process
 from tests.lifecycle.export_helpers import Scene

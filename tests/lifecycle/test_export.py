@@ -27,11 +27,11 @@ from cnbplatform.files.metadata import ProcessEntry
 from cnbplatform.files.report import ProjectMetadata, ProjectSource, Report
 from cnbplatform.lifecycle.cache.directory import COMMITTED, DirCache
 from cnbplatform.lifecycle.cache.image import ImageCache
-from cnbplatform.oci.daemon import DaemonStore
 from cnbplatform.oci.image import Image, as_image
-from cnbplatform.oci.layout import LayoutStore
 from cnbplatform.oci.reference import parse_reference
-from cnbplatform.oci.stores import StoreOptions, Stores
+from cnbplatform.oci.store.daemon import DaemonStore
+from cnbplatform.oci.store.layout import LayoutStore
+from cnbplatform.oci.store.stores import StoreOptions, Stores
 from tests.lifecycle.export_helpers import (
     GID,
     NODE,

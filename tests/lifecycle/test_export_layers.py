@@ -32,10 +32,10 @@ from cnbplatform.lifecycle.export.layers import (
 from cnbplatform.lifecycle.export.reuse import launch_skeleton
 from cnbplatform.lifecycle.export.slices import BadPatternError, app_layer_specs, compile_glob
 from cnbplatform.oci.image import FileLayer
-from cnbplatform.oci.layercache import LayerCache
-from cnbplatform.oci.layerspec import LayerSpec
+from cnbplatform.oci.layers.cache import LayerCache
+from cnbplatform.oci.layers.spec import LayerSpec
+from cnbplatform.oci.layers.tarlayer import write_tar
 from cnbplatform.oci.model import Descriptor, created_time
-from cnbplatform.oci.tarlayer import write_tar
 from tests.lifecycle.export_helpers import GID, NODE, UID, write_files
 
 MTIME = 315532801  # 1980-01-01T00:00:01Z

@@ -19,7 +19,7 @@ from cnbplatform.lifecycle.cache.directory import COMMITTED, INDEX, DirCache
 from cnbplatform.lifecycle.common import RecordingReporter
 from cnbplatform.lifecycle.restore import RestoreInputs, restore
 from cnbplatform.oci.digest import hex_part
-from cnbplatform.oci.layercache import LayerCache
+from cnbplatform.oci.layers.cache import LayerCache
 from tests.lifecycle.test_cache import GID, UID, commit_layer, make_tree
 
 BP = "example/bp"

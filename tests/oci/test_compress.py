@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from cnbplatform.errors import CnbError, UsageError
-from cnbplatform.oci import compress
-from cnbplatform.oci.compress import (
+from cnbplatform.oci.layers import compress
+from cnbplatform.oci.layers.compress import (
     FEED_CHUNK,
     GzipEncoder,
     compression_for,
@@ -23,7 +23,7 @@ from cnbplatform.oci.compress import (
     gzip_bytes,
     open_uncompressed,
 )
-from cnbplatform.oci.layerstream import CompressingPipe
+from cnbplatform.oci.layers.stream import CompressingPipe
 
 
 def _sample(size: int, seed: int = 7) -> bytes:

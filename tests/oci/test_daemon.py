@@ -17,9 +17,9 @@ import pytest
 
 from cnbplatform.errors import DaemonError, DigestMismatchError, NotFoundError, UsageError
 from cnbplatform.oci import mediatypes as mt
-from cnbplatform.oci.daemon import DaemonStore
 from cnbplatform.oci.image import Image, as_image
-from cnbplatform.oci.layout import LayoutStore
+from cnbplatform.oci.store.daemon import DaemonStore
+from cnbplatform.oci.store.layout import LayoutStore
 from tests.support.dockerd import RunningDockerd
 from tests.support.images import (
     HOST_BUSYBOX,

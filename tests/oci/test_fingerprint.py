@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from cnbplatform.errors import CnbError
-from cnbplatform.oci import fingerprint as fp
-from cnbplatform.oci.fingerprint import fingerprint_scan, fingerprint_tree, scan_tree, shape_digest
+from cnbplatform.oci.layers import fingerprint as fp
+from cnbplatform.oci.layers.fingerprint import fingerprint_scan, fingerprint_tree, scan_tree, shape_digest
 
 OLD = 1_600_000_000  # 2020: far from "now"
 

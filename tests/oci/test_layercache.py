@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from cnbplatform.oci import compress, layerstream, tarlayer
-from cnbplatform.oci.layercache import LayerCache
-from cnbplatform.oci.tarlayer import Entry, LayerSpec, TreeSource
+from cnbplatform.oci.layers import compress, tarlayer
+from cnbplatform.oci.layers import stream as layerstream
+from cnbplatform.oci.layers.cache import LayerCache
+from cnbplatform.oci.layers.tarlayer import Entry, LayerSpec, TreeSource
 
 OLD = 1_600_000_000
 

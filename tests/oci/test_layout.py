@@ -14,10 +14,10 @@ import pytest
 from cnbplatform.errors import DigestMismatchError, NotFoundError, UsageError
 from cnbplatform.oci import mediatypes as mt
 from cnbplatform.oci.image import FileLayer, as_image
-from cnbplatform.oci.layout import REF_NAME, LayoutStore
-from cnbplatform.oci.local import LocalStore
 from cnbplatform.oci.model import Descriptor, ImageConfig
 from cnbplatform.oci.mutate import BuiltImage, with_config
+from cnbplatform.oci.store.layout import REF_NAME, LayoutStore
+from cnbplatform.oci.store.local import LocalStore
 
 
 def make_layer(directory: Path, files: dict[str, bytes]) -> FileLayer:

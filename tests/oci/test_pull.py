@@ -8,9 +8,9 @@ import pytest
 
 from cnbplatform.errors import NotFoundError, UsageError
 from cnbplatform.oci.address import parse_address
-from cnbplatform.oci.pull import fetch, mirror_for, record_reference
 from cnbplatform.oci.reference import parse_reference
-from cnbplatform.oci.stores import StoreOptions, Stores
+from cnbplatform.oci.store.pull import fetch, mirror_for, record_reference
+from cnbplatform.oci.store.stores import StoreOptions, Stores
 from tests.support.images import make_busybox_image
 from tests.support.registry import RunningRegistry, free_port
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from cnbplatform.errors import CnbError, UsageError
-from cnbplatform.oci.compress import FEED_CHUNK
-from cnbplatform.oci.tarformat import EPOCH, REGULAR, encode_header
-from cnbplatform.oci.tarlayer import (
+from cnbplatform.oci.layers.compress import FEED_CHUNK
+from cnbplatform.oci.layers.tarformat import EPOCH, REGULAR, encode_header
+from cnbplatform.oci.layers.tarlayer import (
     MEDIA_TYPE_TAR_GZIP,
     Entry,
     LayerBlob,

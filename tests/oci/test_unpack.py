@@ -20,9 +20,9 @@ from typing import BinaryIO
 import pytest
 
 from cnbplatform.errors import UnsafeArchiveError, UsageError
-from cnbplatform.oci import unpack
-from cnbplatform.oci.rootfs_cache import RootfsCache
-from cnbplatform.oci.unpack import LayerSource, unpack_layers, unpack_tar
+from cnbplatform.oci.rootfs import unpack
+from cnbplatform.oci.rootfs.cache import RootfsCache
+from cnbplatform.oci.rootfs.unpack import LayerSource, unpack_layers, unpack_tar
 
 MTIME = 1_000_000_000
 
@@ -464,7 +464,7 @@ def test_killed_unpack_leaves_no_final_dir_and_is_cleaned_next_time(tmp_path: Pa
         f"""
         import contextlib, io, sys, time
         from pathlib import Path
-        from cnbplatform.oci.rootfs_cache import RootfsCache
+        from cnbplatform.oci.rootfs.cache import RootfsCache
 
         @contextlib.contextmanager
         def hang():

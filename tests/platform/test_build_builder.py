@@ -13,7 +13,7 @@ import pytest
 
 import cnbplatform.platform.builder as platform_builder
 from cnbplatform.lifecycle.common import NullReporter
-from cnbplatform.oci.fingerprint import RACY_MARGIN_NS
+from cnbplatform.oci.layers.fingerprint import RACY_MARGIN_NS
 from cnbplatform.platform.build_builder import BuilderRef, _base_hint, builder_from_config
 from cnbplatform.platform.context import PlatformContext
 from tests.support.builders import REPO, make_tiny_bases

@@ -96,7 +96,7 @@ def procfile_app(tmp_path: Path) -> Path:
 def _member(cnb: Cnb, image: str, name: str) -> bytes:
     """The bytes of *name* in the image's layers (the last layer that has it), read from the local store."""
     from cnbplatform.oci.image import as_image
-    from cnbplatform.oci.local import LocalStore
+    from cnbplatform.oci.store.local import LocalStore
 
     found = b""
     for layer in as_image(LocalStore(cnb.home).read(image)).layers():

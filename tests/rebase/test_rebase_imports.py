@@ -14,11 +14,11 @@ from pathlib import Path
 
 from cnbplatform.files.labels import LIFECYCLE_METADATA_LABEL, LifecycleMetadata
 from cnbplatform.oci.image import FileLayer, Image, Layer, as_image
-from cnbplatform.oci.layercache import LayerCache
-from cnbplatform.oci.layerspec import Entry, LayerSpec
-from cnbplatform.oci.local import LocalStore
+from cnbplatform.oci.layers.cache import LayerCache
+from cnbplatform.oci.layers.spec import Entry, LayerSpec
 from cnbplatform.oci.model import ContainerConfig, Descriptor, History, ImageConfig
 from cnbplatform.oci.mutate import BuiltImage, append_layers, with_config
+from cnbplatform.oci.store.local import LocalStore
 from tests.support.rebase import lifecycle_label, write_updated_run_image
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,11 +39,11 @@ UNWANTED = (
     "tomllib",
     "tomli_w",
     "cnbplatform.oci.registry",
-    "cnbplatform.oci.remote",
-    "cnbplatform.oci.daemon",
-    "cnbplatform.oci.compress",
-    "cnbplatform.oci.layercache",
-    "cnbplatform.oci.unpack",
+    "cnbplatform.oci.store.remote",
+    "cnbplatform.oci.store.daemon",
+    "cnbplatform.oci.layers.compress",
+    "cnbplatform.oci.layers.cache",
+    "cnbplatform.oci.rootfs.unpack",
     "cnbplatform.files.analyzed",
     "cnbplatform.files.labels",
     "cnbplatform.files.metadata",
@@ -109,6 +109,6 @@ def test_a_local_rebase_loads_no_registry_engine_or_layer_code(tmp_path: Path) -
     label = LifecycleMetadata.from_json_strict(rebased.config.labels[LIFECYCLE_METADATA_LABEL])
     assert label.run_image.top_layer == updated.config.diff_ids[-1]
     loaded = set(report["modules"])
-    assert "cnbplatform.oci.local" in loaded  # the child did go through the local store
+    assert "cnbplatform.oci.store.local" in loaded  # the child did go through the local store
     unwanted = sorted(m for m in loaded if any(m == u or m.startswith(f"{u}.") for u in UNWANTED))
     assert unwanted == []

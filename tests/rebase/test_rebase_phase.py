@@ -22,7 +22,7 @@ from cnbplatform.lifecycle.rebase import (
 )
 from cnbplatform.oci.address import image_name as run_image_name
 from cnbplatform.oci.image import Artifact, Image
-from cnbplatform.oci.store import Progress, StoredRef, WriteResult
+from cnbplatform.oci.store.protocol import Progress, StoredRef, WriteResult
 from tests.support.rebase import app_image, base_image
 
 DISTRO = {"io.buildpacks.base.distro.name": "busybox", "io.buildpacks.base.distro.version": "1.35"}

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from cnbplatform.oci.daemon import DaemonStore
 from cnbplatform.oci.image import as_image
-from cnbplatform.oci.layout import LayoutStore
+from cnbplatform.oci.store.daemon import DaemonStore
+from cnbplatform.oci.store.layout import LayoutStore
 from cnbplatform.sandbox import RunRequest
 from tests.support.dockerd import RunningDockerd
 from tests.support.images import make_busybox_image

@@ -14,8 +14,8 @@ import pytest
 
 from cnbplatform.oci.digest import hex_part
 from cnbplatform.oci.image import Image, as_image
-from cnbplatform.oci.layout import LayoutStore
-from cnbplatform.oci.rootfs_cache import RootfsCache, image_layer_sources, rootfs_for
+from cnbplatform.oci.rootfs.cache import RootfsCache, image_layer_sources, rootfs_for
+from cnbplatform.oci.store.layout import LayoutStore
 from cnbplatform.sandbox import BwrapSandbox, Mount, RunRequest
 from tests.support.images import Entry, busybox_entries, tag_in_layout, write_image
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from cnbplatform.oci.image import Image, as_image
-from cnbplatform.oci.layout import LayoutStore
+from cnbplatform.oci.store.layout import LayoutStore
 from cnbplatform.sbom.ospkgs import scan_os_packages
 from tests.conftest import REPO
 from tests.support.images import Entry, tag_in_layout, write_image

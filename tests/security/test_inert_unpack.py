@@ -26,8 +26,8 @@ import pytest
 
 from cnbplatform.errors import UnsafeArchiveError
 from cnbplatform.files.common import SpecFileError
-from cnbplatform.oci.rootfs_cache import RootfsCache
-from cnbplatform.oci.unpack import UnpackLimits, unpack_tar
+from cnbplatform.oci.rootfs.cache import RootfsCache
+from cnbplatform.oci.rootfs.unpack import UnpackLimits, unpack_tar
 from cnbplatform.platform.config import CnbConfig, load_config, save_config
 from cnbplatform.platform.context import context_from_env
 from tests.conftest import Cnb
@@ -298,7 +298,7 @@ def test_a_huge_pax_or_long_name_record_is_refused_before_it_fills_memory(tmp_pa
 
 
 def test_a_layer_that_does_not_decompress_is_one_error(tmp_path: Path) -> None:
-    from cnbplatform.oci.compress import open_uncompressed
+    from cnbplatform.oci.layers.compress import open_uncompressed
 
     blob = bytearray(gzip.compress(_tar_bytes((_info("a", tarfile.REGTYPE, 0o644, size=65536), os.urandom(65536)))))
     blob[len(blob) // 2] ^= 0xFF

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from cnbplatform.oci.image import MAX_DOCUMENT, as_image
-from cnbplatform.oci.local import LocalStore
 from cnbplatform.oci.model import InvalidDocumentError
 from cnbplatform.oci.mutate import with_config
+from cnbplatform.oci.store.local import LocalStore
 from tests.support.builders import BUILDER, REPO
 
 pytestmark = pytest.mark.integration

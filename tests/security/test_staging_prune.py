@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from cnbplatform.oci.layout import LayoutStore
+from cnbplatform.oci.store.layout import LayoutStore
 from tests.conftest import REPO, Cnb
 from tests.security.store_check import full_integrity_check, staging_files, write_layout_image
 from tests.support.builders import make_tiny_bases

@@ -47,8 +47,8 @@ import pytest
 
 from cnbplatform.builder.base import BaseImages, BaseRecipe, create_base
 from cnbplatform.errors import CnbError
-from cnbplatform.oci.layercache import LayerCache
-from cnbplatform.oci.layout import LayoutStore
+from cnbplatform.oci.layers.cache import LayerCache
+from cnbplatform.oci.store.layout import LayoutStore
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_RECIPE = """\
@@ -77,11 +77,11 @@ STATUS = "var/lib/dpkg/status"
 CODE = (
     "cnbplatform/builder/base.py",
     "cnbplatform/builder/debian.py",
-    "cnbplatform/oci/layerspec.py",
-    "cnbplatform/oci/tarlayer.py",
-    "cnbplatform/oci/tarformat.py",
-    "cnbplatform/oci/layerstream.py",
-    "cnbplatform/oci/compress.py",
+    "cnbplatform/oci/layers/spec.py",
+    "cnbplatform/oci/layers/tarlayer.py",
+    "cnbplatform/oci/layers/tarformat.py",
+    "cnbplatform/oci/layers/stream.py",
+    "cnbplatform/oci/layers/compress.py",
     "cnbplatform/oci/model.py",
 )
 

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 from cnbplatform.oci.image import as_image
-from cnbplatform.oci.local import LocalStore
-from cnbplatform.oci.rootfs_cache import rootfs_for
+from cnbplatform.oci.rootfs.cache import rootfs_for
+from cnbplatform.oci.store.local import LocalStore
 
 REPO = Path(__file__).resolve().parent.parent.parent
 TINY = REPO / "builders" / "tiny"

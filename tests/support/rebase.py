@@ -19,11 +19,11 @@ from cnbplatform.files.analyzed import RunImageForRebase, RunImageRef
 from cnbplatform.files.labels import LIFECYCLE_METADATA_LABEL, LifecycleMetadata
 from cnbplatform.oci import mediatypes as mt
 from cnbplatform.oci.image import BlobOrigin, FileLayer, Image, Layer, as_image
-from cnbplatform.oci.layercache import LayerCache
-from cnbplatform.oci.layerspec import Entry, LayerSpec
-from cnbplatform.oci.local import LocalStore
+from cnbplatform.oci.layers.cache import LayerCache
+from cnbplatform.oci.layers.spec import Entry, LayerSpec
 from cnbplatform.oci.model import ContainerConfig, Descriptor, History, ImageConfig
 from cnbplatform.oci.mutate import BuiltImage, append_layers, with_config
+from cnbplatform.oci.store.local import LocalStore
 
 CREATED = "1980-01-01T00:00:01Z"
 

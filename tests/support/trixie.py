@@ -23,8 +23,8 @@ import pytest
 
 from cnbplatform.builder.base import BaseRecipe, create_base
 from cnbplatform.errors import CnbError
-from cnbplatform.oci.layercache import LayerCache
-from cnbplatform.oci.layout import LayoutStore
+from cnbplatform.oci.layers.cache import LayerCache
+from cnbplatform.oci.store.layout import LayoutStore
 from tests.support.bookworm import CODE, REPO, cache_root
 
 RECIPE = """\

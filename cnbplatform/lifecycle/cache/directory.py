@@ -16,7 +16,7 @@ Commit (§7.1): the staged metadata and index are written into ``staging/``, the
 puts the backup back. A crash between them leaves ``committed-backup`` and no ``committed``: the next open
 renames the backup back (the previous cache survives); a crash after them leaves a stale backup that the next
 writer deletes. Reused layers are hard-linked from ``committed/blobs`` into ``staging/blobs``; new blobs are
-created by the shared :class:`~cnbplatform.oci.layercache.LayerCache` directly in ``committed/blobs`` (where
+created by the shared :class:`~cnbplatform.oci.layers.cache.LayerCache` directly in ``committed/blobs`` (where
 its fingerprint hits find them next time) and hard-linked into staging: files no metadata names are harmless
 and vanish with the next commit's backup. A commit that would write exactly the committed layers and metadata
 (a rebuild that changed nothing cached) leaves ``committed`` as it is and only drops the staging dir.
@@ -39,11 +39,11 @@ from cnbplatform.files.labels import CACHE_METADATA_LABEL, CacheMetadata
 from cnbplatform.lifecycle.cache.protocol import LayerOpener, WriterBase, tar_opener
 from cnbplatform.lifecycle.cache.trees import TreeStore
 from cnbplatform.lifecycle.common import NullReporter, Reporter
-from cnbplatform.oci.compress import MEDIA_TYPE_TAR_GZIP
 from cnbplatform.oci.digest import hash_file, hex_part, is_digest
 from cnbplatform.oci.image import FileLayer
-from cnbplatform.oci.layercache import LayerCache
-from cnbplatform.oci.layerspec import LayerBlob
+from cnbplatform.oci.layers.cache import LayerCache
+from cnbplatform.oci.layers.compress import MEDIA_TYPE_TAR_GZIP
+from cnbplatform.oci.layers.spec import LayerBlob
 from cnbplatform.oci.model import Descriptor
 
 COMMITTED = "committed"

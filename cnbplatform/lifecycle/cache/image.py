@@ -19,12 +19,12 @@ from cnbplatform.files.labels import CACHE_METADATA_LABEL, CacheMetadata
 from cnbplatform.lifecycle.cache.protocol import LayerOpener, WriterBase, tar_opener
 from cnbplatform.lifecycle.common import NullReporter, Reporter
 from cnbplatform.oci.image import FileLayer, Image, Layer, as_image
-from cnbplatform.oci.layercache import LayerCache
-from cnbplatform.oci.layerspec import LayerBlob
+from cnbplatform.oci.layers.cache import LayerCache
+from cnbplatform.oci.layers.spec import LayerBlob
 from cnbplatform.oci.model import NORMALIZED_CREATED as CREATED
 from cnbplatform.oci.model import ContainerConfig, Descriptor, ImageConfig
 from cnbplatform.oci.mutate import BuiltImage
-from cnbplatform.oci.store import ImageStore, WriteResult
+from cnbplatform.oci.store.protocol import ImageStore, WriteResult
 
 _ARCHITECTURES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 

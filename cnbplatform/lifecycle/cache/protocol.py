@@ -29,11 +29,11 @@ from typing import BinaryIO, Protocol
 
 from cnbplatform.errors import CnbError, UnsafeArchiveError
 from cnbplatform.files.labels import CacheMetadata
-from cnbplatform.oci.compress import open_uncompressed
 from cnbplatform.oci.digest import verified_reader
 from cnbplatform.oci.image import Layer
-from cnbplatform.oci.layerspec import LayerBlob
-from cnbplatform.oci.unpack import unpack_tar
+from cnbplatform.oci.layers.compress import open_uncompressed
+from cnbplatform.oci.layers.spec import LayerBlob
+from cnbplatform.oci.rootfs.unpack import unpack_tar
 
 #: Opens the uncompressed tar of a cached layer; reading it to EOF verifies its diffID.
 LayerOpener = Callable[[], AbstractContextManager[BinaryIO]]
@@ -189,7 +189,7 @@ def mount_parts(layers_mount: str) -> tuple[str, ...]:
 def extract_layer(opener: LayerOpener, layers_dir: Path, *, layers_mount: str, what: str) -> list[str]:
     """Extract a layer tar whose entries live under *layers_mount* (absolute container paths) into *layers_dir*.
 
-    The tar is unpacked safely (:func:`~cnbplatform.oci.unpack.unpack_tar`) into a private directory inside
+    The tar is unpacked safely (:func:`~cnbplatform.oci.rootfs.unpack.unpack_tar`) into a private directory inside
     *layers_dir* and only moved into place once it has been read completely and its diffID verified, so a
     corrupt layer leaves nothing behind. Entries outside the mount are dropped; every top-level entry under the
     mount (``<bp>``, ``sbom``) must be a real directory, so nothing placed here can redirect a later write out of

@@ -11,7 +11,7 @@ plus ``trees/<diffID hex>.json`` recording a stat digest of that tree:
   an unchanged layer needs no extraction and the tar need not be rewritten.
 
 The digest covers every entry's relative path, type, mode, size, mtime, ctime, inode, link target, device and
-link count (:func:`~cnbplatform.oci.fingerprint.scan_tree`), leaving out host paths and the root's ctime, which
+link count (:func:`~cnbplatform.oci.layers.fingerprint.scan_tree`), leaving out host paths and the root's ctime, which
 the renames change. It detects any change made to a tree while it sits in the cache; nothing but this module
 writes there. A tree whose digest does not match is deleted and the restorer falls back to extracting the blob
 (whose diffID is verified while it is read).
@@ -37,7 +37,7 @@ from pathlib import Path
 from cnbplatform.errors import CnbError
 from cnbplatform.lifecycle.common import Reporter
 from cnbplatform.oci.digest import hex_part, is_digest
-from cnbplatform.oci.fingerprint import fingerprint_scan, scan_tree
+from cnbplatform.oci.layers.fingerprint import fingerprint_scan, scan_tree
 
 #: Claimed or half-adopted trees of a process that died are removed by a later prune after this long.
 STALE_SECONDS = 3600
@@ -45,7 +45,7 @@ STALE_SECONDS = 3600
 
 def tree_digest(root: Path) -> str:
     """sha256 of the stat data of every entry below *root* (see the module docstring for what is left out): the
-    tree's stat fingerprint (:func:`~cnbplatform.oci.fingerprint.fingerprint_scan`), plus any entry it skips."""
+    tree's stat fingerprint (:func:`~cnbplatform.oci.layers.fingerprint.fingerprint_scan`), plus any entry it skips."""
     scan = scan_tree(root)
     digest = fingerprint_scan(scan).digest
     if not scan.skipped:

@@ -24,8 +24,8 @@ from cnbplatform.files.labels import CacheMetadata
 from cnbplatform.lifecycle.cache.protocol import Cache, CacheWriter
 from cnbplatform.lifecycle.common import Reporter
 from cnbplatform.lifecycle.export.layers import BuildpackDir
-from cnbplatform.oci.layerspec import LayerBlob
-from cnbplatform.oci.store import WriteResult
+from cnbplatform.oci.layers.spec import LayerBlob
+from cnbplatform.oci.store.protocol import WriteResult
 
 
 @dataclass

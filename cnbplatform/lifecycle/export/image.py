@@ -45,7 +45,7 @@ from cnbplatform.lifecycle.export.layers import (
 )
 from cnbplatform.lifecycle.export.reuse import PreviousLayers, launch_skeleton
 from cnbplatform.oci.image import FileLayer, Layer
-from cnbplatform.oci.layerspec import LayerBlob, LayerSpec
+from cnbplatform.oci.layers.spec import LayerBlob, LayerSpec
 from cnbplatform.oci.model import Descriptor, History, created_time
 from cnbplatform.oci.mutate import BuiltImage, append_layers, with_config
 

@@ -11,7 +11,7 @@
   error.
 
 Tar normalisation (mtime 1980-01-01T00:00:01Z, no uname/gname, sorted entries) is the layer writer's
-(:mod:`cnbplatform.oci.tarlayer`). Every tree root is checked to be a real directory, never a symlink: buildpacks
+(:mod:`cnbplatform.oci.layers.tarlayer`). Every tree root is checked to be a real directory, never a symlink: buildpacks
 write the layers dir, and the exporter runs on the host.
 """
 
@@ -33,7 +33,7 @@ from cnbplatform.files.untrusted import check_name
 from cnbplatform.launcher import LAUNCHER_PATH, LAUNCHER_SCRIPT, LIFECYCLE_DIR, PROCESS_DIR
 from cnbplatform.lifecycle.build.layers import RESERVED_LAYER_NAMES, checked_file
 from cnbplatform.lifecycle.common import EXIT_EXPORT
-from cnbplatform.oci.layerspec import Entry, LayerSpec, TreeSource
+from cnbplatform.oci.layers.spec import Entry, LayerSpec, TreeSource
 
 PHASE = "export"
 #: Characters a process type must not contain (CNB-SPEC.md §6.1 item 7).

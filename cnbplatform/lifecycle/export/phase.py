@@ -46,11 +46,11 @@ from cnbplatform.lifecycle.export.cache import CacheOutcome, export_cache
 from cnbplatform.lifecycle.export.image import ExportedLayer, ImagePlan, LayerJob, plan_image
 from cnbplatform.lifecycle.export.layers import export_error, optional_dir, real_dir
 from cnbplatform.oci.image import Image
-from cnbplatform.oci.layercache import LayerCache
-from cnbplatform.oci.layerspec import LayerBlob
-from cnbplatform.oci.local import LocalStore
+from cnbplatform.oci.layers.cache import LayerCache
+from cnbplatform.oci.layers.spec import LayerBlob
 from cnbplatform.oci.model import Descriptor
-from cnbplatform.oci.store import ImageStore, Progress, WriteResult
+from cnbplatform.oci.store.local import LocalStore
+from cnbplatform.oci.store.protocol import ImageStore, Progress, WriteResult
 
 __all__ = ["ExportInputs", "ExportResult", "ExportedLayer", "export"]
 
@@ -136,7 +136,7 @@ def _doing(action: str) -> Iterator[None]:
 
 def _is_daemon(store: ImageStore) -> bool:
     """Whether *store* is a Docker engine (without importing docker-py when no engine store exists)."""
-    module = sys.modules.get("cnbplatform.oci.daemon")
+    module = sys.modules.get("cnbplatform.oci.store.daemon")
     return module is not None and isinstance(store, module.DaemonStore)
 
 

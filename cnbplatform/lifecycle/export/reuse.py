@@ -21,8 +21,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from cnbplatform.errors import CnbError
-from cnbplatform.oci.compress import open_uncompressed
 from cnbplatform.oci.image import Image, Layer
+from cnbplatform.oci.layers.compress import open_uncompressed
 
 #: Env files larger than this are not read from a reused layer (an env value this large is not an env value).
 MAX_ENV_FILE = 1 << 20

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cnbplatform.errors import CnbError
-from cnbplatform.oci.fingerprint import DIR, scan_tree
-from cnbplatform.oci.layerspec import LayerSpec, TreeSource
+from cnbplatform.oci.layers.fingerprint import DIR, scan_tree
+from cnbplatform.oci.layers.spec import LayerSpec, TreeSource
 
 
 class BadPatternError(CnbError):

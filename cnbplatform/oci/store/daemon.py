@@ -40,7 +40,6 @@ import requests
 
 from cnbplatform.errors import CnbError, DaemonError, DigestMismatchError, NotFoundError, UsageError
 from cnbplatform.oci import mediatypes as mt
-from cnbplatform.oci.compress import GzipEncoder
 from cnbplatform.oci.digest import CHUNK, hash_file, hex_part, is_digest, new_hasher, sha256_bytes
 from cnbplatform.oci.image import (
     Artifact,
@@ -51,9 +50,10 @@ from cnbplatform.oci.image import (
     is_index,
     read_small_blob,
 )
+from cnbplatform.oci.layers.compress import GzipEncoder
 from cnbplatform.oci.model import Descriptor, ImageConfig, InvalidDocumentError, Manifest, Platform
 from cnbplatform.oci.reference import parse_reference
-from cnbplatform.oci.store import NullProgress, Progress, StoredRef, WriteResult
+from cnbplatform.oci.store.protocol import NullProgress, Progress, StoredRef, WriteResult
 
 DEFAULT_URL = "unix:///var/run/docker.sock"
 _BLOCK = 512

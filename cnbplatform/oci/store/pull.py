@@ -32,7 +32,7 @@ from cnbplatform.oci.model import Platform
 from cnbplatform.oci.reference import Reference, normal_registry
 
 if TYPE_CHECKING:
-    from cnbplatform.oci.stores import Stores
+    from cnbplatform.oci.store.stores import Stores
 
 PULL_POLICIES = ("always", "if-not-present", "never")
 _EXPLICIT_REGISTRY = ("docker://", "registry:")

@@ -3,7 +3,7 @@
 :class:`LayerSpec` describes a layer (host trees under path prefixes, explicit entries, owners);
 :func:`make_plan` turns a spec and the scans of its trees into the archive's entries in their final
 order, applying the rules of CNB-SPEC.md section 16 items 35 and 36 (owners, modes) and the
-determinism rules listed in :mod:`cnbplatform.oci.tarlayer`.
+determinism rules listed in :mod:`cnbplatform.oci.layers.tarlayer`.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Final, Literal
 
 from cnbplatform.errors import CnbError, UsageError
-from cnbplatform.oci.compress import MEDIA_TYPE_TAR_GZIP
-from cnbplatform.oci.fingerprint import DIR, FILE, ScanEntry, TreeScan
-from cnbplatform.oci.tarformat import DIRECTORY, HARDLINK, REGULAR, SYMLINK, encode_header
+from cnbplatform.oci.layers.compress import MEDIA_TYPE_TAR_GZIP
+from cnbplatform.oci.layers.fingerprint import DIR, FILE, ScanEntry, TreeScan
+from cnbplatform.oci.layers.tarformat import DIRECTORY, HARDLINK, REGULAR, SYMLINK, encode_header
 
 #: Changes whenever the same input would give different tar bytes (part of every cache key).
 TAR_FORMAT: Final = "cnb-tar-1"

@@ -12,9 +12,9 @@ from pathlib import Path
 from cnbplatform.errors import NotFoundError, UsageError
 from cnbplatform.oci.digest import is_digest
 from cnbplatform.oci.image import Artifact
-from cnbplatform.oci.layout import LayoutStore
 from cnbplatform.oci.reference import parse_reference
-from cnbplatform.oci.store import Progress, StoredRef, WriteResult
+from cnbplatform.oci.store.layout import LayoutStore
+from cnbplatform.oci.store.protocol import Progress, StoredRef, WriteResult
 
 
 def normalize_name(name: str) -> str:

@@ -11,11 +11,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from cnbplatform.oci.address import ImageAddress, StoreKind
-from cnbplatform.oci.layout import LayoutStore
-from cnbplatform.oci.local import LocalStore
 from cnbplatform.oci.reference import Reference
-from cnbplatform.oci.store import ImageStore
-from cnbplatform.oci.store_options import StoreOptions
+from cnbplatform.oci.store.layout import LayoutStore
+from cnbplatform.oci.store.local import LocalStore
+from cnbplatform.oci.store.options import StoreOptions
+from cnbplatform.oci.store.protocol import ImageStore
 
 if TYPE_CHECKING:  # httpx and the registry client load only when a registry is used (start-up time)
     from cnbplatform.oci.registry import RegistryClient
@@ -44,13 +44,13 @@ class Stores:
         assert address.reference is not None
         ref = address.reference
         if address.kind is StoreKind.DAEMON:
-            from cnbplatform.oci.daemon import DaemonStore
+            from cnbplatform.oci.store.daemon import DaemonStore
 
             return DaemonStore(environment=self.options.env, spool_dir=self.options.home / "tmp"), ref.familiar()
         return self.remote(ref), ref.identifier
 
     def remote(self, ref: Reference) -> ImageStore:
-        from cnbplatform.oci.remote import RemoteStore
+        from cnbplatform.oci.store.remote import RemoteStore
 
         return RemoteStore(self.client(ref.registry), ref.registry, ref.repository, parallel=self.options.parallel)
 

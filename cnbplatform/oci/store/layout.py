@@ -36,7 +36,7 @@ from cnbplatform.oci.image import (
     read_small_blob,
 )
 from cnbplatform.oci.model import Descriptor, canonical_json
-from cnbplatform.oci.store import (
+from cnbplatform.oci.store.protocol import (
     ConfigBlob,
     ManifestBlob,
     NullProgress,

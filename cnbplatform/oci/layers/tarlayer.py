@@ -12,7 +12,7 @@ files' contents and permission bits:
   later paths of a hard-linked file become hard-link entries; sockets, fifos and devices skipped;
 * relative names only, never ``..``.
 
-:func:`write_layer` makes the tar, hashes it (the diffID), gzips it (:mod:`cnbplatform.oci.compress`)
+:func:`write_layer` makes the tar, hashes it (the diffID), gzips it (:mod:`cnbplatform.oci.layers.compress`)
 and hashes the result (the digest) in a single pass over the files, with blocks deflated by worker
 threads, and never holds more than a few MiB of file content in memory. The blob lands atomically as
 ``<blobs_dir>/<hex>``. The bytes are the same on every machine for the same input and compressor,
@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from cnbplatform.errors import CnbError
-from cnbplatform.oci.compress import MEDIA_TYPE_TAR_GZIP
-from cnbplatform.oci.fingerprint import TreeScan, scan_tree
-from cnbplatform.oci.layerspec import (
+from cnbplatform.oci.layers.compress import MEDIA_TYPE_TAR_GZIP
+from cnbplatform.oci.layers.fingerprint import TreeScan, scan_tree
+from cnbplatform.oci.layers.spec import (
     TAR_FORMAT,
     Entry,
     EntryKind,
@@ -40,7 +40,7 @@ from cnbplatform.oci.layerspec import (
     TreeSource,
     make_plan,
 )
-from cnbplatform.oci.layerstream import DEFAULT_WORKERS, ChunkSink, CompressingPipe
+from cnbplatform.oci.layers.stream import DEFAULT_WORKERS, ChunkSink, CompressingPipe
 
 __all__ = [
     "MEDIA_TYPE_TAR_GZIP",

@@ -1,9 +1,9 @@
 """The byte plumbing of layer writing: fixed-size chunks in, a hashed gzip blob out.
 
 DESIGN.md section 3 decision 4. :class:`ChunkSink` assembles the tar stream into
-:data:`~cnbplatform.oci.compress.FEED_CHUNK`-sized buffers, reading file contents straight into them
+:data:`~cnbplatform.oci.layers.compress.FEED_CHUNK`-sized buffers, reading file contents straight into them
 (no intermediate copies), and hands each full buffer to a callback. :class:`CompressingPipe` gzips
-the chunks as independent blocks (see :mod:`cnbplatform.oci.compress`) in helper threads (isal, zlib
+the chunks as independent blocks (see :mod:`cnbplatform.oci.layers.compress`) in helper threads (isal, zlib
 and hashlib release the GIL on large buffers, so reading and hashing the tar overlaps with deflating
 it on several cores), then hashes and writes the compressed blocks in order.
 """
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO, Final
 
 from cnbplatform.errors import CnbError
-from cnbplatform.oci.compress import (
+from cnbplatform.oci.layers.compress import (
     DICTIONARY_SIZE,
     FEED_CHUNK,
     GZIP_HEADER,

@@ -20,7 +20,7 @@ from cnbplatform.oci import mediatypes as mt
 from cnbplatform.oci.image import Artifact, BlobOrigin, artifact_from_raw
 from cnbplatform.oci.model import Descriptor
 from cnbplatform.oci.registry import RegistryClient
-from cnbplatform.oci.store import (
+from cnbplatform.oci.store.protocol import (
     BlobItem,
     ConfigBlob,
     ManifestBlob,

@@ -2,7 +2,7 @@
 
 DESIGN.md section 3 decision 4, CNB-SPEC.md section 16 items 42 and 45. Creating a layer goes:
 
-1. Scan the source trees (``lstat`` only) and fingerprint them (:mod:`cnbplatform.oci.fingerprint`),
+1. Scan the source trees (``lstat`` only) and fingerprint them (:mod:`cnbplatform.oci.layers.fingerprint`),
    together with every option that changes the tar's bytes. If the fingerprint is stable and a
    record for it exists, and the recorded blob is in ``blobs_dir`` with the recorded size, that blob
    is the answer; no source file is opened.
@@ -12,7 +12,7 @@ DESIGN.md section 3 decision 4, CNB-SPEC.md section 16 items 42 and 45. Creating
    and if its diffID has a known compressed blob, that blob is the answer, with no compression.
    A tar's shape follows from its bytes, so a layer this cache wrote before is not compressed again
    (while its blob is kept); a shape never seen means new content, which goes straight to step 3.
-3. Otherwise the layer is written in one pass (:func:`cnbplatform.oci.tarlayer.write_layer`) and the
+3. Otherwise the layer is written in one pass (:func:`cnbplatform.oci.layers.tarlayer.write_layer`) and the
    diffID -> (digest, size) mapping, the shape and (when stable) the fingerprint are recorded.
 
 A tree fingerprinted moments after it was written (a layer a build has just made) is unstable, so step 1
@@ -37,10 +37,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cnbplatform.errors import CnbError
-from cnbplatform.oci.compress import MEDIA_TYPE_TAR_GZIP
-from cnbplatform.oci.fingerprint import RACY_MARGIN_NS, TreeScan, fingerprint_scan, shape_digest, stat_line
-from cnbplatform.oci.layerstream import DEFAULT_WORKERS
-from cnbplatform.oci.tarlayer import (
+from cnbplatform.oci.layers.compress import MEDIA_TYPE_TAR_GZIP
+from cnbplatform.oci.layers.fingerprint import RACY_MARGIN_NS, TreeScan, fingerprint_scan, shape_digest, stat_line
+from cnbplatform.oci.layers.stream import DEFAULT_WORKERS
+from cnbplatform.oci.layers.tarlayer import (
     TAR_FORMAT,
     Entry,
     LayerBlob,

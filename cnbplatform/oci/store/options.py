@@ -1,5 +1,5 @@
 """What a command's image stores need to know (the registry settings): kept apart from
-:mod:`cnbplatform.oci.stores` so that the platform context imports no store code (phase start-up time)."""
+:mod:`cnbplatform.oci.store.stores` so that the platform context imports no store code (phase start-up time)."""
 
 from __future__ import annotations
 

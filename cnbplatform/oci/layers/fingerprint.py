@@ -12,7 +12,7 @@ only (no file is opened). It is trusted the way git trusts its index:
   :data:`RACY_MARGIN_NS` could still be changed within the same timestamp granularity without its
   metadata changing, so such a fingerprint is marked *unstable* and must not be used to skip work.
 
-The same scan, taken once, also feeds the tar writer (:mod:`cnbplatform.oci.tarlayer`), so the layer
+The same scan, taken once, also feeds the tar writer (:mod:`cnbplatform.oci.layers.tarlayer`), so the layer
 is written from exactly the metadata that was fingerprinted. A second digest, the *shape*, leaves out
 times and inodes; it tells whether a changed fingerprint may still hold the same content.
 """

@@ -31,7 +31,7 @@ from cnbplatform.oci.digest import fsync_dir, hex_part
 
 if TYPE_CHECKING:
     from cnbplatform.oci.image import Image, Layer
-    from cnbplatform.oci.unpack import LayerSource, UnpackLimits
+    from cnbplatform.oci.rootfs.unpack import LayerSource, UnpackLimits
 
 __all__ = ["RootfsCache", "add_mount_points", "rootfs_for"]
 
@@ -83,7 +83,7 @@ def _rmtree(path: Path) -> None:
 
 class RootfsCache:
     """Unpacked image root filesystems under *cache_dir*, keyed by manifest digest hex; each layer is held to
-    *limits* (:class:`~cnbplatform.oci.unpack.UnpackLimits`, its defaults when None)."""
+    *limits* (:class:`~cnbplatform.oci.rootfs.unpack.UnpackLimits`, its defaults when None)."""
 
     def __init__(self, cache_dir: Path, limits: UnpackLimits | None = None) -> None:
         self.cache_dir = cache_dir
@@ -100,7 +100,7 @@ class RootfsCache:
         final = self.path(key)
         if final.is_dir():
             return final
-        from cnbplatform.oci.unpack import unpack_layers
+        from cnbplatform.oci.rootfs.unpack import unpack_layers
 
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         with _flock(self.cache_dir / f".lock-{key}"):
@@ -159,8 +159,8 @@ class RootfsCache:
 
 def image_layer_sources(image: Image) -> list[LayerSource]:
     """The layers of *image* as unpacker sources: decompressed, and verified against digest and diffID."""
-    from cnbplatform.oci.compress import open_uncompressed
     from cnbplatform.oci.digest import verified_reader
+    from cnbplatform.oci.layers.compress import open_uncompressed
 
     def opener(layer: Layer) -> Callable[[], AbstractContextManager[BinaryIO]]:
         @contextlib.contextmanager

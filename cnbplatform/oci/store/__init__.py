@@ -1,0 +1,3 @@
+"""Image stores behind one protocol (``protocol``): an OCI layout directory (``layout``), the local store
+(``local``, one layout under ``$CNB_HOME``), a registry repository (``remote``, on :mod:`cnbplatform.oci.registry`),
+a Docker engine (``daemon``); ``stores`` opens the one an address names, ``pull`` reads input images by name."""
