@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python bench/layers.py [--size-mb 500] [--workdir DIR] [--repeat 3] [--keep]``
 
-DESIGN.md section 3 decision 4 and section 5: ratios against a baseline measured in the same run,
+docs/design.md section 3 decision 4 and section 5: ratios against a baseline measured in the same run,
 not pass/fail. Measured here:
 
 (a) creating a gzip layer from a generated tree (fresh cache) vs ``tar -cf - DIR | gzip -1 > /dev/null``

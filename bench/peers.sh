@@ -10,7 +10,7 @@
 # the network off, and write to their own store (cnb: its local store; BuildKit: the engine; buildah: its storage).
 # Each round runs, per tool: cold build, no-op rebuild, one-line app change, one-requirement change (adds six), OS
 # update (the updated base images take over the same tags; cnb: rebase; Dockerfile: rebuild). Medians over the
-# rounds are printed with their ratio to BuildKit from the same run (DESIGN.md §5).
+# rounds are printed with their ratio to BuildKit from the same run (docs/design.md §5).
 #
 # Starts its own dockerd (no bridge, no iptables) and uses a private buildah storage and CNB_HOME, all under a temp
 # dir that is removed on exit, with everything it started. Network: PyPI once (pip download into the wheel dir),

@@ -1,7 +1,7 @@
 """Errors shared by every layer.
 
 Every error a user can meet derives from :class:`CnbError`; it carries the exit code the CLI turns it
-into. The CLI is the only place that catches these and exits (DESIGN.md section 2).
+into. The CLI is the only place that catches these and exits (docs/design.md section 2).
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ class SandboxUnavailableError(CnbError):
 
 
 class PhaseError(CnbError):
-    """A lifecycle phase failed; ``code`` is the spec's exit code (CNB-SPEC §1.3), ``action`` what was being done."""
+    """A lifecycle phase failed; ``code`` is the spec's exit code (docs/spec-notes.md §1.3), ``action`` what was
+    being done."""
 
     def __init__(self, phase: str, code: int, action: str, reason: str = "") -> None:
         message = f"{phase}: {action}" + (f": {reason}" if reason else "")

@@ -1,4 +1,4 @@
-"""Base (build and run) images from a recipe (DESIGN.md §3 decision 8; CNB-SPEC §1.1).
+"""Base (build and run) images from a recipe (docs/design.md §3 decision 8; docs/spec-notes.md §1.1).
 
 A recipe is a small TOML file (``builders/<name>/base.toml``)::
 
@@ -263,7 +263,7 @@ def base_image(
     created_by: str = "",
     shell: bool = True,
 ) -> BuiltImage:
-    """A build (``run=False``) or run image of *layers* with the CNB env, user and labels (CNB-SPEC §1.1)."""
+    """A build (``run=False``) or run image of *layers* with the CNB env, user and labels (docs/spec-notes.md §1.1)."""
     env = (f"PATH={PATH_ENV}", f"CNB_USER_ID={recipe.uid}", f"CNB_GROUP_ID={recipe.gid}")
     config = ImageConfig(
         architecture="amd64",

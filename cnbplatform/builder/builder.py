@@ -1,4 +1,4 @@
-"""Builder images from builder.toml, laid out and labelled as pack lays them out (CNB-SPEC.md §10.2, §1.1, §5.2).
+"""Builder images from builder.toml, laid out and labelled as pack lays them out (docs/spec-notes.md §10.2, §1.1, §5.2).
 
 On top of the build image's layers:
 

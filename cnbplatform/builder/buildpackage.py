@@ -1,4 +1,4 @@
-"""Buildpackages: buildpacks as OCI images or ``.cnb`` files, written and read back (CNB-SPEC.md §10.1).
+"""Buildpackages: buildpacks as OCI images or ``.cnb`` files, written and read back (docs/spec-notes.md §10.1).
 
 A buildpackage image has one layer per buildpack, each holding exactly one buildpack at
 ``/cnb/buildpacks/<escaped id>/<version>/`` (extensions: ``/cnb/extensions/…``), and the labels

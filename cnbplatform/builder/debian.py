@@ -1,4 +1,4 @@
-"""Debian build and run images made with ``mmdebstrap`` (DESIGN.md §3 decision 8; CNB-SPEC §1.1).
+"""Debian build and run images made with ``mmdebstrap`` (docs/design.md §3 decision 8; docs/spec-notes.md §1.1).
 
 For a ``kind = "debian"`` recipe (:class:`cnbplatform.builder.base.DebianRecipe`):
 

@@ -1,5 +1,5 @@
 """Where a buildpack comes from: the locators of builder.toml and package.toml resolved to directories on disk
-(CNB-SPEC.md §10.1, §10.3; pack's locator rules).
+(docs/spec-notes.md §10.1, §10.3; pack's locator rules).
 
 | locator | what it is |
 | --- | --- |

@@ -1,5 +1,5 @@
 """The environment of one buildpack invocation (``bin/detect`` or ``bin/build``), shared by the detect and build
-phases (CNB-SPEC §3.2, §3.3, §3.9 step 3).
+phases (docs/spec-notes.md §3.2, §3.3, §3.9 step 3).
 
 Both functions are pure: they read the host's ``<platform>/env`` and ``<build-config>/env`` directories and return a
 new mapping; nothing is accumulated between invocations (§3.9 step 3 is "a copy, not accumulated"). Values are the
@@ -22,7 +22,7 @@ def invocation_env(
     build_config_dir: Path | None,
     clear_env: bool,
 ) -> dict[str, str]:
-    """*base_env* plus the user's and the operator's env files (CNB-SPEC §3.9 step 3).
+    """*base_env* plus the user's and the operator's env files (docs/spec-notes.md §3.9 step 3).
 
     1. Unless the buildpack sets ``clear-env = true``: every file of ``<platform_dir>/env`` sets the variable named
        by the whole file name; for ``PATH``, ``LD_LIBRARY_PATH``, ``LIBRARY_PATH``, ``CPATH`` and ``PKG_CONFIG_PATH``
@@ -42,7 +42,7 @@ def invocation_env(
 
 
 def cnb_target_env(target: TargetInfo) -> dict[str, str]:
-    """``CNB_TARGET_*`` for the run image's target (CNB-SPEC §3.2, Buildpack API >= 0.10).
+    """``CNB_TARGET_*`` for the run image's target (docs/spec-notes.md §3.2, Buildpack API >= 0.10).
 
     ``CNB_TARGET_OS`` and ``CNB_TARGET_ARCH`` are always set; ``CNB_TARGET_ARCH_VARIANT``,
     ``CNB_TARGET_DISTRO_NAME`` and ``CNB_TARGET_DISTRO_VERSION`` only when non-empty.

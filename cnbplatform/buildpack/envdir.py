@@ -1,5 +1,5 @@
 """Environment variable directories: ``env/``, ``env.build/``, ``env.launch/``, ``env.launch/<process>/``,
-``<build-config>/env/`` and ``<platform>/env/`` (CNB-SPEC.md §3.8, §3.9 step 3).
+``<build-config>/env/`` and ``<platform>/env/`` (docs/spec-notes.md §3.8, §3.9 step 3).
 
 Reading a directory yields a list of :class:`EnvOp` in file-name order; applying them in that order gives the
 spec's semantics. Values are the files' exact bytes (no trimming: a trailing newline is part of the value).

@@ -1,4 +1,4 @@
-"""The build environment that ``build = true`` layers contribute to later buildpacks (CNB-SPEC.md §3.9 step 2,
+"""The build environment that ``build = true`` layers contribute to later buildpacks (docs/spec-notes.md §3.9 step 2,
 §3.8; §16 items 26 and 27).
 
 After buildpack *i* finishes, each of its build layers, in ascending order of ``<layer>.toml`` name, is applied
@@ -14,7 +14,7 @@ Because every buildpack's layers are applied on top of what earlier buildpacks l
 first (the spec's "reverse group order"), and within one buildpack the alphabetically last layer comes first (LC
 prepends layer by layer; the same happens at launch). Layers with ``build = false`` are never passed here.
 
-The lifecycle reads the layers on the host while buildpacks see them elsewhere (``/layers``; DESIGN.md §3
+The lifecycle reads the layers on the host while buildpacks see them elsewhere (``/layers``; docs/design.md §3
 decision 1), so a layer is given by both paths: the host one to look at, the buildpack-side one to put into
 path variables. Env files are read on the host, so a symlink in an env dir (or the env dir itself, or the layer)
 that leads outside *boundary* (the host layers dir) is refused: otherwise a buildpack could have the lifecycle

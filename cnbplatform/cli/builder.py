@@ -1,5 +1,5 @@
 """``cnb builder`` and ``cnb buildpack``: builders from builder.toml, buildpackages from package.toml, new buildpacks
-(CNB-SPEC.md §10; the flags follow pack's)."""
+(docs/spec-notes.md §10; the flags follow pack's)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""``cnb inspect IMAGE``: what a buildpacks-built image is made of (CNB-SPEC.md §6.3 to §6.6), as ``pack inspect``
-shows it: base, run images and mirrors, rebasable, buildpacks, processes, and the origin of every layer.
+"""``cnb inspect IMAGE``: what a buildpacks-built image is made of (docs/spec-notes.md §6.3 to §6.6), as ``pack
+inspect`` shows it: base, run images and mirrors, rebasable, buildpacks, processes, and the origin of every layer.
 ``--json`` prints :meth:`~cnbplatform.platform.inspect.AppImageReport.to_json_dict` (keys documented there)."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """``cnb lifecycle <phase>``: the phases one by one, with the spec's inputs as flags or ``CNB_*`` variables
-(CNB-SPEC §2), for CI systems and Kubernetes jobs that drive them inside a build-image container."""
+(docs/spec-notes.md §2), for CI systems and Kubernetes jobs that drive them inside a build-image container."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The ``cnb`` command. The only place an exception becomes an exit code (DESIGN.md §2 ``cli/``)."""
+"""The ``cnb`` command. The only place an exception becomes an exit code (docs/design.md §2 ``cli/``)."""
 
 from __future__ import annotations
 

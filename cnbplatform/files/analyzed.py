@@ -1,4 +1,4 @@
-"""``<layers>/analyzed.toml`` (CNB-SPEC.md §5.1), with LC's keys.
+"""``<layers>/analyzed.toml`` (docs/spec-notes.md §5.1), with LC's keys.
 
 ```toml
 [image]        reference                      # previous image identifier ("" if none)

@@ -1,4 +1,4 @@
-"""API versions and the checks every phase makes before it reads anything else (CNB-SPEC.md §1.2, §1.3).
+"""API versions and the checks every phase makes before it reads anything else (docs/spec-notes.md §1.2, §1.3).
 
 A version is ``<major>.<minor>`` or ``<major>`` (= ``<major>.0``); like the Go lifecycle we also accept a leading
 ``v``. For major 0 a supported version must match exactly; for major > 0 a supported ``X.m`` also supports every

@@ -1,4 +1,4 @@
-"""``<layers>/<bp>/build.toml`` and ``<layers>/<bp>/store.toml`` (CNB-SPEC.md §3.6).
+"""``<layers>/<bp>/build.toml`` and ``<layers>/<bp>/store.toml`` (docs/spec-notes.md §3.6).
 
 build.toml lists the plan entries the buildpack did *not* meet (``[[unmet]] name``); everything else in its plan
 counts as met and is withheld from later buildpacks. Checking that each unmet name is in the buildpack's plan is

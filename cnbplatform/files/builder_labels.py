@@ -1,4 +1,4 @@
-"""The labels of builders and buildpackages, in pack's JSON shapes (CNB-SPEC.md §10.1, §10.2).
+"""The labels of builders and buildpackages, in pack's JSON shapes (docs/spec-notes.md §10.1, §10.2).
 
 - ``io.buildpacks.builder.metadata`` → :class:`BuilderMetadata`
   (``description``, ``buildpacks``/``extensions`` as module infos, ``stack.runImage``, ``images``, ``lifecycle``

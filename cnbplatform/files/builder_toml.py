@@ -1,4 +1,4 @@
-"""``builder.toml`` in pack's schema, read unchanged (CNB-SPEC.md §10.3, DESIGN.md §1).
+"""``builder.toml`` in pack's schema, read unchanged (docs/spec-notes.md §10.3, docs/design.md §1).
 
 ```toml
 description = "…"
@@ -78,7 +78,7 @@ class ModuleConfig:
 
 @dataclass(frozen=True)
 class BuildEnv:
-    """One ``[[build.env]]`` entry: an operator env file in ``/cnb/build-config/env`` (CNB-SPEC §3.9)."""
+    """One ``[[build.env]]`` entry: an operator env file in ``/cnb/build-config/env`` (docs/spec-notes.md §3.9)."""
 
     name: str
     value: str = ""

@@ -1,5 +1,5 @@
-"""``buildpack.toml`` and ``extension.toml`` descriptors (CNB-SPEC.md §3.1, §12), target matching (§3.1, §4.3) and
-lookup of a module by id and version under ``<dir>/<escaped id>/<version>/`` (§1.1).
+"""``buildpack.toml`` and ``extension.toml`` descriptors (docs/spec-notes.md §3.1, §12), target matching (§3.1, §4.3)
+and lookup of a module by id and version under ``<dir>/<escaped id>/<version>/`` (§1.1).
 
 Accepted spellings where the spec and the Go lifecycle differ (§3.1 ⚠): ``exec-env`` as the spec's
 ``[[buildpack.exec-env]] name = …`` tables or LC's ``exec-env = [...]`` strings; a target's ``variant`` (spec, pack)

@@ -1,4 +1,4 @@
-"""``group.toml``, the detector's chosen group (CNB-SPEC.md §4.5; platform spec "group.toml").
+"""``group.toml``, the detector's chosen group (docs/spec-notes.md §4.5; platform spec "group.toml").
 
 ```toml
 [[group]]

@@ -1,5 +1,5 @@
 """Image labels written by the exporter and read by the analyzer, restorer and rebaser, plus the cache metadata
-(CNB-SPEC.md §6.4 to §6.6, §7.1). JSON with LC's exact field names.
+(docs/spec-notes.md §6.4 to §6.6, §7.1). JSON with LC's exact field names.
 
 - ``io.buildpacks.lifecycle.metadata`` → :class:`LifecycleMetadata` (same data as analyzed.toml's
   :class:`~cnbplatform.files.analyzed.LayersMetadata`; keys ``runImage``/``topLayer``, layer ``data``), defined

@@ -1,4 +1,4 @@
-"""``<layers>/<bp>/launch.toml`` (CNB-SPEC.md §3.5), parsed according to the buildpack's API.
+"""``<layers>/<bp>/launch.toml`` (docs/spec-notes.md §3.5), parsed according to the buildpack's API.
 
 - Buildpack API ≥ 0.9: ``command`` is an array of strings (element 0 is the executable); a ``direct`` key is an
   error (processes are always direct); user arguments replace ``args``.

@@ -1,4 +1,4 @@
-"""Layer content metadata ``<layers>/<bp>/<layer>.toml`` (CNB-SPEC.md §3.4).
+"""Layer content metadata ``<layers>/<bp>/<layer>.toml`` (docs/spec-notes.md §3.4).
 
 ```toml
 [types]

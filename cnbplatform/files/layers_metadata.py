@@ -1,4 +1,4 @@
-"""The lifecycle metadata of an image, format-neutral (CNB-SPEC.md §5.1, §6.4, §7.1).
+"""The lifecycle metadata of an image, format-neutral (docs/spec-notes.md §5.1, §6.4, §7.1).
 
 :class:`LayersMetadata` is both the ``[metadata]`` table of analyzed.toml (TOML form, ``analyzed.py``) and the
 ``io.buildpacks.lifecycle.metadata`` label (JSON form, ``labels.py``); :class:`BuildpackLayers` and

@@ -1,4 +1,4 @@
-"""The ``io.buildpacks.lifecycle.metadata`` label (CNB-SPEC.md §6.4), the names of the buildpacks labels, and the
+"""The ``io.buildpacks.lifecycle.metadata`` label (docs/spec-notes.md §6.4), the names of the buildpacks labels, and the
 JSON helpers every label shares.
 
 The rebaser reads only this label, so it lives apart from the build, project and cache metadata labels

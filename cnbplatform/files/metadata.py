@@ -1,4 +1,4 @@
-"""``<layers>/config/metadata.toml`` (CNB-SPEC.md §5.3): written by the builder, read by the exporter and the
+"""``<layers>/config/metadata.toml`` (docs/spec-notes.md §5.3): written by the builder, read by the exporter and the
 launcher.
 
 ```toml

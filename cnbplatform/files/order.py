@@ -1,4 +1,4 @@
-"""``order.toml`` (CNB-SPEC.md §4.1, §5.2) and the group entries shared with composite buildpacks' ``[[order]]``
+"""``order.toml`` (docs/spec-notes.md §4.1, §5.2) and the group entries shared with composite buildpacks' ``[[order]]``
 (§3.1) and ``system.toml`` (§5.2).
 
 ```toml

@@ -1,4 +1,4 @@
-"""``package.toml`` in pack's schema: what goes into a buildpackage (CNB-SPEC.md §10.1).
+"""``package.toml`` in pack's schema: what goes into a buildpackage (docs/spec-notes.md §10.1).
 
 ```toml
 [buildpack]                 # or [extension]

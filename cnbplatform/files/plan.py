@@ -1,4 +1,4 @@
-"""Build plan files (CNB-SPEC.md §3.2, §4.4, §4.5).
+"""Build plan files (docs/spec-notes.md §3.2, §4.4, §4.5).
 
 * :class:`DetectOutput`: what ``bin/detect`` writes to ``CNB_BUILD_PLAN_PATH`` (``[[provides]]``, ``[[requires]]``
   with a free-form ``metadata`` table, ``[[or]]`` alternatives).

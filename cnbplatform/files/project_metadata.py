@@ -1,4 +1,4 @@
-"""``project-metadata.toml`` (CNB-SPEC.md §5.4): written by the platform, read by the exporter, which puts it in
+"""``project-metadata.toml`` (docs/spec-notes.md §5.4): written by the platform, read by the exporter, which puts it in
 the ``io.buildpacks.project.metadata`` label.
 
 ```toml

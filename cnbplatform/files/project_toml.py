@@ -1,4 +1,4 @@
-"""``project.toml``, the project descriptor (CNB-SPEC §11: schema 0.2, and pack's legacy schema 0.1).
+"""``project.toml``, the project descriptor (docs/spec-notes.md §11: schema 0.2, and pack's legacy schema 0.1).
 
 What the platform uses: ``[io.buildpacks] include`` / ``exclude`` (gitignore patterns, mutually exclusive),
 ``builder``, ``[[io.buildpacks.group]]`` (replaces the builder's order with one group), ``pre.group`` /

@@ -1,4 +1,4 @@
-"""``report.toml``, written by the exporter and the rebaser (CNB-SPEC.md §5.4).
+"""``report.toml``, written by the exporter and the rebaser (docs/spec-notes.md §5.4).
 
 ```toml
 [image]

@@ -1,4 +1,4 @@
-"""``system.toml`` (Platform API 0.15): system buildpacks added to every group (CNB-SPEC.md §4.1, §5.2).
+"""``system.toml`` (Platform API 0.15): system buildpacks added to every group (docs/spec-notes.md §4.1, §5.2).
 
 ```toml
 [[system.pre.buildpacks]]

@@ -1,5 +1,5 @@
 """The launcher that goes into every app image, and the per-process files the exporter compiles for it
-(DESIGN.md §3 decision 3; CNB-SPEC.md §9).
+(docs/design.md §3 decision 3; docs/spec-notes.md §9).
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
-"""Compile each process's launch environment into shell code at export time (DESIGN.md §3 decision 3).
+"""Compile each process's launch environment into shell code at export time (docs/design.md §3 decision 3).
 
 The exporter calls :func:`compile_launch_env` and writes what it returns under ``<layers>/config/launch/`` so the
 files travel in the config layer; the ``sh`` launcher (:mod:`cnbplatform.launcher.script`) sources them and never
 reads TOML or env dirs itself. Per process type ``process/<type>.sh``; ``direct.sh`` serves commands given on the
 launcher's command line (no process type).
 
-What each file encodes (CNB-SPEC.md §9.2 step 3, §3.8, §3.11, §3.12):
+What each file encodes (docs/spec-notes.md §9.2 step 3, §3.8, §3.11, §3.12):
 
 - the environment: for each buildpack in metadata order, first every layer's ``bin`` → ``PATH`` and ``lib`` →
   ``LD_LIBRARY_PATH`` (prepended with ``:``, only dirs that exist at export time), then for every layer (by name)
@@ -50,7 +50,7 @@ def _log_warning(message: str) -> None:
 
 
 class LaunchCompileError(CnbError):
-    """A process or layer the launcher cannot be compiled for (an export error, CNB-SPEC.md §1.3)."""
+    """A process or layer the launcher cannot be compiled for (an export error, docs/spec-notes.md §1.3)."""
 
     exit_code = 62
 
@@ -91,7 +91,7 @@ def process_file(process_type: str) -> str:
 
 
 def escape_id(buildpack_id: str) -> str:
-    """A buildpack ID as a directory name: every ``/`` becomes ``_`` (CNB-SPEC.md §0)."""
+    """A buildpack ID as a directory name: every ``/`` becomes ``_`` (docs/spec-notes.md §0)."""
     return buildpack_id.replace("/", "_")
 
 
@@ -277,7 +277,7 @@ def compile_launch_env(
     """The files the sh launcher reads, as ``{path relative to <layers>/config/launch: contents}``.
 
     *buildpacks* are in metadata order with their launch layers (host dirs, read now); *app_dir* and *layers_dir*
-    are the paths inside the image. Implements CNB-SPEC.md §9.1 (arg rules), §9.2 steps 3-8, §3.8, §3.11, §3.12.
+    are the paths inside the image. Implements docs/spec-notes.md §9.1 (arg rules), §9.2 steps 3-8, §3.8, §3.11, §3.12.
     Warnings (skipped variables) go to *warn*, or to this module's logger.
     """
     report: Warn = warn or _log_warning
@@ -299,9 +299,9 @@ def static_launch_env(
     warn: Warn | None = None,
 ) -> dict[str, str]:
     """The environment the launcher builds for *process_type* ("" = a user command) from *base_env*, before exec.d
-    (CNB-SPEC.md §9.2 steps 1 and 3), computed here instead of at run time.
+    (docs/spec-notes.md §9.2 steps 1 and 3), computed here instead of at run time.
 
-    For DESIGN.md §3 decision 3: a run image without ``/bin/sh`` whose process needs no exec.d
+    For docs/design.md §3 decision 3: a run image without ``/bin/sh`` whose process needs no exec.d
     (:func:`has_exec_d`) and is direct gets this environment in its image config. Values are str with
     surrogateescape for bytes that are not UTF-8.
     """

@@ -65,7 +65,7 @@ _cnb_lookup() {
 	return 1
 }
 
-# --- exec.d output: a TOML subset, parsed in sh (CNB-SPEC.md section 3.11) ---
+# --- exec.d output: a TOML subset, parsed in sh (docs/spec-notes.md section 3.11) ---
 
 _cnb_bad() {
 	_cnb_die "exec.d: failed to decode output from exec.d file at path '$_cnb_xpath': $1"

@@ -1,6 +1,6 @@
 """Run the launcher on the host (``cnb lifecycle launch``, tests): the sh script of
 :mod:`cnbplatform.launcher.script` against a layers dir whose ``config/launch/`` holds the compiled files
-(CNB-SPEC.md §9; DESIGN.md §3 decision 3).
+(docs/spec-notes.md §9; docs/design.md §3 decision 3).
 
 The script is given to ``sh -c`` with ``$0`` set to ``argv[0]``, so argv0 dispatch works exactly as with a
 ``/cnb/process/<type>`` symlink in an image.

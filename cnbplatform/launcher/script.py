@@ -1,4 +1,5 @@
-"""The launcher that goes into every app image: a POSIX ``sh`` script (DESIGN.md §3 decision 3; CNB-SPEC.md §9).
+"""The launcher that goes into every app image: a POSIX ``sh`` script (docs/design.md §3 decision 3; docs/spec-notes.md
+§9).
 
 ``/cnb/lifecycle/launcher`` is ``launcher.sh`` (next to this module, packaged as data) with its ``@NAME@``
 placeholders filled in, and every ``/cnb/process/<type>`` is a symlink to it, so the process
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-#: Where the launcher lives in an app image (CNB-SPEC.md §6.1 item 5).
+#: Where the launcher lives in an app image (docs/spec-notes.md §6.1 item 5).
 LAUNCHER_PATH = "/cnb/lifecycle/launcher"
 #: The lifecycle directory; its entry is removed from ``PATH`` at launch (§9.2 step 1).
 LIFECYCLE_DIR = "/cnb/lifecycle"
@@ -80,5 +81,5 @@ LAUNCHER_SCRIPT: bytes = _render()
 
 
 def launcher_script() -> bytes:
-    """The bytes of ``/cnb/lifecycle/launcher`` (CNB-SPEC.md §9; DESIGN.md §3 decision 3)."""
+    """The bytes of ``/cnb/lifecycle/launcher`` (docs/spec-notes.md §9; docs/design.md §3 decision 3)."""
     return LAUNCHER_SCRIPT

@@ -1,4 +1,4 @@
-"""The analyze phase (CNB-SPEC §2.1, §5.1): record the previous image and the run image in analyzed.toml.
+"""The analyze phase (docs/spec-notes.md §2.1, §5.1): record the previous image and the run image in analyzed.toml.
 
 The platform resolves and opens the images (registry, layout or daemon) and passes them in; this phase
 

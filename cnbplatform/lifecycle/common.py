@@ -1,5 +1,5 @@
-"""What every phase shares: how it reports progress without printing (DESIGN.md §2: the lifecycle never prints,
-never exits, never reads the environment), and the spec's exit codes (CNB-SPEC §1.3)."""
+"""What every phase shares: how it reports progress without printing (docs/design.md §2: the lifecycle never prints,
+never exits, never reads the environment), and the spec's exit codes (docs/spec-notes.md §1.3)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# CNB-SPEC §1.3
+# docs/spec-notes.md §1.3
 EXIT_PLATFORM_API = 11
 EXIT_BUILDPACK_API = 12
 EXIT_DETECT_FAIL = 20

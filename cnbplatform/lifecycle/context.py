@@ -1,8 +1,8 @@
 """How phases reach buildpack code: host directories, the paths buildpacks see, and the sandbox between them.
 
-DESIGN.md §3 decision 1: the lifecycle reads and writes the layers, app and platform dirs on the host; each
+docs/design.md §3 decision 1: the lifecycle reads and writes the layers, app and platform dirs on the host; each
 ``bin/detect`` / ``bin/build`` runs through a :class:`~cnbplatform.sandbox.Sandbox` that bind-mounts those dirs at
-the paths the spec names (CNB-SPEC §1.1). When the phases run inside a build container (``cnb lifecycle …``),
+the paths the spec names (docs/spec-notes.md §1.1). When the phases run inside a build container (``cnb lifecycle …``),
 host paths and buildpack paths are the same and the sandbox is the host one.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cnbplatform.sandbox import Mount, RunRequest, RunResult, Sandbox
 
-# CNB-SPEC §3.9 step 1: the only variables of the lifecycle's own environment that buildpacks may see.
+# docs/spec-notes.md §3.9 step 1: the only variables of the lifecycle's own environment that buildpacks may see.
 PASSTHROUGH_ENV = (
     "PATH",
     "LD_LIBRARY_PATH",
@@ -34,7 +34,7 @@ PASSTHROUGH_ENV = (
 
 
 def filter_base_env(env: Mapping[str, str]) -> dict[str, str]:
-    """The lifecycle's environment reduced to the spec's include list (CNB-SPEC §3.9 step 1, §16 item 14)."""
+    """The lifecycle's environment reduced to the spec's include list (docs/spec-notes.md §3.9 step 1, §16 item 14)."""
     return {k: env[k] for k in PASSTHROUGH_ENV if k in env}
 
 
@@ -52,7 +52,7 @@ class Dirs:
 
 @dataclass(frozen=True)
 class SandboxPaths:
-    """The same directories as buildpack code sees them (CNB-SPEC §1.1 defaults)."""
+    """The same directories as buildpack code sees them (docs/spec-notes.md §1.1 defaults)."""
 
     layers: str = "/layers"
     app: str = "/workspace"

@@ -1,4 +1,4 @@
-"""The rebase phase (CNB-SPEC.md §2.7, §8; §16 items 57-60): put an app image on a new run image.
+"""The rebase phase (docs/spec-notes.md §2.7, §8; §16 items 57-60): put an app image on a new run image.
 
 ``rebase(RebaseInputs, reporter) -> RebaseResult``:
 
@@ -9,7 +9,7 @@
    distro labels agree; for an older app the stack id and mixins; and (§8 step 5) that the new run image is the
    one the app was built for or one of its mirrors. Each check can be overridden with ``force`` (a warning);
 3. swap the layers with :func:`cnbplatform.oci.mutate.rebase` (the app's layers stay the same Layer objects, so a
-   registry keeps their blobs where they are: DESIGN.md §3 decision 6);
+   registry keeps their blobs where they are: docs/design.md §3 decision 6);
 4. update ``runImage.topLayer``/``reference`` (and the names, when forced past the name check) and replace the
    ``io.buildpacks.stack.*`` / ``io.buildpacks.base.*`` labels with the new run image's (§8 steps 5-6);
 5. write the image to every destination and write report.toml (§8 step 7).

@@ -1,4 +1,4 @@
-"""The restore phase (CNB-SPEC §2.3, §7.3): put back what the previous build left for this one.
+"""The restore phase (docs/spec-notes.md §2.3, §7.3): put back what the previous build left for this one.
 
 Per buildpack of the group (no other buildpack is ever looked at, §16 item 54):
 

@@ -7,7 +7,7 @@
 | ``docker://REF`` / ``registry:REF`` | a registry, always |
 | ``local:NAME`` | the local store, always |
 | ``host.tld/repo[:tag]``, ``127.0.0.1:5000/x`` | a registry (the first component names a host) |
-| ``name[:tag]`` | the local store (DESIGN.md §3 decision 7: the default for names without a registry host) |
+| ``name[:tag]`` | the local store (docs/design.md §3 decision 7: the default for names without a registry host) |
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Read-only images, indexes and layers, whatever store they come from.
 
-``Image``, ``ImageIndex`` and ``Layer`` are protocols (DESIGN.md §4 "One protocol, many backends"). The concrete
+``Image``, ``ImageIndex`` and ``Layer`` are protocols (docs/design.md §4 "One protocol, many backends"). The concrete
 ``SourcedImage`` / ``SourcedIndex`` / ``SourcedLayer`` read their blobs through a :class:`BlobSource` (a layout
 directory, a registry repository, a docker archive spool); every blob they hand out is verified against its
 digest while it is read. ``FileLayer`` is a layer whose compressed blob is a file on disk (what cnb writes).

@@ -1,7 +1,7 @@
-"""Transformations that return new images (DESIGN.md §4: nothing is edited in place; ggcr ``mutate``).
+"""Transformations that return new images (docs/design.md §4: nothing is edited in place; ggcr ``mutate``).
 
 ``BuiltImage`` is an image assembled in memory from a config and layers; its config and manifest bytes are
-canonical JSON, so identical inputs give identical digests (CNB-SPEC §16 item 42).
+canonical JSON, so identical inputs give identical digests (docs/spec-notes.md §16 item 42).
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def with_config(image: Image, config: ContainerConfig | None = None, **fields: o
     return BuiltImage(new, image.layers(), annotations=image.manifest.annotations)
 
 
-# -- rebase (DESIGN.md §3 decision 6; CNB-SPEC.md §8 step 4) -------------------------------------------------
+# -- rebase (docs/design.md §3 decision 6; docs/spec-notes.md §8 step 4) -----------------------------------------------
 
 BASE_DIGEST_ANNOTATION = "org.opencontainers.image.base.digest"
 _DOCKER_LAYER_TYPES = frozenset(
@@ -171,7 +171,7 @@ def rebase(
     where they are), the container config is the app's (or *config*), ``os``/``architecture``/``variant``/
     ``os.version`` come from the new base, the history is the new base's followed by the app's entries for the
     kept layers, and ``created`` is normalised (or *created*). Raises :class:`RebaseError` when the old base is
-    not a prefix of the app's layers (CNB-SPEC.md §8 step 4).
+    not a prefix of the app's layers (docs/spec-notes.md §8 step 4).
     """
     count = base_layer_count(app, old_base_top_diff_id, old_base_diff_ids)
     kept = list(app.layers())[count:]

@@ -1,4 +1,4 @@
-"""``cnb base create``: build and run images from a recipe, written to any store (DESIGN.md §3 decision 8)."""
+"""``cnb base create``: build and run images from a recipe, written to any store (docs/design.md §3 decision 8)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """``cnb build``: analyze → detect → restore → build → export with a builder, buildpacks sandboxed in the
-builder's build image (DESIGN.md §1, §3 decision 1). Flags follow pack's where pack has one."""
+builder's build image (docs/design.md §1, §3 decision 1). Flags follow pack's where pack has one."""
 
 from __future__ import annotations
 

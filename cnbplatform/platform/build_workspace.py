@@ -3,7 +3,8 @@
 Everything lives in the build's own ``$CNB_HOME/work/<random>/`` (see :mod:`cnbplatform.platform.build_locks`; the
 layer cache's fingerprints leave host paths out, so a fresh dir per build costs no cache hit). The app is copied in
 fresh each build, after project.toml's include /
-exclude patterns are applied (CNB-SPEC §11: excluded files are removed before the build, not just from the image).
+exclude patterns are applied (docs/spec-notes.md §11: excluded files are removed before the build, not just from the
+image).
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def _copy_entry(src: Path, dst: Path) -> int:
 
 
 def write_platform_env(platform: Path, env: Mapping[str, str]) -> None:
-    """``<platform>/env/NAME`` holds the value verbatim (CNB-SPEC §3.9 step 3)."""
+    """``<platform>/env/NAME`` holds the value verbatim (docs/spec-notes.md §3.9 step 3)."""
     for name, value in env.items():
         if not name or any(c in name for c in ENV_NAME_FORBIDDEN):
             raise UsageError(f"invalid environment variable name {name!r}")

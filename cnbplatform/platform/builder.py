@@ -1,5 +1,5 @@
 """``cnb builder create|inspect`` and ``cnb buildpack package|new``: the platform side of builders and buildpackages
-(CNB-SPEC.md §10; DESIGN.md §1: builder.toml and package.toml are read in pack's schemas, unchanged).
+(docs/spec-notes.md §10; docs/design.md §1: builder.toml and package.toml are read in pack's schemas, unchanged).
 
 This layer picks the stores (the local store by default, a registry with ``--publish``, any address otherwise),
 the layer cache and a scratch directory under ``$CNB_HOME/tmp``, and downloads ``http(s)://`` buildpack uris.

@@ -1,4 +1,4 @@
-"""Resolve the platform's inputs: flags > environment > config file > defaults (DESIGN.md §2 ``platform/``).
+"""Resolve the platform's inputs: flags > environment > config file > defaults (docs/design.md §2 ``platform/``).
 
 This is the only layer that reads the process environment; everything below gets explicit values.
 """

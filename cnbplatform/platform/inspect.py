@@ -1,4 +1,5 @@
-"""``cnb inspect``: what a buildpacks-built app image is made of, read from its labels (CNB-SPEC.md §6.3 to §6.6, §1.1).
+"""``cnb inspect``: what a buildpacks-built app image is made of, read from its labels (docs/spec-notes.md §6.3 to §6.6,
+§1.1).
 
 The image may live in any store (local, ``oci:DIR``, a registry, ``docker-daemon:``). The report comes from:
 

@@ -26,7 +26,7 @@ _WITH_IMAGES = {"analyze", "export", "create", "rebase", "launch"}
 
 
 def source_date_epoch(env: Mapping[str, str], reporter: Reporter) -> int | None:
-    """``SOURCE_DATE_EPOCH`` (CNB-SPEC §2.5, Platform ≥0.9); an invalid value is ignored with a warning."""
+    """``SOURCE_DATE_EPOCH`` (docs/spec-notes.md §2.5, Platform ≥0.9); an invalid value is ignored with a warning."""
     value = env.get("SOURCE_DATE_EPOCH", "").strip()
     if not value:
         return None
@@ -140,7 +140,8 @@ def run_create(phases: Phases, reporter: Reporter) -> ExportResult:
 def run_rebase_phase(
     ctx: PlatformContext, settings: LifecycleSettings, reporter: Reporter, explicit_report: bool
 ) -> None:
-    """``rebaser <image>…`` (CNB-SPEC §2.7): every positional image and ``--tag`` receives the rebased image."""
+    """``rebaser <image>…`` (docs/spec-notes.md §2.7): every positional image and ``--tag`` receives the rebased
+    image."""
     from cnbplatform.oci.model import created_time
     from cnbplatform.platform.rebase import RebaseRequest, run_rebase
 

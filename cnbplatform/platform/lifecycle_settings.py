@@ -1,5 +1,5 @@
 """The inputs of ``cnb lifecycle <phase>``: flags > ``CNB_*`` variables > defaults, with the names, defaults and
-paths of CNB-SPEC §2 (so a CI system can drive the phases as it would drive the Go lifecycle).
+paths of docs/spec-notes.md §2 (so a CI system can drive the phases as it would drive the Go lifecycle).
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def resolve_settings(
     flags: Mapping[str, object], env: Mapping[str, str], *, images: tuple[str, ...] = (), tags: tuple[str, ...] = ()
 ) -> LifecycleSettings:
     """``cnb lifecycle <phase>``, whose flags and ``CNB_*`` variables are text: flags (None = not given) >
-    environment > defaults (CNB-SPEC §1.2: flags beat env vars beat defaults). ``cnb build`` makes its
+    environment > defaults (docs/spec-notes.md §1.2: flags beat env vars beat defaults). ``cnb build`` makes its
     :class:`LifecycleSettings` itself."""
     raw: dict[str, str | None] = {}
     for name, (variable, default) in SETTINGS.items():

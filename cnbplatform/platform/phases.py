@@ -1,7 +1,7 @@
 """Run lifecycle phases from resolved settings: open stores, pick the sandbox, read and write the spec's files.
 
 ``cnb lifecycle <phase>`` calls one method; ``cnb lifecycle create`` (and later ``cnb build``) calls them in the
-Platform ≥0.7 order analyze → detect → restore → build → export (CNB-SPEC §1).
+Platform ≥0.7 order analyze → detect → restore → build → export (docs/spec-notes.md §1).
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ class Phases:
     # -- inputs ------------------------------------------------------------------------------------------
 
     def platform_api(self) -> str:
-        """CNB-SPEC §1.2: checked before any other input; unset or unsupported exits 11."""
+        """docs/spec-notes.md §1.2: checked before any other input; unset or unsupported exits 11."""
         check_platform_api(self.settings.platform_api)
         assert self.settings.platform_api is not None
         return self.settings.platform_api
@@ -260,7 +260,7 @@ class Phases:
 
     def _proxy_env(self) -> dict[str, str]:
         """This machine's proxy variables for buildpacks that have a network (pack passes them to its build
-        containers too); the image's own values (CNB-SPEC §3.9 step 1) give way to them."""
+        containers too); the image's own values (docs/spec-notes.md §3.9 step 1) give way to them."""
         return proxy_env(self.ctx.env) if self.settings.network != "none" else {}
 
     def buildpack_target(self, analyzed: Analyzed | None) -> TargetInfo:
@@ -451,7 +451,7 @@ class Phases:
 
 
 def _system(path: Path) -> SystemConfig | None:
-    """system.toml (CNB-SPEC §4.1) when the builder has one."""
+    """system.toml (docs/spec-notes.md §4.1) when the builder has one."""
     if not path.exists():
         return None
     from cnbplatform.files.system import SystemConfig

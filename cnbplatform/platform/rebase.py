@@ -1,5 +1,5 @@
 """``cnb rebase`` and ``cnb lifecycle rebase``: resolve where the images live and run the rebase phase
-(CNB-SPEC.md §2.7, §8; DESIGN.md §3 decision 6).
+(docs/spec-notes.md §2.7, §8; docs/design.md §3 decision 6).
 
 Where images live: a name with an explicit store prefix (``oci:``, ``local:``, ``docker-daemon:``, ``docker://``,
 ``registry:``) is read and written there. Otherwise ``cnb rebase`` uses the local store, a registry with
@@ -119,7 +119,8 @@ def _read_failed(what: str, text: str, exc: CnbError) -> PhaseError:
 def run_rebase(
     ctx: PlatformContext, request: RebaseRequest, reporter: Reporter, progress: Progress | None = None
 ) -> RebaseResult:
-    """Rebase *request.image* (CNB-SPEC §8): read the app, pick the run image, swap, save every tag, report."""
+    """Rebase *request.image* (docs/spec-notes.md §8): read the app, pick the run image, swap, save every tag,
+    report."""
     names = _Names(request)
     targets = [names.target(text) for text in (request.image, *request.tags)]
     source_text = request.previous_image or request.image

@@ -1,5 +1,5 @@
 """``cnb sbom``: download an image's SBOM layer, export one merged SBOM for an audit, diff two images
-(DESIGN.md §3 decision 9; CNB-SPEC.md §3.7, §6.4).
+(docs/design.md §3 decision 9; docs/spec-notes.md §3.7, §6.4).
 
 Images are read from any store (local store, ``oci:DIR``, registry, Docker engine). ``remote=True`` reads a bare
 name from its registry instead of the local store (``docker.io/library/NAME`` for a name without a host), as

@@ -1,4 +1,4 @@
-"""Sandboxes that run one buildpack executable in the build image (DESIGN.md section 3, decision 1).
+"""Sandboxes that run one buildpack executable in the build image (docs/design.md section 3, decision 1).
 
 ``bwrap`` is the default on Linux, ``docker`` runs each step as an exec in one container per build, and
 ``host`` (explicit opt-in) runs on this machine with sandbox paths rewritten to host paths.

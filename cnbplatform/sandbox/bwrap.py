@@ -1,10 +1,10 @@
-"""Run a buildpack executable inside the unpacked build image with bubblewrap (DESIGN.md section 3, decision 1).
+"""Run a buildpack executable inside the unpacked build image with bubblewrap (docs/design.md section 3, decision 1).
 
 The sandbox sees the build image's root read-only, a private ``/proc`` (own PID namespace), a minimal
 ``/dev``, a fresh tmpfs ``/tmp`` and the request's bind mounts (``/layers``, ``/workspace``, ``/platform``,
-``/cnb/buildpacks``: CNB-SPEC section 1.1). Nothing else of the host is visible: all namespaces are unshared
+``/cnb/buildpacks``: docs/spec-notes.md section 1.1). Nothing else of the host is visible: all namespaces are unshared
 (the network too unless the request allows it), every capability is dropped, the environment is cleared
-and set to exactly the request's (CNB-SPEC section 3.9; bwrap adds ``PWD``), and the process runs as the
+and set to exactly the request's (docs/spec-notes.md section 3.9; bwrap adds ``PWD``), and the process runs as the
 request's ``CNB_USER_ID:CNB_GROUP_ID`` in its own session. Setting up the sandbox (a mount that cannot be
 made, a missing executable) raises CnbError instead of passing for the buildpack's own exit code.
 
@@ -30,7 +30,7 @@ run for a Debian ``/etc``).
 
 Ownership: the user namespace maps only the request's uid (and gid) to the user who runs bwrap. Files the
 buildpack writes into a read-write mount therefore belong, on the host, to that user (root when cnb runs
-as root), not to ``CNB_USER_ID``; the exporter normalises layer ownership anyway (DESIGN.md decision 4).
+as root), not to ``CNB_USER_ID``; the exporter normalises layer ownership anyway (docs/design.md decision 4).
 """
 
 from __future__ import annotations

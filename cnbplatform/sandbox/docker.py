@@ -1,14 +1,16 @@
-"""Run buildpack executables in a container of the build image on a Docker engine (DESIGN.md section 3, decision 1).
+"""Run buildpack executables in a container of the build image on a Docker engine (docs/design.md section 3, decision
+1).
 
 One container per build: it is created on the first ``run`` with the request's bind mounts (``/layers``,
-``/workspace``, ``/platform``, ``/cnb/buildpacks``: CNB-SPEC section 1.1) and kept alive by a shell loop
+``/workspace``, ``/platform``, ``/cnb/buildpacks``: docs/spec-notes.md section 1.1) and kept alive by a shell loop
 under the engine's init (``--init``), running as root so that a step's processes can never signal it. Each
 step is an ``exec`` as ``CNB_USER_ID:CNB_GROUP_ID`` with the request's working directory.
 
 * All steps of one build are meant to share the same mounts and network setting. A request whose mounts or
   network differ from the running container's gets a fresh container (the old one is removed), so it is
   correct, only slower. Mount sources are paths on the engine's host: the engine must be local.
-* The environment is exactly the request's (CNB-SPEC section 3.9) plus ``PWD``: the step runs as ``env -i NAME=VALUE…
+* The environment is exactly the request's (docs/spec-notes.md section 3.9) plus ``PWD``: the step runs as ``env -i
+NAME=VALUE…
   ARGV`` so that the image's ``Env`` and what Docker adds (``HOSTNAME``, ``HOME``) do not leak in. The
   image must therefore have ``env`` and ``sh`` on its ``PATH`` (every build image does).
 * Unlike bwrap, the container sees real uids: a read-write mount must be writable by ``CNB_USER_ID`` on the

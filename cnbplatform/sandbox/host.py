@@ -1,9 +1,9 @@
 """Run a buildpack executable directly on this machine: the explicit opt-in ``--sandbox host``.
 
-This is no isolation at all (DESIGN.md section 3, decision 1 keeps it as an opt-in): the executable runs
+This is no isolation at all (docs/design.md section 3, decision 1 keeps it as an opt-in): the executable runs
 as the current user (``uid``/``gid`` are ignored), sees the host filesystem, has the host network whatever
 ``network`` says, and read-only mounts are not enforced. What it keeps from the other sandboxes is the
-contract: exactly the request's environment (CNB-SPEC section 3.9, plus ``PWD``), its working directory,
+contract: exactly the request's environment (docs/spec-notes.md section 3.9, plus ``PWD``), its working directory,
 streaming, output limit and timeout.
 
 There are no mounts, so sandbox paths are translated to host paths instead: every mount's ``target`` prefix

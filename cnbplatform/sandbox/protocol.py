@@ -1,10 +1,10 @@
-"""The sandbox protocol: run one buildpack executable and report how it ended (DESIGN.md section 3, decision 1).
+"""The sandbox protocol: run one buildpack executable and report how it ended (docs/design.md section 3, decision 1).
 
 A sandbox decides nothing about *what* runs. The caller (the detect and build phases) builds the argv, the
-complete environment (already filtered per CNB-SPEC section 3.9, so registry credentials never enter it),
-the working directory and the bind mounts at the paths CNB-SPEC section 1.1 names (``/layers``,
+complete environment (already filtered per docs/spec-notes.md section 3.9, so registry credentials never enter it),
+the working directory and the bind mounts at the paths docs/spec-notes.md section 1.1 names (``/layers``,
 ``/workspace``, ``/platform``, ``/cnb/buildpacks``); the sandbox runs it as ``CNB_USER_ID:CNB_GROUP_ID`` and
-returns the exit code the caller interprets (CNB-SPEC sections 3.2 and 3.3: detect 0 = pass, 100 = fail).
+returns the exit code the caller interprets (docs/spec-notes.md sections 3.2 and 3.3: detect 0 = pass, 100 = fail).
 
 This module also holds the process runner shared by the ``bwrap`` and ``host`` backends: both streams are
 read concurrently with a selector in the calling thread (so callbacks run in the caller's thread), each
@@ -47,7 +47,7 @@ class Mount:
 
 @dataclass(frozen=True)
 class RunRequest:
-    """One execution of a buildpack executable (``bin/detect`` or ``bin/build``; CNB-SPEC sections 3.2, 3.3).
+    """One execution of a buildpack executable (``bin/detect`` or ``bin/build``; docs/spec-notes.md sections 3.2, 3.3).
 
     ``env`` is the complete environment: nothing of the caller's own environment is added. The one variable
     every backend sets is ``PWD``, to the working directory (bwrap always does, as a shell would). ``stdout`` and
@@ -85,7 +85,7 @@ class RunResult:
 
 
 class Sandbox(Protocol):
-    """Runs one executable of a buildpack in the build image's filesystem (DESIGN.md section 3, decision 1)."""
+    """Runs one executable of a buildpack in the build image's filesystem (docs/design.md section 3, decision 1)."""
 
     def run(self, request: RunRequest) -> RunResult: ...
 

@@ -1,4 +1,4 @@
-"""The buildpack SBOMs of an image, read from its SBOM layer alone (CNB-SPEC.md §3.7, §6.1 item 3, §6.4).
+"""The buildpack SBOMs of an image, read from its SBOM layer alone (docs/spec-notes.md §3.7, §6.1 item 3, §6.4).
 
 The exporter writes ``<layers>/sbom/launch/`` as one layer and records its diffID as ``sbom.sha`` in the
 ``io.buildpacks.lifecycle.metadata`` label. That layer is found by diffID among the image's layers and streamed;

@@ -1,5 +1,5 @@
 """CycloneDX 1.6 JSON, built with ``cyclonedx-python-lib`` and validated against the 1.6 schema before it is
-returned (DESIGN.md §3 decision 9: never hand-assembled JSON that no validator has seen).
+returned (docs/design.md §3 decision 9: never hand-assembled JSON that no validator has seen).
 
 The image is ``metadata.component``; the dependency graph is image -> run image and buildpacks -> their packages.
 The serial number and timestamp are inputs, so the same inventory gives the same bytes.

@@ -1,7 +1,7 @@
 """Render an inventory in one of the export formats, deterministically unless asked otherwise.
 
 The CycloneDX serial number is ``urn:uuid:`` of a UUID5 of the image digest and the document time is the image's
-``created`` (CNB-SPEC.md §6.2: normalised to 1980-01-01T00:00:01Z by the exporter), so exporting one image twice
+``created`` (docs/spec-notes.md §6.2: normalised to 1980-01-01T00:00:01Z by the exporter), so exporting one image twice
 gives identical bytes; ``serial="random"`` and ``timestamp="now"`` opt out. The SPDX namespace is derived the same
 way (``https://spdx.org/spdxdocs/<name>-<uuid>``, the form the SPDX spec suggests).
 """

@@ -1,4 +1,4 @@
-"""Read the SBOMs buildpacks write (CNB-SPEC.md §3.7): CycloneDX JSON (any 1.x), SPDX JSON (2.x), Syft JSON, and
+"""Read the SBOMs buildpacks write (docs/spec-notes.md §3.7): CycloneDX JSON (any 1.x), SPDX JSON (2.x), Syft JSON, and
 the deprecated ``sbom.legacy.json`` (``[[bom]]`` entries of launch.toml).
 
 Inputs are read leniently (a buildpack's SBOM is evidence, not something cnb vouches for): only the fields the

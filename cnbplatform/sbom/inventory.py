@@ -1,4 +1,4 @@
-"""One image's software, merged from every source (DESIGN.md §3 decision 9; CNB-SPEC.md §3.7, §6.4, §6.5).
+"""One image's software, merged from every source (docs/design.md §3 decision 9; docs/spec-notes.md §3.7, §6.4, §6.5).
 
 Sources: the buildpacks' SBOMs in the SBOM layer (``launch/<bp>/[<layer>/]sbom.<ext>``, CycloneDX, SPDX and Syft),
 the OS packages in the image's own package databases, and the image's labels (run image, buildpacks, versions).

@@ -1,4 +1,4 @@
-"""The format-neutral SBOM model every reader produces and every writer consumes (DESIGN.md §3 decision 9).
+"""The format-neutral SBOM model every reader produces and every writer consumes (docs/design.md §3 decision 9).
 
 An :class:`Inventory` describes one image: the image itself (:class:`Subject`, the root), the *groups* its
 components come from (the run image with its OS packages, then each buildpack with the packages its SBOMs list)

@@ -1,4 +1,4 @@
-"""SPDX 2.3 JSON, built with ``spdx-tools`` and checked by its validator before it is returned (DESIGN.md §3
+"""SPDX 2.3 JSON, built with ``spdx-tools`` and checked by its validator before it is returned (docs/design.md §3
 decision 9).
 
 ``DOCUMENT DESCRIBES`` the image; the image ``CONTAINS`` the run image and each buildpack, which ``CONTAIN`` their

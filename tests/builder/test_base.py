@@ -1,4 +1,4 @@
-"""``cnb base create`` with the busybox recipe: valid, reproducible, runnable, labelled per CNB-SPEC §1.1."""
+"""``cnb base create`` with the busybox recipe: valid, reproducible, runnable, labelled per docs/spec-notes.md §1.1."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Builders from builder.toml (CNB-SPEC §10.2, §10.3, §1.1, §5.2): pack's schema read unchanged, pack's layout and
-labels written, refusals that name the problem, and a builder that ``cnb lifecycle create`` builds with."""
+"""Builders from builder.toml (docs/spec-notes.md §10.2, §10.3, §1.1, §5.2): pack's schema read unchanged, pack's layout
+and labels written, refusals that name the problem, and a builder that ``cnb lifecycle create`` builds with."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Buildpackages (CNB-SPEC §10.1): ``.cnb`` files that skopeo reads as OCI archives, images with pack's labels and one
-layer per buildpack, read back (ours and pack-style ones) into buildpack directories; package.toml; ``buildpack new``."""
+"""Buildpackages (docs/spec-notes.md §10.1): ``.cnb`` files that skopeo reads as OCI archives, images with pack's labels
+and one layer per buildpack, read back (ours and pack-style ones) into buildpack directories; package.toml; ``buildpack
+new``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Debian base images with mmdebstrap (DESIGN.md §3 decision 8; CNB-SPEC §1.1).
+"""Debian base images with mmdebstrap (docs/design.md §3 decision 8; docs/spec-notes.md §1.1).
 
 Unit tests need nothing but Python. The integration tests use the session images of
 :mod:`tests.support.bookworm` (built from the Debian mirror once per machine), skopeo, umoci and ``cnb run``.

@@ -1,4 +1,4 @@
-"""The per-invocation buildpack environment (CNB-SPEC §3.9 step 3, §3.2 target variables)."""
+"""The per-invocation buildpack environment (docs/spec-notes.md §3.9 step 3, §3.2 target variables)."""
 
 from __future__ import annotations
 

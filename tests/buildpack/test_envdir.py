@@ -1,4 +1,4 @@
-"""Env var directories (CNB-SPEC.md §3.8, §3.9 step 3; §16 items 15, 16, 27)."""
+"""Env var directories (docs/spec-notes.md §3.8, §3.9 step 3; §16 items 15, 16, 27)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The build env accumulated from build layers (CNB-SPEC §3.9 step 2, §3.8; §16 items 26 and 27)."""
+"""The build env accumulated from build layers (docs/spec-notes.md §3.9 step 2, §3.8; §16 items 26 and 27)."""
 
 from __future__ import annotations
 
@@ -120,7 +120,7 @@ def test_snapshot_is_a_copy(tmp_path: Path) -> None:
 
 
 def test_symlinked_env_file_outside_the_layers_dir_is_refused(tmp_path: Path) -> None:
-    """A buildpack must not make the lifecycle read host files into the env (DESIGN.md §3 decision 1)."""
+    """A buildpack must not make the lifecycle read host files into the env (docs/design.md §3 decision 1)."""
     secret = tmp_path / "secret"
     secret.write_text("s3cret")
     layers = tmp_path / "layers"

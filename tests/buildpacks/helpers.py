@@ -50,7 +50,7 @@ def make_project(
     root: Path, group: Sequence[str], app_files: Mapping[str, str], env: Mapping[str, str] = {}
 ) -> Project:
     """*root*/app with *app_files*, our buildpacks copied in, an order of one *group* (names under buildpacks/, all
-    but the first optional), and platform env files *env* (CNB-SPEC §3.9 step 3)."""
+    but the first optional), and platform env files *env* (docs/spec-notes.md §3.9 step 3)."""
     buildpacks = root / "buildpacks"
     lines = ["[[order]]"]
     for index, name in enumerate(group):

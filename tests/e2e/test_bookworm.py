@@ -1,11 +1,11 @@
-"""The sample apps with the real bookworm builder, end to end (issues 4 and 5 "must show"; DESIGN.md §1).
+"""The sample apps with the real bookworm builder, end to end (issues 4 and 5 "must show"; docs/design.md §1).
 
 ``builders/bookworm`` is used unchanged: a module-wide ``$CNB_HOME`` holds the bookworm language images
 (:mod:`tests.support.language_images`) under the names the builder expects. Each example is built once per module
 (pip and npm reach PyPI and the npm registry through this machine's TLS-intercepting proxy, hence
 ``--host-ca-certs``), then served with ``cnb run`` and by the Docker engine (``cnb build --daemon``), rebuilt after
 code and requirement edits (dependency layers reused, offline), rebased onto a run image with one more Debian
-package (CNB-SPEC §8) in the local store and in a registry, and exported as CycloneDX and SPDX SBOMs.
+package (docs/spec-notes.md §8) in the local store and in a registry, and exported as CycloneDX and SPDX SBOMs.
 """
 
 from __future__ import annotations
@@ -260,7 +260,7 @@ def test_python_code_edit_and_requirement_removal(home: Cnb, flask: App) -> None
     assert "Hello again from cnb! (python-flask)" in page_via_cnb_run(home, flask.work)
 
 
-# -- 3. rebase onto a run image with one more Debian package (CNB-SPEC §8) -------------------------------------------
+# -- 3. rebase onto a run image with one more Debian package (docs/spec-notes.md §8) -----------------------------------
 
 
 def check_rebased(cnb: Cnb, before_ref: str, after_ref: str, new_run_name: str) -> None:
@@ -292,7 +292,7 @@ def test_rebase_local(home: Cnb, flask: App) -> None:
     home("image", "copy", flask.image, "flask-rebased")
     recorded = lifecycle(inspect(home, "flask-rebased"))["runImage"]["image"]
     assert recorded == "cnb/bookworm-run"  # run.toml's name; the patched image has another one
-    # CNB-SPEC §8 step 5 (Platform >= 0.12): a run image whose name is neither runImage.image nor a mirror is
+    # docs/spec-notes.md §8 step 5 (Platform >= 0.12): a run image whose name is neither runImage.image nor a mirror is
     # refused unless forced; forced, its name becomes runImage.image. (Publishing the patched image under the old
     # name would need no --force, but the module's builds still use that name.)
     refused = home("rebase", "flask-rebased", "--run-image", PATCHED, check=False)

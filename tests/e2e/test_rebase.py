@@ -1,4 +1,4 @@
-"""Issue 5 item 1 "must show": ``cnb rebase`` end to end (CNB-SPEC.md §8; §16 items 57-60).
+"""Issue 5 item 1 "must show": ``cnb rebase`` end to end (docs/spec-notes.md §8; §16 items 57-60).
 
 An app is built with ``cnb lifecycle create`` on the busybox run image; the "OS update" is the same run image plus
 one layer adding ``/etc/os-update``. After ``cnb rebase`` the app's layers keep their digests, the base layers are

@@ -132,7 +132,7 @@ def stored_digest(home: Path, name: str) -> str:
 
 
 def rebase(home: Path, app: str, old_run: str, new_run: str, target: str) -> None:
-    """What ``cnb rebase`` does (CNB-SPEC §8), done by hand: the app's layers on top of the new run image."""
+    """What ``cnb rebase`` does (docs/spec-notes.md §8), done by hand: the app's layers on top of the new run image."""
     store = LocalStore(home)
     image, old, new = (as_image(store.read(n)) for n in (app, old_run, new_run))
     metadata = LifecycleMetadata.from_json(image.config.labels[LIFECYCLE_METADATA_LABEL])

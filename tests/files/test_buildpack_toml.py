@@ -1,4 +1,4 @@
-"""buildpack.toml / extension.toml descriptors, target matching and lookup (CNB-SPEC.md §3.1, §12, §1.1)."""
+"""buildpack.toml / extension.toml descriptors, target matching and lookup (docs/spec-notes.md §3.1, §12, §1.1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Image labels and cache metadata JSON with LC field names (CNB-SPEC.md §6.4 to §6.6, §7.1; §16 item 41)."""
+"""Image labels and cache metadata JSON with LC field names (docs/spec-notes.md §6.4 to §6.6, §7.1; §16 item 41)."""
 
 from __future__ import annotations
 

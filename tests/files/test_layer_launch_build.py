@@ -1,4 +1,4 @@
-"""Layer tomls, launch.toml, build.toml and store.toml (CNB-SPEC.md §3.4 to §3.6; §16 items 24, 28, 29, 50)."""
+"""Layer tomls, launch.toml, build.toml and store.toml (docs/spec-notes.md §3.4 to §3.6; §16 items 24, 28, 29, 50)."""
 
 from __future__ import annotations
 

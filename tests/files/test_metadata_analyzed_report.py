@@ -1,4 +1,4 @@
-"""metadata.toml, analyzed.toml, report.toml, project-metadata.toml (CNB-SPEC.md §5.1, §5.3, §5.4; §16 item 30)."""
+"""metadata.toml, analyzed.toml, report.toml, project-metadata.toml (docs/spec-notes.md §5.1, §5.3, §5.4; §16 item 30)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""order.toml, group.toml, plan files (CNB-SPEC.md §3.2, §4.1, §4.5, §5.2)."""
+"""order.toml, group.toml, plan files (docs/spec-notes.md §3.2, §4.1, §4.5, §5.2)."""
 
 from __future__ import annotations
 

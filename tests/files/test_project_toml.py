@@ -1,4 +1,4 @@
-"""project.toml (CNB-SPEC §11): schema 0.2, legacy 0.1, and the refusals."""
+"""project.toml (docs/spec-notes.md §11): schema 0.2, legacy 0.1, and the refusals."""
 
 from __future__ import annotations
 

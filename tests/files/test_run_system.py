@@ -1,4 +1,4 @@
-"""run.toml, legacy stack.toml and system.toml (CNB-SPEC.md §2.1, §4.1, §5.2)."""
+"""run.toml, legacy stack.toml and system.toml (docs/spec-notes.md §2.1, §4.1, §5.2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Compiling launch environments at export time (CNB-SPEC.md §9.1, §9.2, §3.8, §3.11, §3.12; DESIGN.md §3
+"""Compiling launch environments at export time (docs/spec-notes.md §9.1, §9.2, §3.8, §3.11, §3.12; docs/design.md §3
 decision 3)."""
 
 from __future__ import annotations
@@ -210,7 +210,7 @@ def test_compiled_env_matches_the_reference_semantics(
 
 
 def test_static_env_equals_what_the_sh_launcher_builds(image: FakeImage) -> None:
-    """DESIGN.md §3 decision 3 (no /bin/sh): the precomputed env of a process is the launcher's (§9.2 steps 1, 3)."""
+    """docs/design.md §3 decision 3 (no /bin/sh): the precomputed env of a process is the launcher's (§9.2 steps 1, 3)."""
     (image.layer("bp/a", "l") / "bin").mkdir()
     (image.layer("bp/b", "m") / "lib").mkdir()
     image.env_file("bp/a", "l", "env/A.append", "a\n'")

@@ -1,4 +1,4 @@
-"""The sh launcher run by real shells (dash and busybox sh) against a fake image (CNB-SPEC.md §9, §3.8, §3.11,
+"""The sh launcher run by real shells (dash and busybox sh) against a fake image (docs/spec-notes.md §9, §3.8, §3.11,
 §3.12; checklist §16 items 61-67)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The analyze phase (CNB-SPEC §2.1, §5.1): analyzed.toml, the previous image's SBOM layer, run image selection."""
+"""The analyze phase (docs/spec-notes.md §2.1, §5.1): analyzed.toml, the previous image's SBOM layer, run image selection."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The build phase (CNB-SPEC §3.3-§3.10, §5.3; §16 items 20-25 and 28-32) with sh test buildpacks on the host
+"""The build phase (docs/spec-notes.md §3.3-§3.10, §5.3; §16 items 20-25 and 28-32) with sh test buildpacks on the host
 sandbox. The build environment (items 26, 27) and the bwrap build are in test_build_env.py."""
 
 from __future__ import annotations

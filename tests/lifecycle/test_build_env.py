@@ -1,5 +1,5 @@
-"""The environment of ``bin/build`` (CNB-SPEC §3.3, §3.9; §16 items 26 and 27) and a full build through bwrap on a
-busybox build image (exact environment, buildpack-side paths, isolation)."""
+"""The environment of ``bin/build`` (docs/spec-notes.md §3.3, §3.9; §16 items 26 and 27) and a full build through bwrap
+on a busybox build image (exact environment, buildpack-side paths, isolation)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Cache backends (CNB-SPEC §7.1, §7.2): the directory cache with its atomic commit and extracted trees, and the
-image cache against an OCI layout and a real registry.
+"""Cache backends (docs/spec-notes.md §7.1, §7.2): the directory cache with its atomic commit and extracted trees, and
+the image cache against an OCI layout and a real registry.
 
 The helpers at the top build layer directories, layer blobs and images with cnb's real layer writer and
 layout store; test_restore.py and test_analyze.py use them too.

@@ -1,6 +1,6 @@
-"""The detect phase end to end: real ``bin/detect`` scripts run through a sandbox (CNB-SPEC §3.2, §4, §16 items
-1-19). Most tests use ``HostSandbox`` for speed; the environment tests and one end-to-end run use bwrap on a busybox
-build image."""
+"""The detect phase end to end: real ``bin/detect`` scripts run through a sandbox (docs/spec-notes.md §3.2, §4, §16
+items 1-19). Most tests use ``HostSandbox`` for speed; the environment tests and one end-to-end run use bwrap on a
+busybox build image."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""The export phase end to end (CNB-SPEC.md §2.5, §6, §7.2; §16 items 33-48): a hand-made build result on a busybox
-run image exported into OCI layouts and a real registry, checked with plain tarfile, skopeo and umoci, and run with
-bwrap."""
+"""The export phase end to end (docs/spec-notes.md §2.5, §6, §7.2; §16 items 33-48): a hand-made build result on a
+busybox run image exported into OCI layouts and a real registry, checked with plain tarfile, skopeo and umoci, and run
+with bwrap."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The exporter's building blocks (CNB-SPEC.md §6.1-§6.3, §6.7; §16 items 35-40, 46): slice globs and app layers,
+"""The exporter's building blocks (docs/spec-notes.md §6.1-§6.3, §6.7; §16 items 35-40, 46): slice globs and app layers,
 launcher and process-types layers, reading buildpack layer dirs, the config rules, and what is read back from a
 reused layer. Layers are written with cnb's tar writer and read back with plain ``tarfile``."""
 

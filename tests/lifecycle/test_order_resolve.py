@@ -1,4 +1,4 @@
-"""Order resolution: flattening, dedupe, optional copies, lookup and API checks (CNB-SPEC §4.1, §4.2)."""
+"""Order resolution: flattening, dedupe, optional copies, lookup and API checks (docs/spec-notes.md §4.1, §4.2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Build plan trials (CNB-SPEC §4.4) on detect outputs, without running anything."""
+"""Build plan trials (docs/spec-notes.md §4.4) on detect outputs, without running anything."""
 
 from __future__ import annotations
 

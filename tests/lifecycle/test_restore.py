@@ -1,4 +1,4 @@
-"""The restore phase (CNB-SPEC §2.3, §7.3; §16 items 49-56) against real directory caches."""
+"""The restore phase (docs/spec-notes.md §2.3, §7.3; §16 items 49-56) against real directory caches."""
 
 from __future__ import annotations
 

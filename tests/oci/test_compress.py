@@ -1,4 +1,4 @@
-"""Deterministic gzip and layer decompression (DESIGN.md section 3 decision 4; CNB-SPEC.md section 16 item 42)."""
+"""Deterministic gzip and layer decompression (docs/design.md section 3 decision 4; docs/spec-notes.md section 16 item 42)."""
 
 from __future__ import annotations
 

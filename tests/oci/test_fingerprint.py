@@ -1,4 +1,4 @@
-"""Tree fingerprints and the racy guard (DESIGN.md section 3 decision 4)."""
+"""Tree fingerprints and the racy guard (docs/design.md section 3 decision 4)."""
 
 from __future__ import annotations
 

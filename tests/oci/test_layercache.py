@@ -1,5 +1,5 @@
-"""The layer cache: unchanged layers are not tarred, hashed or compressed twice (DESIGN.md section 3
-decision 4; CNB-SPEC.md section 16 items 42 and 45)."""
+"""The layer cache: unchanged layers are not tarred, hashed or compressed twice (docs/design.md section 3
+decision 4; docs/spec-notes.md section 16 items 42 and 45)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Deterministic tar layers (DESIGN.md section 3 decision 4; CNB-SPEC.md section 16 items 35, 36, 42)."""
+"""Deterministic tar layers (docs/design.md section 3 decision 4; docs/spec-notes.md section 16 items 35, 36, 42)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Safe layer unpacking (OCI image spec layer.md changesets; DESIGN.md section 3 decision 2)."""
+"""Safe layer unpacking (OCI image spec layer.md changesets; docs/design.md section 3 decision 2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Input images come from where their name says (DESIGN.md §3 decision 11): a builder or run image named by a
+"""Input images come from where their name says (docs/design.md §3 decision 11): a builder or run image named by a
 registry reference is pulled (under --pull-policy, through `cnb config registry-mirrors`) into the local store and
 read from there; the run image the app records is the one it was built on, so a later rebase onto a newer one of
 that name needs no --force."""

@@ -1,4 +1,4 @@
-"""``oci.mutate.rebase``: the layer surgery of CNB-SPEC.md §8 step 4 as a pure function (DESIGN.md §3 decision 6)."""
+"""``oci.mutate.rebase``: the layer surgery of docs/spec-notes.md §8 step 4 as a pure function (docs/design.md §3 decision 6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The rebase phase (CNB-SPEC.md §8; §16 items 57-60) on in-memory images and a recording store."""
+"""The rebase phase (docs/spec-notes.md §8; §16 items 57-60) on in-memory images and a recording store."""
 
 from __future__ import annotations
 

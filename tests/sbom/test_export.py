@@ -1,5 +1,5 @@
 """Merged SBOM documents from the golden inputs: CycloneDX 1.6 and SPDX 2.3 that their validators accept, the HTML
-report, de-duplication by purl, and byte-identical output for the same image (DESIGN.md §3 decision 9)."""
+report, de-duplication by purl, and byte-identical output for the same image (docs/design.md §3 decision 9)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Buildpack SBOM inputs (CNB-SPEC.md §3.7): CycloneDX, SPDX and Syft JSON, read from the golden documents in
+"""Buildpack SBOM inputs (docs/spec-notes.md §3.7): CycloneDX, SPDX and Syft JSON, read from the golden documents in
 ``sbom/golden/inputs`` and compared with the hand-written ``sbom/golden/expected.json``."""
 
 from __future__ import annotations

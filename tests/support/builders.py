@@ -1,5 +1,6 @@
-"""The tiny builder for tests that need one (CNB-SPEC §10.2): busybox base images from ``builders/tiny/base.toml``
-and the builder from ``builders/tiny/builder.toml``, made in a ``$CNB_HOME`` with the real ``cnb`` command.
+"""The tiny builder for tests that need one (docs/spec-notes.md §10.2): busybox base images from
+``builders/tiny/base.toml`` and the builder from ``builders/tiny/builder.toml``, made in a ``$CNB_HOME`` with the real
+``cnb`` command.
 
     home = tmp_path_factory.mktemp("tiny")
     make_tiny_builder(home)                  # cnb/tiny-build, cnb/tiny-run, cnb/tiny-builder in home's local store

@@ -1,4 +1,4 @@
-"""Buildpacks and orders written to disk for lifecycle tests (CNB-SPEC §1.1, §3.1, §5.2).
+"""Buildpacks and orders written to disk for lifecycle tests (docs/spec-notes.md §1.1, §3.1, §5.2).
 
 ``write_buildpack`` lays out ``<root>/<escaped id>/<version>/`` with ``buildpack.toml`` and, for a component
 buildpack, executable POSIX ``sh`` scripts ``bin/detect`` and ``bin/build``; ``write_order`` writes an

@@ -1,4 +1,4 @@
-"""Images for rebase tests (CNB-SPEC.md §8).
+"""Images for rebase tests (docs/spec-notes.md §8).
 
 In memory: :func:`fake_layer`, :func:`base_image` and :func:`app_image` make images whose layers have no bytes
 (enough for everything that only looks at manifests and configs). On disk: :func:`write_updated_run_image` makes

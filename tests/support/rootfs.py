@@ -1,4 +1,4 @@
-"""A tiny build-image root filesystem for sandboxed tests (DESIGN.md §3 decision 8: a busybox base).
+"""A tiny build-image root filesystem for sandboxed tests (docs/design.md §3 decision 8: a busybox base).
 
 ``make_busybox_rootfs(dir)`` makes ``dir`` look like an unpacked build image: ``/bin/busybox`` copied from the host's
 ``busybox-static`` with a symlink for every applet, users ``root`` and ``cnb`` (1000:1000), ``/tmp`` (1777) and the

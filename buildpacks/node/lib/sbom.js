@@ -1,4 +1,4 @@
-// cnb/node: a CycloneDX SBOM of node_modules (CNB-SPEC §3.7, <layer>.sbom.cdx.json).
+// cnb/node: a CycloneDX SBOM of node_modules (docs/spec-notes.md §3.7, <layer>.sbom.cdx.json).
 //
 // Usage: node sbom.js NODE_MODULES_DIR BUILDPACK_VERSION > modules.sbom.cdx.json. Walks node_modules (scoped
 // packages and nested node_modules too) and reads each package.json: one library component per name@version,

@@ -1,4 +1,5 @@
-"""cnb/python: the ``web`` process of the app, as a ``launch.toml`` (CNB-SPEC §3.5, Buildpack API 0.12 arrays).
+"""cnb/python: the ``web`` process of the app, as a ``launch.toml`` (docs/spec-notes.md §3.5, Buildpack API 0.12
+arrays).
 
 Usage: ``python3 launch.py APP_DIR VENV_DIR > launch.toml`` (what was chosen goes to stderr), or :func:`render`
 (``build.py``). In order:

@@ -1,4 +1,5 @@
-"""cnb/python: a CycloneDX SBOM of the distributions installed in the venv (CNB-SPEC §3.7, ``<layer>.sbom.cdx.json``).
+"""cnb/python: a CycloneDX SBOM of the distributions installed in the venv (docs/spec-notes.md §3.7,
+``<layer>.sbom.cdx.json``).
 
 Run by the venv's own interpreter (``VENV/bin/python -B sbom.py BUILDPACK_VERSION``), so it sees exactly the
 venv's site-packages through ``importlib.metadata``; prints the JSON document. ``build.py`` calls :func:`render`

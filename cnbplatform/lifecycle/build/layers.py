@@ -1,4 +1,4 @@
-"""What the builder does with a buildpack's layers dir after ``bin/build`` (CNB-SPEC.md §3.3, §3.4, §3.10;
+"""What the builder does with a buildpack's layers dir after ``bin/build`` (docs/spec-notes.md §3.3, §3.4, §3.10;
 §16 items 21, 24, 25).
 
 * :func:`prepare_buildpack_dir` creates ``<layers>/<escaped id>`` before ``bin/build`` starts (item 21).
@@ -11,8 +11,8 @@ Everything here reads or moves files that untrusted buildpack code wrote, as the
 on the host, so a file read here must be a regular file that stays inside the layers dir after following
 symlinks (:func:`checked_file`), and nothing follows a symlink to create, chown or delete.
 
-Failures are :class:`~cnbplatform.errors.PhaseError` with exit code 52 (CNB-SPEC §1.3: a build-phase error other
-than a failing ``bin/build``; the Go lifecycle also answers bad buildpack output files with 52). The message
+Failures are :class:`~cnbplatform.errors.PhaseError` with exit code 52 (docs/spec-notes.md §1.3: a build-phase error
+other than a failing ``bin/build``; the Go lifecycle also answers bad buildpack output files with 52). The message
 names the buildpack, the file and the key.
 """
 

@@ -1,5 +1,5 @@
 """What buildpacks tell the builder through ``build.toml`` and ``launch.toml``, collected across the group into
-``<layers>/config/metadata.toml`` (CNB-SPEC.md §3.5, §3.6, §5.3; §16 items 22, 23, 28, 29, 30).
+``<layers>/config/metadata.toml`` (docs/spec-notes.md §3.5, §3.6, §5.3; §16 items 22, 23, 28, 29, 30).
 
 * :func:`met_requires` validates ``build.toml``'s ``[[unmet]]`` against the buildpack's plan (an unmet name that
   is not in it fails the build, item 23) and returns the names the buildpack met; those entries are withheld from

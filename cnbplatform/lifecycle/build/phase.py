@@ -1,4 +1,4 @@
-"""The build phase (CNB-SPEC.md §2.4, §3.3, §3.9, §3.10, §5.3; §16 items 20-32).
+"""The build phase (docs/spec-notes.md §2.4, §3.3, §3.9, §3.10, §5.3; §16 items 20-32).
 
 For each buildpack of the group, in order: look up its descriptor; take its buildpack plan (the requires of every
 plan entry it provides, minus entries met by earlier buildpacks); create ``<layers>/<bp>``; write the plan; run

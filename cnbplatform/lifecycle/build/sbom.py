@@ -1,4 +1,4 @@
-"""SBOM files written by buildpacks during the build (CNB-SPEC.md §3.7; §16 items 31 and 32).
+"""SBOM files written by buildpacks during the build (docs/spec-notes.md §3.7; §16 items 31 and 32).
 
 A buildpack may write ``<layers>/<bp>/<layer>.sbom.<ext>``, ``launch.sbom.<ext>`` and ``build.sbom.<ext>`` (found
 with the glob ``*.sbom.*.json``, as LC does). After each buildpack, :func:`find_sbom_files` checks them: the

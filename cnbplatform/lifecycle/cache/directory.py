@@ -1,4 +1,5 @@
-"""The directory cache (``-cache-dir``, CNB-SPEC §7.1), with layers written once (DESIGN.md §3 decision 4).
+"""The directory cache (``-cache-dir``, docs/spec-notes.md §7.1), with layers written once (docs/design.md §3 decision
+4).
 
 Layout of the cache directory::
 
@@ -245,7 +246,7 @@ class DirCacheWriter(WriterBase):
         """Hard-link the committed blob of *diff_id* into staging if it verifies (§7.2).
 
         A blob verifies when its file still has the inode, size and mtime it had at commit (nothing rewrote it
-        since; a re-export of an unchanged layer costs one ``stat``, DESIGN.md §3 decision 5), or else when it
+        since; a re-export of an unchanged layer costs one ``stat``, docs/design.md §3 decision 5), or else when it
         hashes to its digest. Whenever a blob is extracted, its digest and diffID are checked in full anyway.
         """
         self._check_open()

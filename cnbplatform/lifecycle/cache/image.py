@@ -1,9 +1,9 @@
-"""The image cache (``-cache-image``, CNB-SPEC §7.1): the cache is an image in any :class:`ImageStore`.
+"""The image cache (``-cache-image``, docs/spec-notes.md §7.1): the cache is an image in any :class:`ImageStore`.
 
 Its layers are the cached layers (gzip blobs, named in the metadata by diffID) and its label
 ``io.buildpacks.lifecycle.cache.metadata`` holds the cache metadata; an image with nothing cached gets one empty
 layer. A commit writes a whole new image to the same reference. Reused layers are the previous cache image's own
-layers, so the store finds them already present (a registry answers the ``HEAD``; DESIGN.md §3 decision 5) and
+layers, so the store finds them already present (a registry answers the ``HEAD``; docs/design.md §3 decision 5) and
 nothing is uploaded again. Corrupt or unreadable metadata is an empty cache with a warning; a missing image is
 an empty cache.
 """

@@ -1,4 +1,4 @@
-"""The build cache seen by the restorer and the exporter (CNB-SPEC §7.1), and putting layer tars back into a
+"""The build cache seen by the restorer and the exporter (docs/spec-notes.md §7.1), and putting layer tars back into a
 layers directory (§2.1 step 4, §7.3 step 4).
 
 :class:`Cache` is one protocol with two backends: :class:`~cnbplatform.lifecycle.cache.directory.DirCache`

@@ -1,4 +1,4 @@
-"""Extracted copies of cached layers, restored by rename (DESIGN.md §3 decision 4; CNB-SPEC §7.3 step 4).
+"""Extracted copies of cached layers, restored by rename (docs/design.md §3 decision 4; docs/spec-notes.md §7.3 step 4).
 
 Re-extracting a large cached layer on every build costs as much as writing it. So next to the blob a
 :class:`~cnbplatform.lifecycle.cache.directory.DirCache` keeps the layer's directory itself, ``trees/<diffID hex>/``,

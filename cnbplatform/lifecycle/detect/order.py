@@ -1,5 +1,5 @@
 """Order resolution: from ``order.toml`` (plus ``system.toml``) to the candidate groups detection tries, in order
-(CNB-SPEC §4.1, §4.2; buildpack spec "Order Resolution").
+(docs/spec-notes.md §4.1, §4.2; buildpack spec "Order Resolution").
 
 * :func:`load_order_modules` looks up every buildpack the order can reach (composites recursively) *before* any
   ``bin/detect`` runs and checks its Buildpack API: unsupported API exits 12; a missing or unreadable
@@ -60,7 +60,8 @@ class Element:
 def load_order_modules(
     groups: Sequence[OrderGroup], buildpacks_dir: Path, *, extensions_dir: Path | None = None
 ) -> Modules:
-    """Every buildpack reachable from *groups*, by ``(id, version)``, verified (CNB-SPEC §4.1 last item, §1.3).
+    """Every buildpack reachable from *groups*, by ``(id, version)``, verified (docs/spec-notes.md §4.1 last item,
+    §1.3).
 
     Raises PhaseError 12 for an unsupported or missing ``api``, 22 for a buildpack that cannot be found or read, a
     composite buildpack whose order names an image extension, or a composite that (indirectly) contains itself.
@@ -129,11 +130,11 @@ Include = Callable[[BuildpackDescriptor], bool]
 def candidate_groups(
     groups: Sequence[OrderGroup], lookup: Lookup, *, include: Include | None = None
 ) -> Iterator[tuple[Element, ...]]:
-    """The flattened candidate groups of *groups*, in the order detection tries them (CNB-SPEC §4.2).
+    """The flattened candidate groups of *groups*, in the order detection tries them (docs/spec-notes.md §4.2).
 
     *lookup* gives an entry's descriptor (e.g. from :func:`load_order_modules`); *include* says whether a component
-    buildpack takes part at all (False: left out silently, CNB-SPEC §4.3 step 2). Lazy: a caller that stops at the
-    first passing group expands nothing after it.
+    buildpack takes part at all (False: left out silently, docs/spec-notes.md §4.3 step 2). Lazy: a caller that stops at
+    the first passing group expands nothing after it.
     """
     keep: Include = include if include is not None else _always
     for group in groups:

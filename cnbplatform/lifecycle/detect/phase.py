@@ -1,5 +1,5 @@
 """The detect phase: pick the first group of buildpacks that passes detection and write ``group.toml`` and
-``plan.toml`` (CNB-SPEC §2.2, §4; DESIGN.md §4 "a phase is a function of explicit inputs").
+``plan.toml`` (docs/spec-notes.md §2.2, §4; docs/design.md §4 "a phase is a function of explicit inputs").
 
 Steps:
 
@@ -65,7 +65,7 @@ _GO_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "a
 
 @dataclass(frozen=True, kw_only=True)
 class DetectInputs:
-    """Everything the detect phase reads (CNB-SPEC §2.2)."""
+    """Everything the detect phase reads (docs/spec-notes.md §2.2)."""
 
     execution: Execution
     order: Order
@@ -88,7 +88,8 @@ class DetectResult:
 
 
 def detect(inputs: DetectInputs, reporter: Reporter) -> DetectResult:
-    """Run detection (CNB-SPEC §4) and write group.toml and plan.toml; raise PhaseError 11, 12, 20, 21 or 22."""
+    """Run detection (docs/spec-notes.md §4) and write group.toml and plan.toml; raise PhaseError 11, 12, 20, 21
+    or 22."""
     platform_api = _platform_api(inputs.platform_api)
     if inputs.order.order_extensions:
         raise PhaseError(

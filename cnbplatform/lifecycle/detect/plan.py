@@ -1,4 +1,4 @@
-"""Build plan resolution for one candidate group: trials over the passing buildpacks' options (CNB-SPEC §4.4).
+"""Build plan resolution for one candidate group: trials over the passing buildpacks' options (docs/spec-notes.md §4.4).
 
 Each passing buildpack offers its options in order: the primary ``provides``/``requires``, then every ``[[or]]``.
 Trials are the cartesian product, first buildpack outermost; the first trial that resolves wins. Within a trial a
@@ -55,7 +55,7 @@ class Unresolved:
 
 
 def resolve_plan(passed: Sequence[Passed], log: Callable[[str], None] | None = None) -> Resolution | Unresolved:
-    """The first resolving trial of *passed* (CNB-SPEC §4.4), or why none resolves.
+    """The first resolving trial of *passed* (docs/spec-notes.md §4.4), or why none resolves.
 
     *log* receives the Go lifecycle's debug lines: ``Resolving plan... (try #N)``, then per culprit
     ``skip:``/``fail: <bp> requires <name>`` or ``... provides unused <name>``."""

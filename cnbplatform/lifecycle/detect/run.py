@@ -1,4 +1,4 @@
-"""One ``bin/detect`` run: its environment, arguments, plan file and outcome (CNB-SPEC §3.2, §3.9).
+"""One ``bin/detect`` run: its environment, arguments, plan file and outcome (docs/spec-notes.md §3.2, §3.9).
 
 The plan file (``CNB_BUILD_PLAN_PATH``) is a fresh empty file per buildpack in a private directory the detect phase
 creates under the layers dir and removes afterwards. The layers dir is mounted read-write in every sandbox kind,
@@ -100,7 +100,7 @@ class _Collector:
 
 @dataclass(frozen=True)
 class DetectEnv:
-    """What every ``bin/detect`` of one detect phase shares (CNB-SPEC §3.2)."""
+    """What every ``bin/detect`` of one detect phase shares (docs/spec-notes.md §3.2)."""
 
     base_env: Mapping[str, str]  # already filtered (§3.9 step 1)
     target_env: Mapping[str, str]  # CNB_TARGET_* (§3.2, Buildpack API >= 0.10)

@@ -1,4 +1,4 @@
-"""Writing the build cache at the end of an export (CNB-SPEC.md §7.2; §16 item 48).
+"""Writing the build cache at the end of an export (docs/spec-notes.md §7.2; §16 item 48).
 
 For each group buildpack, each ``cache=true`` layer with a local directory goes into the next cache: its tar (made
 once, and shared with the image for ``launch=true`` layers) is *reused* when its diffID equals the sha the old
@@ -7,7 +7,7 @@ layer (``sbom.sha``). Then the metadata is set and the cache committed. A ``cach
 skipped with a warning. Every failure here is a warning: the image export still succeeds.
 
 Once the image has been written, each cached layer's directory is handed to the cache (``adopt_tree``) when the
-backend keeps extracted copies, so the next restore is a rename instead of an extraction (DESIGN.md §3 decision 4).
+backend keeps extracted copies, so the next restore is a rename instead of an extraction (docs/design.md §3 decision 4).
 The directories are only handed over after the image write succeeded, so a failed push can be retried with the
 layers dir intact.
 """

@@ -1,4 +1,4 @@
-"""The app image's config: entrypoint, env, working dir, created time, history and labels (CNB-SPEC.md §6.2-§6.6;
+"""The app image's config: entrypoint, env, working dir, created time, history and labels (docs/spec-notes.md §6.2-§6.6;
 §16 items 38-41).
 
 - Entrypoint: ``/cnb/process/<type>`` for the requested default process (unknown: export error), else for the
@@ -10,9 +10,9 @@
   §6.3 ⚠), then the buildpacks' ``[[labels]]`` (last definition wins), then the lifecycle's own labels, which
   buildpacks cannot override.
 - Without ``/bin/sh`` in the run image the sh launcher cannot run; then a direct default process that needs no
-  exec.d gets its environment baked into the config and its command as the entrypoint (DESIGN.md §3 decision 3).
+  exec.d gets its environment baked into the config and its command as the entrypoint (docs/design.md §3 decision 3).
 
-Everything here is a pure function of its inputs (no clock, no map order): CNB-SPEC §16 item 42.
+Everything here is a pure function of its inputs (no clock, no map order): docs/spec-notes.md §16 item 42.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def static_process(
     buildpack_api: str,
     reporter: Reporter,
 ) -> StaticProcess | None:
-    """The config of a run image without ``/bin/sh`` (DESIGN.md §3 decision 3), or None when the default process
+    """The config of a run image without ``/bin/sh`` (docs/design.md §3 decision 3), or None when the default process
     needs the launcher (no default, not direct, or exec.d programs to run); then a warning says why."""
     why = ""
     if process is None:

@@ -1,4 +1,4 @@
-"""Planning and assembling the app image (CNB-SPEC.md §6.1-§6.7; §16 items 33, 34, 41, 43-46).
+"""Planning and assembling the app image (docs/spec-notes.md §6.1-§6.7; §16 items 33, 34, 41, 43-46).
 
 :func:`plan_image` decides, before any tar is written, which layers the image gets and in what order (§6.1): run
 image layers unchanged, buildpack launch layers (group order, then by name), the SBOM layer, the app slices and the

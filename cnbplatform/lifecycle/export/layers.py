@@ -1,4 +1,4 @@
-"""The layers the exporter makes, as layer specs (CNB-SPEC.md §6.1, §6.2; §16 items 34-37).
+"""The layers the exporter makes, as layer specs (docs/spec-notes.md §6.1, §6.2; §16 items 34-37).
 
 - buildpack layers: ``<layers>/<bp>/<layer>.toml`` of each group buildpack, sorted by name; a layer's directory
   is archived as ``<layers mount>/<bp>/<layer>/…`` with its contents (and the implied ``/layers``,
@@ -36,7 +36,7 @@ from cnbplatform.lifecycle.common import EXIT_EXPORT
 from cnbplatform.oci.layers.spec import Entry, LayerSpec, TreeSource
 
 PHASE = "export"
-#: Characters a process type must not contain (CNB-SPEC.md §6.1 item 7).
+#: Characters a process type must not contain (docs/spec-notes.md §6.1 item 7).
 FORBIDDEN_TYPE_CHARS = "/><:|&\\"
 
 

@@ -1,13 +1,13 @@
-"""The export phase (CNB-SPEC.md §2.5, §6, §7.2; §16 items 33-48): the app image, report.toml and the cache.
+"""The export phase (docs/spec-notes.md §2.5, §6, §7.2; §16 items 33-48): the app image, report.toml and the cache.
 
 ``export(ExportInputs, reporter) -> ExportResult``:
 
 1. read ``<layers>/config/metadata.toml`` and each group buildpack's layer tomls; check that every ``launch=true``
    layer without contents can be reused from the previous image (:mod:`.reuse`);
 2. compile the launcher's per-process environment into ``<layers>/config/launch/`` so it travels in the config
-   layer (DESIGN.md §3 decision 3);
+   layer (docs/design.md §3 decision 3);
 3. make every layer (:mod:`.layers`, :mod:`.slices`) through the layer cache (on ``parallel`` threads),
-   so an unchanged directory costs one stat walk (DESIGN.md §3 decision 4);
+   so an unchanged directory costs one stat walk (docs/design.md §3 decision 4);
 4. stack them on the run image in the order of §6.1 (:mod:`.image`), replacing each layer whose diffID the
    previous image recorded by the previous image's own layer, with the config and labels of :mod:`.config`;
 5. write the same image to every destination, and the cache (:mod:`.cache`) after it, or concurrently when
@@ -63,7 +63,7 @@ class ExportInputs:
     ``analyzed.metadata`` (layers are reused from it by diffID). ``destinations`` are ``(store, ref)`` pairs that
     all receive the same image; ``report_tags`` (default: derived from the stores) name them in report.toml.
     New layer blobs go to ``blobs_dir`` through ``layer_cache``. ``run_image_has_shell=False`` makes the image
-    start its default process without the sh launcher (DESIGN.md §3 decision 3).
+    start its default process without the sh launcher (docs/design.md §3 decision 3).
     """
 
     layers_dir: Path

@@ -1,14 +1,14 @@
-"""Layers taken from the previous image (CNB-SPEC.md §6.7; §16 items 43-45).
+"""Layers taken from the previous image (docs/spec-notes.md §6.7; §16 items 43-45).
 
 - A layer the exporter made whose diffID equals the sha the previous image's metadata recorded for the same slot
   (buildpack layer, SBOM, any app layer, launcher, config, process types) is replaced by the previous image's own
   :class:`~cnbplatform.oci.image.Layer`: the written manifest names the previous blob, so a store that holds the
-  previous image finds it present and uploads nothing (DESIGN.md §3 decision 5).
+  previous image finds it present and uploads nothing (docs/design.md §3 decision 5).
 - A ``launch=true`` layer without a local directory is taken from the previous image by the recorded sha; no
   record, or a previous image without that layer, is an export error.
 
 The launcher's environment is compiled at export time from the launch layers' ``env*/``, ``bin``, ``lib``,
-``exec.d`` and ``profile.d`` (DESIGN.md §3 decision 3), so a reused layer without a local directory is read once:
+``exec.d`` and ``profile.d`` (docs/design.md §3 decision 3), so a reused layer without a local directory is read once:
 :func:`launch_skeleton` recreates just those parts (env files with their contents, the rest as empty
 placeholders) in a scratch directory that stands in for the layer when compiling.
 """

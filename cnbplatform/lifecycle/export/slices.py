@@ -1,4 +1,4 @@
-"""App slices: the app dir as n+1 layers (CNB-SPEC.md §6.1 item 4; §16 item 46).
+"""App slices: the app dir as n+1 layers (docs/spec-notes.md §6.1 item 4; §16 item 46).
 
 Each ``[[slices]]`` entry of metadata.toml (merged order, earlier buildpacks' slices first) becomes one layer holding
 the app entries its globs match, and one last layer holds everything no slice took:

@@ -1,6 +1,6 @@
 """The layer cache: an unchanged layer is never tarred, hashed or compressed twice.
 
-DESIGN.md section 3 decision 4, CNB-SPEC.md section 16 items 42 and 45. Creating a layer goes:
+docs/design.md section 3 decision 4, docs/spec-notes.md section 16 items 42 and 45. Creating a layer goes:
 
 1. Scan the source trees (``lstat`` only) and fingerprint them (:mod:`cnbplatform.oci.layers.fingerprint`),
    together with every option that changes the tar's bytes. If the fingerprint is stable and a

@@ -1,7 +1,7 @@
 """Layer compression: a deterministic gzip encoder and readers for gzip, zstd and plain layer blobs.
 
-DESIGN.md section 3 decision 4: layers are compressed with gzip from ``isal`` (igzip, level 1); stdlib
-``zlib`` level 1 is the fallback when ``isal`` is not importable. CNB-SPEC.md section 16 item 42
+docs/design.md section 3 decision 4: layers are compressed with gzip from ``isal`` (igzip, level 1); stdlib
+``zlib`` level 1 is the fallback when ``isal`` is not importable. docs/spec-notes.md section 16 item 42
 (identical inputs give identical images) needs the compressed bytes to be a pure function of the
 uncompressed bytes, so the encoding is fixed:
 

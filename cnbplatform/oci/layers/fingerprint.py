@@ -1,6 +1,6 @@
 """Scanning a source tree, and its stat fingerprint with a racy-file guard.
 
-DESIGN.md section 3 decision 4: an unchanged layer is never tarred, hashed or compressed twice. The
+docs/design.md section 3 decision 4: an unchanged layer is never tarred, hashed or compressed twice. The
 cheap "unchanged" test is a fingerprint of the tree's metadata, computed with ``os.scandir``/``lstat``
 only (no file is opened). It is trusted the way git trusts its index:
 

@@ -1,8 +1,8 @@
-"""What a layer is made of, and the sorted list of tar entries it becomes (DESIGN.md section 3 decision 4).
+"""What a layer is made of, and the sorted list of tar entries it becomes (docs/design.md section 3 decision 4).
 
 :class:`LayerSpec` describes a layer (host trees under path prefixes, explicit entries, owners);
 :func:`make_plan` turns a spec and the scans of its trees into the archive's entries in their final
-order, applying the rules of CNB-SPEC.md section 16 items 35 and 36 (owners, modes) and the
+order, applying the rules of docs/spec-notes.md section 16 items 35 and 36 (owners, modes) and the
 determinism rules listed in :mod:`cnbplatform.oci.layers.tarlayer`.
 """
 

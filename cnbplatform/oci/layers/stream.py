@@ -1,6 +1,6 @@
 """The byte plumbing of layer writing: fixed-size chunks in, a hashed gzip blob out.
 
-DESIGN.md section 3 decision 4. :class:`ChunkSink` assembles the tar stream into
+docs/design.md section 3 decision 4. :class:`ChunkSink` assembles the tar stream into
 :data:`~cnbplatform.oci.layers.compress.FEED_CHUNK`-sized buffers, reading file contents straight into them
 (no intermediate copies), and hands each full buffer to a callback. :class:`CompressingPipe` gzips
 the chunks as independent blocks (see :mod:`cnbplatform.oci.layers.compress`) in helper threads (isal, zlib

@@ -1,6 +1,6 @@
 """Encoding of tar headers for deterministic layers (POSIX.1-1988 ustar, pax when needed).
 
-DESIGN.md section 3 decision 4 and CNB-SPEC.md section 16 item 35: every header carries mtime
+docs/design.md section 3 decision 4 and docs/spec-notes.md section 16 item 35: every header carries mtime
 1980-01-01T00:00:01Z, numeric owners and empty uname/gname. Plain ustar headers are written whenever
 the values fit (names up to 100 bytes, or split at a ``/`` into a 155-byte prefix and a 100-byte name;
 sizes below 8 GiB; ids below 2097152); otherwise a pax extended header (typeflag ``x``) carries the
@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 from typing import Final
 
-#: 1980-01-01T00:00:01Z, the mtime of every entry (CNB-SPEC.md section 16 item 35).
+#: 1980-01-01T00:00:01Z, the mtime of every entry (docs/spec-notes.md section 16 item 35).
 EPOCH: Final = 315532801
 
 BLOCK: Final = 512

@@ -1,4 +1,4 @@
-"""Deterministic tar layers, hashed and compressed in one pass (DESIGN.md section 3 decision 4).
+"""Deterministic tar layers, hashed and compressed in one pass (docs/design.md section 3 decision 4).
 
 A layer is described by a :class:`LayerSpec`: host directory trees (each under an optional path
 prefix) plus explicitly added entries. The archive is a pure function of that description and of the
@@ -7,7 +7,7 @@ files' contents and permission bits:
 * entries sorted by path, component by component (a directory's subtree follows it directly),
   with every missing parent directory added (caller-chosen owner and mode);
 * mtime 1980-01-01T00:00:01Z, numeric uid/gid chosen by the caller, empty uname/gname
-  (CNB-SPEC.md section 16 items 35 and 36);
+  (docs/spec-notes.md section 16 items 35 and 36);
 * permission bits kept, including setuid/setgid/sticky; symlinks kept as symlinks; the second and
   later paths of a hard-linked file become hard-link entries; sockets, fifos and devices skipped;
 * relative names only, never ``..``.

@@ -1,4 +1,4 @@
-"""A cache of unpacked root filesystems, one per image digest (DESIGN.md section 3, decisions 2 and 7).
+"""A cache of unpacked root filesystems, one per image digest (docs/design.md section 3, decisions 2 and 7).
 
 An unpacked image is cnb's private copy, used as the root of a sandbox. Like Docker's init layer, ``rootfs_for``
 gives it an empty ``/etc/resolv.conf`` when the image has an ``/etc`` directory but no such entry: a mount point the
@@ -193,7 +193,7 @@ def add_mount_points(root: Path) -> None:
 
 
 def rootfs_for(image: Image, cache_dir: Path, *, limits: UnpackLimits | None = None) -> Path:
-    """The unpacked root filesystem of *image*, unpacked once per manifest digest (DESIGN.md §3 decision 2), with
+    """The unpacked root filesystem of *image*, unpacked once per manifest digest (docs/design.md §3 decision 2), with
     the mount points a sandbox binds over (:func:`add_mount_points`); each layer is held to *limits*."""
     root = RootfsCache(cache_dir, limits).get(hex_part(image.descriptor.digest), lambda: image_layer_sources(image))
     if not os.path.lexists(os.path.join(root, *RESOLV_CONF)):

@@ -1,4 +1,4 @@
-"""Safe unpacking of OCI image layers into a root filesystem directory (DESIGN.md section 3, decision 2).
+"""Safe unpacking of OCI image layers into a root filesystem directory (docs/design.md section 3, decision 2).
 
 Implements the OCI image spec "Image Layer Filesystem Changeset" (layer.md): regular files, directories,
 symlinks, hard links, device nodes and fifos, with the "Whiteouts" rules (``.wh.<name>`` deletes

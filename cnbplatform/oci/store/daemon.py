@@ -1,4 +1,4 @@
-"""A Docker engine as an image store, through docker-py (DESIGN.md section 2, ``daemon``).
+"""A Docker engine as an image store, through docker-py (docs/design.md section 2, ``daemon``).
 
 Images go in and out as Docker image archives (moby ``image/spec/v1.2.md``, "Combined Image JSON +
 Filesystem Changeset Format"; the ``docker save`` / ``docker load`` format):

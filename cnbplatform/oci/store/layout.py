@@ -1,6 +1,6 @@
 """OCI image layout directories (OCI image-spec "Image Layout"): ``oci-layout``, ``index.json``, ``blobs/``.
 
-Writes are atomic and safe for concurrent writers (DESIGN.md §3 decision 7):
+Writes are atomic and safe for concurrent writers (docs/design.md §3 decision 7):
 - every new blob is streamed, verified, into a private staging dir inside the layout, and only when *all* blobs
   of the artifact are verified are they renamed into ``blobs/<alg>/<hex>``; a corrupt source leaves nothing;
 - ``index.json`` is rewritten to a temp file and renamed into place while holding an exclusive ``flock``, so a

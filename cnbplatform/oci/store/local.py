@@ -1,7 +1,7 @@
 """The local image store: one OCI image layout under ``$CNB_HOME/images`` holding every local image by name.
 
 Names are stored normalised (``myapp`` -> ``docker.io/library/myapp:latest``) so ``myapp`` and
-``docker.io/library/myapp`` are the same image, as they are for Docker. DESIGN.md §3 decision 7.
+``docker.io/library/myapp`` are the same image, as they are for Docker. docs/design.md §3 decision 7.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The one protocol every image store implements, and what stores share.
 
 A store reads artifacts (images or indexes) by reference and writes them; ``write`` is the only thing that
-touches storage (DESIGN.md §4). Backends: ``layout`` (an OCI image layout directory; the local store is one),
+touches storage (docs/design.md §4). Backends: ``layout`` (an OCI image layout directory; the local store is one),
 ``remote`` (a registry repository) and ``daemon`` (a Docker engine).
 """
 

@@ -1,4 +1,4 @@
-"""Input images come from where their name says, the way Docker reads names (DESIGN.md §3 decision 11).
+"""Input images come from where their name says, the way Docker reads names (docs/design.md §3 decision 11).
 
 :func:`fetch` reads an input image (a builder, a build or run image, a buildpackage, a previous image):
 

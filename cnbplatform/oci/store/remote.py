@@ -1,6 +1,6 @@
 """A registry repository as an image store (OCI distribution spec), on top of ``registry.RegistryClient``.
 
-Pushes follow DESIGN.md §3 decision 5: ``HEAD`` every blob first, mount blobs that already live in another
+Pushes follow docs/design.md §3 decision 5: ``HEAD`` every blob first, mount blobs that already live in another
 repository of the same registry, upload the rest in parallel (streamed, never a whole blob in memory), then
 put child manifests by digest and the top manifest by tag. Nothing is tagged unless every blob arrived.
 """
@@ -79,7 +79,7 @@ class RemoteStore:
         progress = progress or NullProgress()
         result = WriteResult(descriptor=artifact.descriptor)
         if ref is not None and self._already_tagged(ref, artifact.descriptor.digest):
-            # DESIGN.md §3 decision 5: a re-push of an unchanged image costs one metadata comparison.
+            # docs/design.md §3 decision 5: a re-push of an unchanged image costs one metadata comparison.
             result.existing += [item.descriptor.digest for item in dedupe(list(walk(artifact)))]
             return result
         items = dedupe(list(walk(artifact)))
