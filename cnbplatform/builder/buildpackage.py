@@ -1,4 +1,5 @@
-"""Buildpackages: buildpacks as OCI images or ``.cnb`` files, written and read back (docs/spec-notes.md §10.1).
+"""Buildpackages: buildpacks as OCI images or ``.cnb`` files, written here, read back by :mod:`.package_read`
+(docs/spec-notes.md §10.1); a new buildpack's skeleton comes from :mod:`.scaffold`.
 
 A buildpackage image has one layer per buildpack, each holding exactly one buildpack at
 ``/cnb/buildpacks/<escaped id>/<version>/`` (extensions: ``/cnb/extensions/…``), and the labels
@@ -14,16 +15,14 @@ flattened packages (several buildpacks in one layer).
 
 from __future__ import annotations
 
-import json
 import os
 import tarfile
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
-from cnbplatform.errors import CnbError, UsageError
+from cnbplatform.errors import CnbError
 from cnbplatform.files import builder_labels as bl
 from cnbplatform.files.buildpack_toml import (
     BuildpackDescriptor,
@@ -33,19 +32,16 @@ from cnbplatform.files.buildpack_toml import (
     escape_id,
 )
 from cnbplatform.files.labels import canonical_json
-from cnbplatform.files.untrusted import join
 from cnbplatform.oci import mediatypes as mt
-from cnbplatform.oci.digest import hex_part, verified_reader
+from cnbplatform.oci.digest import hex_part
 from cnbplatform.oci.image import FileLayer, Image, Layer
 from cnbplatform.oci.layers.cache import LayerCache
-from cnbplatform.oci.layers.compress import open_uncompressed
 from cnbplatform.oci.layers.spec import Entry, LayerSpec
 from cnbplatform.oci.layers.tarformat import EPOCH
 from cnbplatform.oci.model import NORMALIZED_CREATED as CREATED
 from cnbplatform.oci.model import ContainerConfig, History, ImageConfig
 from cnbplatform.oci.model import Descriptor as OciDescriptor
 from cnbplatform.oci.mutate import BuiltImage
-from cnbplatform.oci.rootfs.unpack import unpack_tar
 
 _ALWAYS_EXECUTABLE = ("bin/build", "bin/detect", "bin/generate")
 
@@ -275,103 +271,3 @@ class _Bytes:
         chunk = self._data[self._pos : end]
         self._pos += len(chunk)
         return chunk
-
-
-# -- reading ---------------------------------------------------------------------------------------------------
-
-
-def extract_tar(stream: BinaryIO, dest: Path, *, what: str) -> None:
-    """Unpack a tar (plain, gzip or zstd) into *dest* with :func:`cnbplatform.oci.rootfs.unpack.unpack_tar`:
-    absolute names (``/cnb/…``, pack's style) are rooted under *dest*, escapes are refused, no device node, fifo or
-    set-id bit is made, and the per-layer byte and entry limits hold while the stream is read (no temporary copy)."""
-    unpack_tar(open_uncompressed(stream, None), dest, what=what)
-
-
-def read_package_image(image: Image, root: Path, *, kind: str = "buildpack", what: str) -> list[Module]:
-    """Unpack the buildpackage *image* under *root* and return its modules, the entry module first."""
-    labels = image.config.labels
-    if kind == "buildpack":
-        meta_label, layers_label = bl.BUILDPACKAGE_METADATA_LABEL, bl.BUILDPACK_LAYERS_LABEL
-    else:
-        meta_label, layers_label = bl.EXTENSION_METADATA_LABEL, bl.EXTENSION_LAYERS_LABEL
-    if meta_label not in labels or layers_label not in labels:
-        missing = meta_label if meta_label not in labels else layers_label
-        raise CnbError(f"{what} is not a {kind} package: it has no label {missing}")
-    metadata = bl.PackageMetadata.from_json(labels[meta_label], meta_label)
-    layer_info = bl.parse_module_layers(labels[layers_label], layers_label)
-    diff_ids = set(image.config.diff_ids)
-    for module_id, versions in layer_info.items():
-        for version, info in versions.items():
-            if info.layer_diff_id not in diff_ids:
-                raise CnbError(
-                    f"{what}: {kind} {module_id}@{version} names layer {info.layer_diff_id}, not in the image"
-                )
-    for layer in image.layers():
-        with layer.open() as compressed:
-            plain = verified_reader(open_uncompressed(compressed, None), layer.diff_id, None, "layer content (diffID)")
-            unpack_tar(plain, root, what=f"{what} layer {layer.descriptor.digest}")
-    modules = []
-    for module_id, versions in sorted(layer_info.items()):
-        for version in sorted(versions):
-            directory = join(root, "cnb", f"{kind}s", escape_id(module_id), version, file=what)
-            module = load_module(directory, kind, what)
-            if (module.descriptor.id, module.descriptor.version) != (module_id, version):
-                raise CnbError(f"{what}: {directory} holds {module.key}, not {module_id}@{version}")
-            modules.append(module)
-    main = next(
-        (m for m in modules if (m.descriptor.id, m.descriptor.version) == (metadata.info.id, metadata.info.version)),
-        None,
-    )
-    if main is None:
-        raise CnbError(f"{what}: the entry {kind} {metadata.info.id}@{metadata.info.version} is not in the package")
-    return [main, *(m for m in modules if m is not main)]
-
-
-def read_package_file(path: Path, layout_dir: Path) -> Path:
-    """Unpack the ``.cnb`` file *path* (an OCI layout tar) into *layout_dir*; returns the layout directory."""
-    try:
-        with open(path, "rb") as stream:
-            extract_tar(stream, layout_dir, what=f"buildpackage {path}")
-    except OSError as exc:
-        raise CnbError(f"reading buildpackage {path}: {exc.strerror or exc}") from exc
-    if not (layout_dir / "index.json").is_file():
-        raise CnbError(f"{path} is not a buildpackage: no index.json in it")
-    return layout_dir
-
-
-# -- scaffolding -----------------------------------------------------------------------------------------------
-
-_DETECT = """#!/bin/sh
-# bin/detect (Buildpack API 0.12): exit 0 to take part in the build, 100 to pass.
-# $CNB_PLATFORM_DIR holds the platform's env/ and $CNB_BUILD_PLAN_PATH is where to write requires/provides.
-set -eu
-exit 0
-"""
-
-_BUILD = """#!/bin/sh
-# bin/build (Buildpack API 0.12): make layers under $CNB_LAYERS_DIR for the app in the current directory.
-# $CNB_BP_PLAN_PATH holds the entries this buildpack is asked for; $CNB_PLATFORM_DIR/env the user's variables.
-set -eu
-echo "---> $(basename "$CNB_BUILDPACK_DIR") build"
-exit 0
-"""
-
-
-def scaffold_buildpack(directory: Path, buildpack_id: str, *, version: str = "1.0.0", api: str = "0.12") -> list[Path]:
-    """A new ``sh`` buildpack in *directory* (which must not exist): buildpack.toml, bin/detect, bin/build."""
-    if directory.exists():
-        raise UsageError(f"directory {directory} exists")
-    text = (
-        f"api = {json.dumps(api)}\n\n[buildpack]\nid = {json.dumps(buildpack_id)}\nversion = {json.dumps(version)}\n\n"
-        '[[targets]]\nos = "linux"\n'
-    )
-    BuildpackDescriptor.parse(text, directory / "buildpack.toml")  # refuse a bad id or version before writing
-    (directory / "bin").mkdir(parents=True)
-    (directory / "buildpack.toml").write_text(text)
-    written = [directory / "buildpack.toml"]
-    for name, body in (("detect", _DETECT), ("build", _BUILD)):
-        script = directory / "bin" / name
-        script.write_text(body)
-        script.chmod(0o755)
-        written.append(script)
-    return written

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
 
-from cnbplatform.builder.buildpackage import Module, extract_tar, load_module, read_package_file, read_package_image
+from cnbplatform.builder.buildpackage import Module, load_module
+from cnbplatform.builder.package_read import extract_tar, read_package_file, read_package_image
 from cnbplatform.errors import CnbError, NotFoundError, UsageError
 from cnbplatform.oci import mediatypes as mt
 from cnbplatform.oci.address import parse_address

@@ -22,9 +22,10 @@ from cnbplatform.builder.builder import (
     lifecycle_info_of,
     lifecycle_layer_spec,
 )
-from cnbplatform.builder.buildpackage import create_package, file_layer, scaffold_buildpack, write_package_file
+from cnbplatform.builder.buildpackage import create_package, file_layer, write_package_file
 from cnbplatform.builder.lifecycle_bundle import BundleError, bundle_dir
 from cnbplatform.builder.modules import ModuleResolver, ReadInputs, Reporter
+from cnbplatform.builder.scaffold import scaffold_buildpack
 from cnbplatform.errors import CnbError, UsageError
 from cnbplatform.files import builder_labels as bl
 from cnbplatform.files.builder_toml import BuilderConfig

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from cnbplatform.builder.buildpackage import extract_tar
+from cnbplatform.builder.package_read import extract_tar
 from cnbplatform.errors import UnsafeArchiveError
 from cnbplatform.oci.image import FileLayer
 from cnbplatform.oci.model import Descriptor
