@@ -239,76 +239,19 @@ def rebase(inputs: RebaseInputs, reporter: Reporter) -> RebaseResult:
     """Run the rebase phase (module docstring); raises PhaseError (exit 72) on failure."""
     if not inputs.destinations:
         raise _fail("save the image", "no destination tag given")
-    try:
-        api = ApiVersion.parse(inputs.platform_api)
-    except ApiVersionError as exc:
-        raise _fail("read the platform API version", exc.message) from exc
-    app, new = inputs.app_image, inputs.new_run_image
-    metadata = app_metadata(app, inputs.app_name)
-    forced: list[str] = []
-
-    def problem(check: str, reason: str) -> None:
-        if not inputs.force:
-            raise _fail(f"check {check}", f"{reason} (use --force to rebase anyway)")
-        reporter.warn(f"{reason}; rebasing anyway (--force)")
-        forced.append(check)
-
-    try:
-        for check, reason in compatibility_problems(app, new):
-            problem(check, reason)
-    except CnbError as exc:
-        if isinstance(exc, PhaseError):
-            raise
-        raise _fail("read the image configs", exc.message) from exc
-    new_name = image_name(inputs.new_run_image_name)
-    recorded = _recorded_names(metadata)
-    run_image = metadata.run_image
-    stack = metadata.stack
-    if api.at_least("0.12") and new_name not in {image_name(n) for n in recorded}:
-        if recorded:
-            problem(
-                "the run image name",
-                f"{inputs.new_run_image_name} is not the run image the app was built for nor one of its mirrors "
-                f"({', '.join(dict.fromkeys(recorded))})",
-            )
-        else:
-            reporter.debug(f"the app records no run image name; recording {inputs.new_run_image_name}")
-        run_image = replace(run_image, image=inputs.new_run_image_name, mirrors=())
-        if stack is not None:
-            stack = RunImageRef(inputs.new_run_image_name, ())
-    new_diff_ids = new.config.diff_ids
-    if not new_diff_ids:
-        raise _fail("read the new run image", f"{inputs.new_run_image_name} has no layers")
-    updated = replace(
-        metadata,
-        run_image=RunImageForRebase(
-            top_layer=new_diff_ids[-1],
-            reference=inputs.new_run_image_reference,
-            image=run_image.image,
-            mirrors=run_image.mirrors,
-        ),
-        stack=stack,
-    )
-    labels = _labels(app.config.labels, new.config.labels, api)
-    labels[LIFECYCLE_METADATA_LABEL] = updated.to_json()
-    container = replace(app.config.config, labels=labels)
-    try:
-        image = rebase_layers(
-            app,
-            metadata.run_image.top_layer,
-            new,
-            old_base_diff_ids=inputs.old_base_diff_ids,
-            created=inputs.created,
-            config=container,
-        )
-    except RebaseError as exc:
-        raise _fail(f"swap the run image of {inputs.app_name}", exc.message) from exc
-    except CnbError as exc:
-        raise _fail(f"read the layers of {inputs.app_name}", exc.message) from exc
-    base_count = len(new_diff_ids)
-    kept = image.config.diff_ids[base_count:]
+    api = _platform_api(inputs)
+    metadata = app_metadata(inputs.app_image, inputs.app_name)
+    checks = _Checks(inputs, reporter)
+    checks.compatibility()
+    run_image, stack = checks.run_image_name(metadata, api)
+    updated = _updated_metadata(inputs, metadata, run_image, stack)
+    image = _swap(inputs, metadata, updated, api)
+    new_diff_ids = inputs.new_run_image.config.diff_ids
+    kept = image.config.diff_ids[len(new_diff_ids) :]
     reporter.info(f"Rebasing {inputs.app_name} on run image {inputs.new_run_image_name}")
-    reporter.debug(f"{len(kept)} app layers kept, {base_count} base layers from {inputs.new_run_image_reference}")
+    reporter.debug(
+        f"{len(kept)} app layers kept, {len(new_diff_ids)} base layers from {inputs.new_run_image_reference}"
+    )
     writes = _write(inputs, image, reporter)
     report = _report(inputs, image.descriptor, image.raw_manifest, image.manifest.config.digest)
     reporter.info(f"*** Digest: {image.descriptor.digest}")
@@ -320,8 +263,101 @@ def rebase(inputs: RebaseInputs, reporter: Reporter) -> RebaseResult:
         metadata=updated,
         kept=tuple(kept),
         base=tuple(new_diff_ids),
-        forced=tuple(forced),
+        forced=tuple(checks.forced),
     )
+
+
+def _platform_api(inputs: RebaseInputs) -> ApiVersion:
+    try:
+        return ApiVersion.parse(inputs.platform_api)
+    except ApiVersionError as exc:
+        raise _fail("read the platform API version", exc.message) from exc
+
+
+class _Checks:
+    """The checks of §8 steps 3 and 5: each problem fails the rebase, or with ``--force`` is a warning and
+    recorded in ``forced``."""
+
+    def __init__(self, inputs: RebaseInputs, reporter: Reporter) -> None:
+        self.inputs, self.reporter = inputs, reporter
+        self.forced: list[str] = []
+
+    def problem(self, check: str, reason: str) -> None:
+        if not self.inputs.force:
+            raise _fail(f"check {check}", f"{reason} (use --force to rebase anyway)")
+        self.reporter.warn(f"{reason}; rebasing anyway (--force)")
+        self.forced.append(check)
+
+    def compatibility(self) -> None:
+        try:
+            for check, reason in compatibility_problems(self.inputs.app_image, self.inputs.new_run_image):
+                self.problem(check, reason)
+        except CnbError as exc:
+            if isinstance(exc, PhaseError):
+                raise
+            raise _fail("read the image configs", exc.message) from exc
+
+    def run_image_name(
+        self, metadata: LifecycleMetadata, api: ApiVersion
+    ) -> tuple[RunImageForRebase, RunImageRef | None]:
+        """The run image and stack to record: the app's, or (Platform 0.12+) the new name when the app recorded
+        another one (a problem) or none."""
+        inputs = self.inputs
+        recorded = _recorded_names(metadata)
+        run_image, stack = metadata.run_image, metadata.stack
+        if api.at_least("0.12") and image_name(inputs.new_run_image_name) not in {image_name(n) for n in recorded}:
+            if recorded:
+                self.problem(
+                    "the run image name",
+                    f"{inputs.new_run_image_name} is not the run image the app was built for nor one of its mirrors "
+                    f"({', '.join(dict.fromkeys(recorded))})",
+                )
+            else:
+                self.reporter.debug(f"the app records no run image name; recording {inputs.new_run_image_name}")
+            run_image = replace(run_image, image=inputs.new_run_image_name, mirrors=())
+            if stack is not None:
+                stack = RunImageRef(inputs.new_run_image_name, ())
+        return run_image, stack
+
+
+def _updated_metadata(
+    inputs: RebaseInputs, metadata: LifecycleMetadata, run_image: RunImageForRebase, stack: RunImageRef | None
+) -> LifecycleMetadata:
+    """The app's lifecycle metadata pointing at the new run image (its top layer and reference)."""
+    new_diff_ids = inputs.new_run_image.config.diff_ids
+    if not new_diff_ids:
+        raise _fail("read the new run image", f"{inputs.new_run_image_name} has no layers")
+    return replace(
+        metadata,
+        run_image=RunImageForRebase(
+            top_layer=new_diff_ids[-1],
+            reference=inputs.new_run_image_reference,
+            image=run_image.image,
+            mirrors=run_image.mirrors,
+        ),
+        stack=stack,
+    )
+
+
+def _swap(inputs: RebaseInputs, metadata: LifecycleMetadata, updated: LifecycleMetadata, api: ApiVersion) -> Image:
+    """The app's layers on the new run image, with the labels of §8 step 6."""
+    app, new = inputs.app_image, inputs.new_run_image
+    labels = _labels(app.config.labels, new.config.labels, api)
+    labels[LIFECYCLE_METADATA_LABEL] = updated.to_json()
+    container = replace(app.config.config, labels=labels)
+    try:
+        return rebase_layers(
+            app,
+            metadata.run_image.top_layer,
+            new,
+            old_base_diff_ids=inputs.old_base_diff_ids,
+            created=inputs.created,
+            config=container,
+        )
+    except RebaseError as exc:
+        raise _fail(f"swap the run image of {inputs.app_name}", exc.message) from exc
+    except CnbError as exc:
+        raise _fail(f"read the layers of {inputs.app_name}", exc.message) from exc
 
 
 def _tags(inputs: RebaseInputs) -> list[str]:
