@@ -247,12 +247,9 @@ def _compile(plan: ImagePlan, launch: Sequence[LaunchBuildpack], reporter: Repor
 
 
 def plan_image(inputs: ExportInputs, metadata: BuildMetadata, scratch: Path, reporter: Reporter) -> ImagePlan:
-    """Decide the image's layers (module docstring); reused layers' launch files are read into *scratch*."""
-    analyzed = inputs.analyzed
-    if not analyzed.run_image_ref:
-        raise export_error("read analyzed.toml", "it names no run image (run-image.reference)")
-    if analyzed.run_image is not None and analyzed.run_image.extend:
-        raise export_error("read analyzed.toml", "extended run images (run-image.extend) are not supported")
+    """Decide the image's layers (module docstring); reused layers' launch files are read into *scratch*. The order
+    of the steps is the order of the layers."""
+    _check_analyzed(inputs)
     try:
         previous = PreviousLayers(inputs.previous_image)
     except CnbError as exc:
@@ -261,10 +258,39 @@ def plan_image(inputs: ExportInputs, metadata: BuildMetadata, scratch: Path, rep
     buildpacks = tuple(read_buildpack_dir(inputs.layers_dir, member) for member in inputs.group.group)
     types_spec = process_types_spec([p.type for p in metadata.processes]) if metadata.processes else None
     plan = ImagePlan(inputs, metadata, process, None, previous, buildpacks, reporter)
-    old = analyzed.metadata
+    launch = _plan_buildpack_layers(plan, previous, scratch)
+    _plan_sbom(plan)
+    _plan_app(plan)
+    old = inputs.analyzed.metadata
+    plan.add(
+        _Slot("launcher", "launcher", cfg.LAUNCHER_CREATED_BY, (old.launcher,)), launcher_spec(inputs.launcher_file)
+    )
+    _compile(plan, launch, reporter)
+    _plan_static(plan, launch)
+    _plan_config(plan, types_spec)
+    if process is not None:
+        reporter.info(f"Setting default process type '{process.type}'")
+    else:
+        reporter.info("No default process type: the entrypoint is the launcher")
+    return plan
+
+
+def _check_analyzed(inputs: ExportInputs) -> None:
+    analyzed = inputs.analyzed
+    if not analyzed.run_image_ref:
+        raise export_error("read analyzed.toml", "it names no run image (run-image.reference)")
+    if analyzed.run_image is not None and analyzed.run_image.extend:
+        raise export_error("read analyzed.toml", "extended run images (run-image.extend) are not supported")
+
+
+def _plan_buildpack_layers(plan: ImagePlan, previous: PreviousLayers, scratch: Path) -> list[LaunchBuildpack]:
+    """Each buildpack's layers: cache jobs for cached ones, image layers (made, or reused from the previous image
+    with their launch files read into *scratch*) for launch ones; what the launcher needs of each buildpack."""
+    inputs = plan.inputs
+    old = inputs.analyzed.metadata
     uid, gid, mount = inputs.uid, inputs.gid, inputs.layers_mount
     launch: list[LaunchBuildpack] = []
-    for bp in buildpacks:
+    for bp in plan.buildpacks:
         launch_layers: list[LaunchLayer] = []
         old_bp = old.for_buildpack(bp.buildpack.id)
         for layer in bp.layers:
@@ -293,6 +319,14 @@ def plan_image(inputs: ExportInputs, metadata: BuildMetadata, scratch: Path, rep
                 raise export_error(f"reuse layer '{layer.key}'", exc.message) from exc
             launch_layers.append(LaunchLayer(layer.name, stand_in))
         launch.append(LaunchBuildpack(bp.buildpack.id, tuple(launch_layers)))
+    return launch
+
+
+def _plan_sbom(plan: ImagePlan) -> None:
+    """The launch SBOMs as an image layer, the cache SBOMs as a cache layer (Platform 0.8+)."""
+    inputs = plan.inputs
+    old = inputs.analyzed.metadata
+    uid, gid, mount = inputs.uid, inputs.gid, inputs.layers_mount
     sbom_root = optional_dir(inputs.layers_dir / "sbom", "the SBOM dir")  # never through a symlink
     if sbom_root is not None and ApiVersion.parse(inputs.platform_api).at_least("0.8"):
         sbom_launch = optional_dir(inputs.layers_dir / "sbom" / "launch", "the launch SBOMs")
@@ -304,6 +338,13 @@ def plan_image(inputs: ExportInputs, metadata: BuildMetadata, scratch: Path, rep
             spec = tree_spec(sbom_cache, image_path(mount, "sbom", "cache"), uid=uid, gid=gid)
             plan.cache_jobs.append(LayerJob("cache.sbom", spec, True))
             plan.sbom_cache_job = "cache.sbom"
+
+
+def _plan_app(plan: ImagePlan) -> None:
+    """The app dir as one layer, or one layer per slice and the rest."""
+    inputs, metadata = plan.inputs, plan.metadata
+    old = inputs.analyzed.metadata
+    uid, gid = inputs.uid, inputs.gid
     slices = [s.paths for s in metadata.slices]
     if not slices:
         app_specs = [tree_spec(inputs.app_dir, inputs.app_mount, uid=uid, gid=gid)]
@@ -318,10 +359,12 @@ def plan_image(inputs: ExportInputs, metadata: BuildMetadata, scratch: Path, rep
         created_by = cfg.SLICE_CREATED_BY.format(index) if slices else cfg.APP_CREATED_BY
         name = f"app slice {index}" if slices else "app"
         plan.add(_Slot(name, "app", created_by, old.app), spec)
-    plan.add(
-        _Slot("launcher", "launcher", cfg.LAUNCHER_CREATED_BY, (old.launcher,)), launcher_spec(inputs.launcher_file)
-    )
-    _compile(plan, launch, reporter)
+
+
+def _plan_static(plan: ImagePlan, launch: list[LaunchBuildpack]) -> None:
+    """A run image without a shell: the default process's environment baked into the config."""
+    inputs, metadata, process, reporter = plan.inputs, plan.metadata, plan.process, plan.reporter
+    mount = inputs.layers_mount
     if not inputs.run_image_has_shell:
         api = next((b.api for b in metadata.buildpacks if process and b.id == process.buildpack_id), "")
         plan.static = cfg.static_process(
@@ -334,6 +377,13 @@ def plan_image(inputs: ExportInputs, metadata: BuildMetadata, scratch: Path, rep
             buildpack_api=api,
             reporter=reporter,
         )
+
+
+def _plan_config(plan: ImagePlan, types_spec: LayerSpec | None) -> None:
+    """The launch config layer, then the process-types layer."""
+    inputs = plan.inputs
+    old = inputs.analyzed.metadata
+    uid, gid, mount = inputs.uid, inputs.gid, inputs.layers_mount
     config_dir = inputs.layers_dir / "config"
     plan.add(
         _Slot("config", "config", cfg.CONFIG_CREATED_BY, (old.config,)),
@@ -343,8 +393,3 @@ def plan_image(inputs: ExportInputs, metadata: BuildMetadata, scratch: Path, rep
         plan.add(
             _Slot("process-types", "process-types", cfg.PROCESS_TYPES_CREATED_BY, (old.process_types,)), types_spec
         )
-    if process is not None:
-        reporter.info(f"Setting default process type '{process.type}'")
-    else:
-        reporter.info("No default process type: the entrypoint is the launcher")
-    return plan
