@@ -226,56 +226,13 @@ def run_process(
     ``request.stop_grace`` set calls *terminate(pid)* (default: SIGTERM to the process group) and waits.
     """
     started = time.monotonic()
-    try:
-        proc = subprocess.Popen(
-            list(argv),
-            env=dict(env),
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            pass_fds=tuple(pass_fds),
-        )
-    except OSError as exc:
-        raise CnbError(f"sandbox: cannot start {argv[0]} in {cwd}: {exc.strerror or exc}") from exc
+    proc = _start(argv, env, cwd, pass_fds)
     assert proc.stdout is not None and proc.stderr is not None
     out = Capture(request.stdout, request.output_limit)
     err = Capture(request.stderr, request.output_limit)
     deadline = None if request.timeout is None else started + request.timeout
-    timed_out = False
-    stopping = False
-    ended_at: float | None = None
     try:
-        with selectors.DefaultSelector() as selector:
-            selector.register(proc.stdout, selectors.EVENT_READ, out)
-            selector.register(proc.stderr, selectors.EVENT_READ, err)
-            while selector.get_map():
-                try:
-                    now = time.monotonic()
-                    if ended_at is None and _exited(proc.pid):
-                        ended_at = now
-                        _kill_group(proc.pid)
-                    if ended_at is None and deadline is not None and now >= deadline:
-                        _kill_group(proc.pid)
-                        timed_out = True
-                        deadline = None
-                    if ended_at is not None and now - ended_at > DRAIN_GRACE:
-                        break
-                    wait = _POLL if deadline is None else max(0.0, min(_POLL, deadline - now))
-                    for key, _ in selector.select(wait):
-                        chunk = os.read(key.fd, READ_CHUNK)
-                        if chunk:
-                            key.data.feed(chunk)
-                        else:
-                            selector.unregister(key.fileobj)
-                except KeyboardInterrupt:
-                    if request.stop_grace is None or stopping or ended_at is not None:
-                        raise
-                    stopping = True
-                    (terminate or _terminate_group)(proc.pid)
-                    stop_at = time.monotonic() + request.stop_grace
-                    deadline = stop_at if deadline is None else min(deadline, stop_at)
+        timed_out, deadline = _pump(proc, out, err, deadline, request, terminate)
         timed_out = _await_exit(proc.pid, deadline) or timed_out
     finally:
         _kill_group(proc.pid)  # stragglers; the leader is not reaped yet, so its group id cannot be reused
@@ -290,3 +247,67 @@ def run_process(
         truncated=out.truncated or err.truncated,
         duration=time.monotonic() - started,
     )
+
+
+def _start(argv: Sequence[str], env: Mapping[str, str], cwd: str, pass_fds: Sequence[int]) -> subprocess.Popen[bytes]:
+    """*argv* started in its own session and process group, stdin empty, stdout and stderr piped."""
+    try:
+        return subprocess.Popen(
+            list(argv),
+            env=dict(env),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            pass_fds=tuple(pass_fds),
+        )
+    except OSError as exc:
+        raise CnbError(f"sandbox: cannot start {argv[0]} in {cwd}: {exc.strerror or exc}") from exc
+
+
+def _pump(
+    proc: subprocess.Popen[bytes],
+    out: Capture,
+    err: Capture,
+    deadline: float | None,
+    request: RunRequest,
+    terminate: Callable[[int], None] | None,
+) -> tuple[bool, float | None]:
+    """Feed the process's output to *out* and *err* until both pipes close (or, once the leader has exited,
+    :data:`DRAIN_GRACE` has passed); kill the group at *deadline*; a Ctrl-C with ``request.stop_grace`` asks it
+    to stop. Returns whether it timed out and the deadline left for its exit."""
+    assert proc.stdout is not None and proc.stderr is not None
+    timed_out = False
+    stopping = False
+    ended_at: float | None = None
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ, out)
+        selector.register(proc.stderr, selectors.EVENT_READ, err)
+        while selector.get_map():
+            try:
+                now = time.monotonic()
+                if ended_at is None and _exited(proc.pid):
+                    ended_at = now
+                    _kill_group(proc.pid)
+                if ended_at is None and deadline is not None and now >= deadline:
+                    _kill_group(proc.pid)
+                    timed_out = True
+                    deadline = None
+                if ended_at is not None and now - ended_at > DRAIN_GRACE:
+                    break
+                wait = _POLL if deadline is None else max(0.0, min(_POLL, deadline - now))
+                for key, _ in selector.select(wait):
+                    chunk = os.read(key.fd, READ_CHUNK)
+                    if chunk:
+                        key.data.feed(chunk)
+                    else:
+                        selector.unregister(key.fileobj)
+            except KeyboardInterrupt:
+                if request.stop_grace is None or stopping or ended_at is not None:
+                    raise
+                stopping = True
+                (terminate or _terminate_group)(proc.pid)
+                stop_at = time.monotonic() + request.stop_grace
+                deadline = stop_at if deadline is None else min(deadline, stop_at)
+    return timed_out, deadline
