@@ -350,36 +350,11 @@ def _build(
     builder_root = rootfs_for(builder.image, ctx.home / "rootfs", limits=ctx.unpack_limits)
     timings["builder"] = time.perf_counter() - tick
 
-    ws.reset()
-    copy_app(request.path.resolve(), ws.app, project)
-    # The builder's buildpacks are used where they are (cnb's private, read-only copy of the image) unless this
-    # build adds some (--buildpack, project.toml groups): then they are linked into a workspace dir of their own.
-    buildpacks = builder_root / "cnb" / "buildpacks"
-    if _has_own_order(request, project):
-        link_tree(buildpacks, ws.buildpacks)
-        buildpacks = ws.buildpacks
-    env = parse_env(request.env, request.env_files, ctx.env)
-    if project is not None:
-        env = {**{e.name: e.value for e in project.env}, **env}
-    ca_mounts: tuple[Mount, ...] = ()
-    if request.host_ca_certs is not None:
-        ca_mount, ca_env = host_ca_mount(request.host_ca_certs)
-        ca_mounts = (ca_mount,)
-        env = {**ca_env, **env}
-    write_platform_env(ws.platform, env)
-    groups = _order_groups(ctx, request, project, ws, builder_root)
-    order = builder_root / "cnb" / "order.toml"
-    if groups is not None:
-        write_order(ws.order, groups)
-        order = ws.order
-
-    run_toml = builder_root / "cnb" / "run.toml"
-    if request.run_image:
-        run_toml = own_run_config(builder_root, request.run_image, ws.root) or run_toml
-    if request.clear_cache and cache_dir.exists() and request.cache_image is None:
-        shutil.rmtree(cache_dir)
-    with contextlib.suppress(OSError):
-        os.utime(cache_dir)  # its last use, for cnb prune's least-recently-used order
+    buildpacks = _stage(request, ws, builder_root, project)
+    ca_mounts = _platform_env(ctx, request, ws, project)
+    order = _order_file(ctx, request, project, ws, builder_root)
+    run_toml = _run_toml(request, builder_root, ws)
+    _use_cache_dir(request, cache_dir)
     launcher = builder_launcher(builder_root) or ws.root / "no-launcher"
     settings = phase_settings(request, ws, builder_root, builder.address, buildpacks, order, run_toml, launcher,
                               cache_dir, outputs)  # fmt: skip
@@ -404,6 +379,63 @@ def _build(
         phases=timings,
         export=result,
     )
+
+
+def _stage(request: BuildRequest, ws: Workspace, builder_root: Path, project: ProjectDescriptor | None) -> Path:
+    """A fresh workspace with the app copied in; the buildpacks dir the build uses.
+
+    The builder's buildpacks are used where they are (cnb's private, read-only copy of the image) unless this
+    build adds some (--buildpack, project.toml groups): then they are linked into a workspace dir of their own."""
+    ws.reset()
+    copy_app(request.path.resolve(), ws.app, project)
+    buildpacks = builder_root / "cnb" / "buildpacks"
+    if _has_own_order(request, project):
+        link_tree(buildpacks, ws.buildpacks)
+        buildpacks = ws.buildpacks
+    return buildpacks
+
+
+def _platform_env(
+    ctx: PlatformContext, request: BuildRequest, ws: Workspace, project: ProjectDescriptor | None
+) -> tuple[Mount, ...]:
+    """``<platform>/env`` from --env, --env-file, project.toml and the host CA bundle; the CA bundle's mount."""
+    env = parse_env(request.env, request.env_files, ctx.env)
+    if project is not None:
+        env = {**{e.name: e.value for e in project.env}, **env}
+    ca_mounts: tuple[Mount, ...] = ()
+    if request.host_ca_certs is not None:
+        ca_mount, ca_env = host_ca_mount(request.host_ca_certs)
+        ca_mounts = (ca_mount,)
+        env = {**ca_env, **env}
+    write_platform_env(ws.platform, env)
+    return ca_mounts
+
+
+def _order_file(
+    ctx: PlatformContext, request: BuildRequest, project: ProjectDescriptor | None, ws: Workspace, builder_root: Path
+) -> Path:
+    """The builder's order.toml, or one of this build's own groups (--buildpack, project.toml)."""
+    groups = _order_groups(ctx, request, project, ws, builder_root)
+    if groups is None:
+        return builder_root / "cnb" / "order.toml"
+    write_order(ws.order, groups)
+    return ws.order
+
+
+def _run_toml(request: BuildRequest, builder_root: Path, ws: Workspace) -> Path:
+    """The builder's run.toml, or one naming --run-image when the builder's does not."""
+    run_toml = builder_root / "cnb" / "run.toml"
+    if request.run_image:
+        run_toml = own_run_config(builder_root, request.run_image, ws.root) or run_toml
+    return run_toml
+
+
+def _use_cache_dir(request: BuildRequest, cache_dir: Path) -> None:
+    """--clear-cache empties the cache dir; its mtime records this use (cnb prune's least-recently-used order)."""
+    if request.clear_cache and cache_dir.exists() and request.cache_image is None:
+        shutil.rmtree(cache_dir)
+    with contextlib.suppress(OSError):
+        os.utime(cache_dir)
 
 
 def decide_outputs(request: BuildRequest) -> Outputs:
