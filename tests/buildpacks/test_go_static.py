@@ -13,7 +13,7 @@ import pytest
 
 from tests.buildpacks.helpers import config, create, fetch_page, image_sbom, make_project
 from tests.conftest import REPO, Cnb
-from tests.support.trixie import trixie_images
+from tests.support.bookworm import trixie_images
 
 CASES = {
     "go-stdlib": ("Hello from cnb! (go-stdlib)\n", []),

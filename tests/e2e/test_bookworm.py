@@ -1,7 +1,7 @@
 """The sample apps with the real bookworm builder, end to end (issues 4 and 5 "must show"; docs/design.md §1).
 
 ``builders/bookworm`` is used unchanged: a module-wide ``$CNB_HOME`` holds the bookworm language images
-(:mod:`tests.support.language_images`) under the names the builder expects. Each example is built once per module
+(:func:`tests.support.bookworm.language_images`) under the names the builder expects. Each example is built once per module
 (pip and npm reach PyPI and the npm registry through this machine's TLS-intercepting proxy, hence
 ``--host-ca-certs``), then served with ``cnb run`` and by the Docker engine (``cnb build --daemon``), rebuilt after
 code and requirement edits (dependency layers reused, offline), rebased onto a run image with one more Debian

@@ -1,7 +1,7 @@
-"""Debian bookworm build and run images for tests (docs/design.md decision 8), built once per machine: the one
-cached test-image helper.
+"""Debian build and run images for tests (docs/design.md decision 8), built once per machine: the one cached
+Debian test-image helper.
 
-Two sets, each one cache entry under :func:`cache_root` (``~/.cache/cnb-tests/``, ``$CNB_TEST_CACHE`` overrides)
+Three sets, each one cache entry under :func:`cache_root` (``~/.cache/cnb-tests/``, ``$CNB_TEST_CACHE`` overrides)
 made by :func:`cached`, keyed by its recipe and the source of the code that decides the images' bytes
 (:data:`CODE`), so later sessions on the same machine reuse it. A file lock makes concurrent sessions wait for one
 builder; entries made by other code versions are removed once unused for a day (another checkout may be reading
@@ -17,6 +17,9 @@ them). Entries are shared between sessions: read them, never write into them.
   ``build``, ``run`` and ``run-patched`` (the run image with :data:`PATCH_PACKAGE` added, "the run image after a
   Debian update"). Both recipes are built side by side, from one moment of the mirror, so the patched run image
   differs from the run image by exactly :data:`PATCH_PACKAGE`.
+* :func:`trixie_images`, for the Go tests: :data:`TRIXIE_RECIPE` (trixie minbase; run: ca-certificates, tzdata;
+  build: + golang-go, as builders/trixie does, with ``static-run-image = true``) made with ``create_base`` into one
+  layout with the tags ``build``, ``run`` and ``static``.
 
 Building needs the Debian mirror (``deb.debian.org``); if it cannot be reached the caller FAILS with the reason,
 it never skips. Use the session fixtures by importing them into a test module (or a conftest)::
@@ -337,3 +340,74 @@ def language_images() -> LanguageImages:
     """The language images (see the module docstring), built if this machine has no copy made by the current code."""
     entry, _ = cached(_NAME, _key(), _build_languages, "layout/index.json")
     return LanguageImages(entry / "layout")
+
+
+# -- the trixie images: Go in the build image, a static run image for its binaries ----------------------------
+
+TRIXIE_RECIPE = """\
+# Trixie for the Go tests: Go in the build image, a static run image for its binaries.
+[base]
+id = "io.cnb.test.trixie"
+kind = "debian"
+user-id = 1000
+group-id = 1000
+user-name = "cnb"
+maintainer = "cnb tests"
+description = "Debian trixie minbase with Go (build) and a static run image, for buildpack tests"
+
+[debian]
+suite = "trixie"
+mirror = "http://deb.debian.org/debian"
+variant = "minbase"
+run-packages = ["ca-certificates", "tzdata"]
+build-packages = ["golang-go"]
+static-run-image = true
+"""
+
+
+@dataclass(frozen=True)
+class TrixieImages:
+    """A read-only OCI layout with the tags ``build``, ``run`` and ``static`` (module docstring)."""
+
+    layout: Path
+
+    @property
+    def build(self) -> str:
+        return f"oci:{self.layout}:build"
+
+    @property
+    def run(self) -> str:
+        return f"oci:{self.layout}:run"
+
+    @property
+    def static(self) -> str:
+        return f"oci:{self.layout}:static"
+
+
+def _trixie_key() -> str:
+    digest = hashlib.sha256(TRIXIE_RECIPE.encode())
+    for name in CODE:
+        digest.update(name.encode() + b"\0" + (REPO / name).read_bytes())
+    return digest.hexdigest()[:20]
+
+
+def _build_trixie(work: Path) -> None:
+    try:
+        images = _create(work, "recipe", TRIXIE_RECIPE)
+        assert images.static is not None
+        store = LayoutStore(work / "layout")
+        store.write(images.build, "build")
+        store.write(images.run, "run")
+        store.write(images.static, "static")
+    except CnbError as exc:
+        pytest.fail(f"building the trixie test images needs http://deb.debian.org/debian: {exc}", pytrace=False)
+    finally:
+        for scratch in work.glob("recipe-*"):
+            shutil.rmtree(scratch, ignore_errors=True)  # the root filesystem and blobs, now in the layout
+
+
+@functools.cache
+def trixie_images() -> TrixieImages:
+    """The trixie images (see the module docstring), built if this machine has no copy made by the current code."""
+    entry, _ = cached("trixie-go", _trixie_key(), _build_trixie, "layout/index.json")
+    return TrixieImages(entry / "layout")
