@@ -89,9 +89,8 @@ def layer_files(image: Image) -> dict[str, bytes]:
 
 
 @integration
-def test_dockerd_starts_quickly(dockerd: RunningDockerd) -> None:
+def test_dockerd_starts_with_a_supported_storage_driver(dockerd: RunningDockerd) -> None:
     assert dockerd.storage_driver in ("overlay2", "vfs")
-    assert dockerd.startup_seconds < 30
     print(f"dockerd ({dockerd.storage_driver}) answered after {dockerd.startup_seconds:.2f}s")
 
 
