@@ -15,14 +15,12 @@ app = typer.Typer(rich_markup_mode=None, help="Base (build and run) images.", no
 
 @app.command("create")
 def create(
-    config: Path = typer.Option(..., "--config", help="The recipe, e.g. builders/bookworm/base.toml."),
+    config: Path = typer_option("base create", "config"),
     build_image: str = typer_option("base create", "build_image"),
     run_image: str = typer_option("base create", "run_image"),
     static_run_image: str | None = typer_option("base create", "static_run_image"),
-    extra_run_package: list[str] = typer.Option(
-        [], "--extra-run-package", help="Debian recipes: one more package for the run image (repeatable)."
-    ),
-    mirror: str | None = typer.Option(None, "--mirror", help="Debian recipes: the mirror to use instead."),
+    extra_run_package: list[str] = typer_option("base create", "extra_run_package"),
+    mirror: str | None = typer_option("base create", "mirror"),
     insecure_registry: list[str] = typer_option("base create", "insecure_registry"),
 ) -> None:
     """Create a build image and a run image from a base recipe."""

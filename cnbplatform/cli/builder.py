@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 
+from cnbplatform.cli.options import spelled
 from cnbplatform.cli.output import OPTIONS, reporter_for
 from cnbplatform.cli.params import typer_option
 from cnbplatform.platform.context import context_from_env
@@ -22,7 +23,7 @@ Insecure = typer_option("builder create", "insecure_registry")
 @builder_app.command("create")
 def create(
     image: str = typer.Argument(..., help="Where to write the builder (local store name, oci:DIR:TAG, registry ref)."),
-    config: Path = typer.Option(..., "--config", "-c", help="builder.toml (pack's schema)."),
+    config: Path = typer_option("builder create", "config"),
     publish: bool = typer_option("builder create", "publish", help="Write the builder to the registry IMAGE names."),
     insecure_registry: list[str] = Insecure,
     lifecycle: str = typer_option("builder create", "lifecycle"),
@@ -41,7 +42,7 @@ def create(
 @builder_app.command("inspect")
 def inspect(
     image: str = typer.Argument(..., help="The builder (local store name, oci:DIR:TAG, registry ref, docker-daemon:)."),
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    as_json: bool = typer_option("builder inspect", "as_json"),
     insecure_registry: list[str] = Insecure,
 ) -> None:
     """Show a builder's description, images, buildpacks and detection order."""
@@ -92,12 +93,15 @@ def _human(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+_FORMAT = spelled("buildpack package", "fmt")
+
+
 @buildpack_app.command("package")
 def package(
-    name: str = typer.Argument(..., help="Image to write (--format image) or .cnb file (--format file)."),
-    config: Path | None = typer.Option(None, "--config", "-c", help="package.toml (pack's schema)."),
+    name: str = typer.Argument(..., help=f"Image to write ({_FORMAT} image) or .cnb file ({_FORMAT} file)."),
+    config: Path | None = typer_option("buildpack package", "config"),
     path: Path | None = typer_option("buildpack package", "path"),
-    fmt: str | None = typer.Option(None, "--format", "-f", help="image or file (default: file for NAME.cnb)."),
+    fmt: str | None = typer_option("buildpack package", "fmt"),
     publish: bool = typer_option("buildpack package", "publish", help="Write the image to the registry NAME names."),
     insecure_registry: list[str] = Insecure,
 ) -> None:
@@ -119,7 +123,7 @@ def new(
     buildpack_id: str = typer.Argument(..., metavar="ID", help="The buildpack id, e.g. example/hello."),
     path: Path | None = typer_option("buildpack new", "path"),
     version: str = typer_option("buildpack new", "version"),
-    api: str = typer.Option("0.12", "--api", "-a", help="The Buildpack API version."),
+    api: str = typer_option("buildpack new", "api"),
 ) -> None:
     """Create a sh buildpack: buildpack.toml, bin/detect and bin/build."""
     from cnbplatform.platform.builder import new_buildpack

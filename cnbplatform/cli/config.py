@@ -7,7 +7,9 @@ from pathlib import Path
 
 import typer
 
+from cnbplatform.cli.options import spelled
 from cnbplatform.cli.output import out_console
+from cnbplatform.cli.params import typer_option
 from cnbplatform.errors import UsageError
 from cnbplatform.platform.config import load_config, save_config
 from cnbplatform.platform.context import home_from_env as _home
@@ -45,16 +47,19 @@ def insecure_registries(
     _edit_list("insecure_registries", action, name, _checked_host)
 
 
+_MIRROR = spelled("config registry-mirrors", "mirror_option")
+
+
 @app.command("registry-mirrors")
 def registry_mirrors(
     action: str = typer.Argument("list", help="list, add or remove"),
     registry: str | None = typer.Argument(None, help="Registry host (e.g. docker.io)."),
-    mirror: str | None = typer.Argument(None, help="Mirror host[/prefix] (add only; or --mirror)."),
-    mirror_option: str | None = typer.Option(None, "--mirror", "-m", help="Mirror host[/prefix] (pack's flag)."),
+    mirror: str | None = typer.Argument(None, help=f"Mirror host[/prefix] (add only; or {_MIRROR})."),
+    mirror_option: str | None = typer_option("config registry-mirrors", "mirror_option"),
 ) -> None:
     """Mirrors to pull a registry's images through (registry host, or '*' for every registry)."""
     if mirror is not None and mirror_option is not None and mirror != mirror_option:
-        raise typer.BadParameter("give the mirror once (as an argument or with --mirror)")
+        raise typer.BadParameter(f"give the mirror once (as an argument or with {_MIRROR})")
     mirror = mirror or mirror_option
     config = load_config(_home())
     if action == "list":

@@ -22,16 +22,14 @@ def deploy(
     builder: str | None = typer_option("deploy", "builder"),
     dockerfile: Path | None = typer_option("deploy", "dockerfile"),
     using: str | None = typer_option("deploy", "using"),
-    port: int | None = typer.Option(None, "--port", help="Container port (default: the image's PORT, or 8080)."),
-    replicas: int = typer.Option(1, "--replicas", help="Pods to run."),
+    port: int | None = typer_option("deploy", "port"),
+    replicas: int = typer_option("deploy", "replicas"),
     name: str | None = typer_option("deploy", "name"),
     namespace: str | None = typer_option("deploy", "namespace"),
-    pull_secret: str | None = typer.Option(None, "--pull-secret", help="Name of an image pull secret to use."),
-    create_pull_secret: bool = typer.Option(
-        False, "--create-pull-secret", help="Also output that Secret, from the builder's pull credentials."
-    ),
+    pull_secret: str | None = typer_option("deploy", "pull_secret"),
+    create_pull_secret: bool = typer_option("deploy", "create_pull_secret"),
     output: Path | None = typer_option("deploy", "output"),
-    apply: bool = typer.Option(False, "--apply", help="Pipe the manifests to 'kubectl apply -f -'."),
+    apply: bool = typer_option("deploy", "apply"),
     insecure_registry: list[str] = typer_option("deploy", "insecure_registry"),
 ) -> None:
     """Build the app, push IMAGE, and output (or apply) its digest-pinned Deployment and Service."""
@@ -49,9 +47,9 @@ def deploy(
     ctx = context_from_env(insecure_registries=insecure_registry)
     kubectl = shutil.which("kubectl", path=ctx.env.get("PATH")) if apply else None
     if apply and kubectl is None:
-        raise UsageError("--apply needs kubectl on PATH (apt-get install kubernetes-client)")
+        raise UsageError(f"{spelled('deploy', 'apply')} needs kubectl on PATH (apt-get install kubernetes-client)")
     if apply and output is not None:
-        raise UsageError(f"--apply and {spelled('deploy', 'output')} exclude each other")
+        raise UsageError(f"{spelled('deploy', 'apply')} and {spelled('deploy', 'output')} exclude each other")
     kind = "dockerfile" if dockerfile is not None else (using or "buildpacks")
     if dockerfile is not None and using not in (None, "dockerfile"):
         raise UsageError(
@@ -66,7 +64,7 @@ def deploy(
     if dockerfile is not None:
         options["file"] = str(dockerfile.resolve())
     if create_pull_secret and pull_secret is None:
-        raise UsageError("--create-pull-secret needs --pull-secret NAME")
+        raise UsageError(f"{spelled('deploy', 'create_pull_secret')} needs {spelled('deploy', 'pull_secret')} NAME")
     from cnbplatform.oci.address import StoreKind, parse_destination
 
     destination = parse_destination(image if "://" in image else f"docker://{image}")

@@ -25,7 +25,7 @@ Insecure = typer_option("image ls", "insecure_registry")
 @app.command("ls")
 def ls(
     where: str | None = typer.Argument(None, help="oci:DIR, a registry repository, or docker-daemon:; default local"),
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    as_json: bool = typer_option("image ls", "as_json"),
     insecure_registry: list[str] = Insecure,
 ) -> None:
     """List images in the local store (or another store)."""
@@ -37,7 +37,7 @@ def ls(
 def inspect(
     image: str = typer.Argument(..., help=ADDRESS_HELP),
     platform: str | None = typer_option("image inspect", "platform"),
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    as_json: bool = typer_option("image inspect", "as_json"),
     insecure_registry: list[str] = Insecure,
 ) -> None:
     """Show an image's digest, platform, config and layers."""

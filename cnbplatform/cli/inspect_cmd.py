@@ -1,6 +1,6 @@
 """``cnb inspect IMAGE``: what a buildpacks-built image is made of (docs/spec-notes.md §6.3 to §6.6), as ``pack
 inspect`` shows it: base, run images and mirrors, rebasable, buildpacks, processes, and the origin of every layer.
-``--json`` prints :meth:`~cnbplatform.platform.inspect.AppImageReport.to_json_dict` (keys documented there)."""
+The JSON output is :meth:`~cnbplatform.platform.inspect.AppImageReport.to_json_dict` (keys documented there)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ ADDRESS_HELP = "NAME (local store), oci:DIR:TAG, host/repo:tag (registry), docke
 def inspect(
     image: str = typer.Argument(..., help=ADDRESS_HELP),
     platform: str | None = typer_option("inspect", "platform"),
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    as_json: bool = typer_option("inspect", "as_json"),
     insecure_registry: list[str] = typer_option("inspect", "insecure_registry"),
 ) -> None:
     """Show what a buildpacks-built image is made of: base, run images, buildpacks, processes, layers."""

@@ -36,9 +36,7 @@ def pull_secret(
     registry: str = typer.Argument(..., help="Registry host, e.g. ghcr.io or 127.0.0.1:5000."),
     name: str = typer_option("k8s pull-secret", "name"),
     namespace: str | None = typer_option("k8s pull-secret", "namespace"),
-    service_account: str | None = typer.Option(
-        None, "--service-account", help="Also output this ServiceAccount listing the Secret in imagePullSecrets."
-    ),
+    service_account: str | None = typer_option("k8s pull-secret", "service_account"),
     output: Path | None = typer_option("k8s pull-secret", "output"),
 ) -> None:
     """A kubernetes.io/dockerconfigjson Secret from the credentials cnb uses for REGISTRY."""
@@ -61,11 +59,11 @@ def pull_secret(
 @app.command("manifests")
 def manifests(
     image: str = typer.Argument(..., help="A buildpacks-built image (registry reference or any cnb address)."),
-    port: int | None = typer.Option(None, "--port", help="Container port (default: the image's PORT, or 8080)."),
-    replicas: int = typer.Option(1, "--replicas", help="Pods to run."),
+    port: int | None = typer_option("k8s manifests", "port"),
+    replicas: int = typer_option("k8s manifests", "replicas"),
     name: str | None = typer_option("k8s manifests", "name"),
     namespace: str | None = typer_option("k8s manifests", "namespace"),
-    pull_secret: str | None = typer.Option(None, "--pull-secret", help="Name of an image pull secret to use."),
+    pull_secret: str | None = typer_option("k8s manifests", "pull_secret"),
     output: Path | None = typer_option("k8s manifests", "output"),
     insecure_registry: list[str] = typer_option("k8s manifests", "insecure_registry"),
 ) -> None:

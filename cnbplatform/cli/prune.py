@@ -1,15 +1,14 @@
-"""``cnb prune [--all] [--dry-run]``: free what ``$CNB_HOME``'s caches hold, like ``docker system prune``."""
+"""``cnb prune``: free what ``$CNB_HOME``'s caches hold, like ``docker system prune`` (options: cli/options.py)."""
 
 from __future__ import annotations
 
-import typer
-
 from cnbplatform.cli.output import OPTIONS, out_console, reporter_for
+from cnbplatform.cli.params import typer_option
 
 
 def prune(
-    all_: bool = typer.Option(False, "--all", "-a", help="Remove every cache entry not in use, however recent."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be removed and its size; remove nothing."),
+    all_: bool = typer_option("prune", "all_"),
+    dry_run: bool = typer_option("prune", "dry_run"),
 ) -> None:
     """Remove unpacked rootfs trees, layer-cache blobs, build caches, leftover work dirs and unreferenced blobs
     that were not used for a while ([prune] unused-after-seconds in config.toml, default a day)."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from cnbplatform.cli.options import spelled
 from cnbplatform.cli.output import OPTIONS, err_console, out_console
 from cnbplatform.cli.params import typer_option
 from cnbplatform.platform.context import context_from_env
@@ -15,14 +16,14 @@ from cnbplatform.platform.context import context_from_env
 app = typer.Typer(rich_markup_mode=None, help="Software bills of materials of images.", no_args_is_help=True)
 
 IMAGE_HELP = "oci:DIR[:TAG], docker-daemon:REF, host/repo:tag (registry), docker://REF, local:NAME or NAME (local)"
-Remote = typer.Option(False, "--remote", help="Read a bare NAME from its registry instead of the local store.")
+Remote = typer_option("sbom export", "remote")
 Insecure = typer_option("sbom export", "insecure_registry")
 
 
 @app.command("download")
 def download(
     image: str = typer.Argument(..., help=IMAGE_HELP),
-    output_dir: Path = typer.Option(Path("."), "--output-dir", "-o", help="Where to write launch/<bp>/..."),
+    output_dir: Path = typer_option("sbom download", "output_dir"),
     remote: bool = Remote,
     insecure_registry: list[str] = Insecure,
 ) -> None:
@@ -40,11 +41,11 @@ def download(
 @app.command("export")
 def export(
     image: str = typer.Argument(..., help=IMAGE_HELP),
-    fmt: str = typer.Option("cyclonedx", "--format", "-f", help="cyclonedx (1.6 JSON), spdx (2.3 JSON) or html."),
+    fmt: str = typer_option("sbom export", "fmt"),
     output: Path | None = typer_option("sbom export", "output"),
     name: str | None = typer_option("sbom export", "name"),
-    serial: str = typer.Option("digest", "--serial", help="CycloneDX serial number: digest (UUID5) or random."),
-    timestamp: str = typer.Option("image", "--timestamp", help="Document time: image (its created time) or now."),
+    serial: str = typer_option("sbom export", "serial"),
+    timestamp: str = typer_option("sbom export", "timestamp"),
     remote: bool = Remote,
     insecure_registry: list[str] = Insecure,
 ) -> None:
@@ -54,9 +55,12 @@ def export(
     from cnbplatform.sbom.export import FORMATS
 
     if fmt not in FORMATS:
-        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+        raise UsageError(f"{spelled('sbom export', 'fmt')} must be one of {', '.join(FORMATS)}, not {fmt!r}")
     if serial not in ("digest", "random") or timestamp not in ("image", "now"):
-        raise UsageError("--serial takes digest or random; --timestamp takes image or now")
+        raise UsageError(
+            f"{spelled('sbom export', 'serial')} takes digest or random; "
+            f"{spelled('sbom export', 'timestamp')} takes image or now"
+        )
     ctx = context_from_env(insecure_registries=insecure_registry)
     result = export_sbom(
         ctx, image, fmt, remote=remote, name=name, random_serial=serial == "random", now=timestamp == "now"
@@ -80,7 +84,7 @@ def export(
 def diff(
     before: str = typer.Argument(..., help="The image before (e.g. before a rebase)."),
     after: str = typer.Argument(..., help="The image after."),
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    as_json: bool = typer_option("sbom diff", "as_json"),
     remote: bool = Remote,
     insecure_registry: list[str] = Insecure,
 ) -> None:
