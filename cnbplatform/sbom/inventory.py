@@ -17,7 +17,7 @@ from cnbplatform.files.labels import BUILD_METADATA_LABEL, BuildMetadataLabel, L
 from cnbplatform.oci.digest import is_digest
 from cnbplatform.oci.image import Image
 from cnbplatform.oci.reference import has_registry_host, parse_reference
-from cnbplatform.sbom.collect import SbomFile, lifecycle_metadata, read_sbom_files
+from cnbplatform.sbom.collect import SBOM_MEDIA_TYPES, SbomFile, lifecycle_metadata, read_sbom_files
 from cnbplatform.sbom.inputs import make_component, read_legacy_bom, read_sbom
 from cnbplatform.sbom.model import (
     BuildpackInfo,
@@ -216,12 +216,12 @@ def assemble(subject: Subject, sbom_files: Sequence[SbomFile], os_inventory: OsI
         if file.extension == "legacy.json" and not file.buildpack_dir:
             for bp_id, component in read_legacy_bom(file.data, file.path):
                 legacy.setdefault(bp_id, []).append(merge_into(index, component))
-        elif file.extension in ("cdx.json", "spdx.json", "syft.json"):
+        elif file.extension in SBOM_MEDIA_TYPES:
             refs = [merge_into(index, c) for c in read_sbom(file.data, file.extension, file.path)]
             by_dir.setdefault(file.buildpack_dir, []).extend(refs)
         else:
             warnings.append(
-                f"ignoring {file.path}: not an SBOM document (§3.7 extensions: cdx.json, spdx.json, syft.json)"
+                f"ignoring {file.path}: not an SBOM document (§3.7 extensions: {', '.join(SBOM_MEDIA_TYPES)})"
             )
 
     known = list(subject.buildpacks)
