@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from cnbplatform.errors import UsageError
+from cnbplatform.oci.reference import DOCKER_HUB, normal_registry
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
-_DOCKER_HUB_NAMES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"})
+_DOCKER_HUB_WEB = "registry.hub.docker.com"  # one more name of Docker Hub that config.json keys use
 _HELPER_TIMEOUT = 60.0
 
 
@@ -66,8 +67,8 @@ def normalize_registry(name: str) -> str:
         if value.lower().startswith(prefix):
             value = value[len(prefix) :]
             break
-    value = value.split("/", 1)[0].lower()
-    return "docker.io" if value in _DOCKER_HUB_NAMES else value
+    value = normal_registry(value.split("/", 1)[0].lower())
+    return DOCKER_HUB if value == _DOCKER_HUB_WEB else value
 
 
 def _helper_server_url(registry: str) -> str:
