@@ -192,6 +192,8 @@ def _fake_tree(tmp_path: Path, files: dict[str, str]) -> Path:
         ({"resolve/probe.py": "from kubernetes import config\n"}, "never talks to a cluster"),
         ({"k8s/probe.py": "import subprocess\n"}, "no kubectl"),
         ({"errors.py": "from cnbplatform.oci import digest\n"}, "leaf module imports"),
+        ({"buildpack/probe.py": "import subprocess\n"}, "buildpack runs nothing"),
+        ({"files/probe.py": "import httpx\n"}, "no I/O beyond its own file"),
     ],
 )
 def test_the_check_catches_a_forbidden_arrow(tmp_path: Path, files: dict[str, str], expected: str) -> None:
@@ -215,14 +217,31 @@ def test_the_check_passes_allowed_arrows(tmp_path: Path) -> None:
     assert layering_violations(root) == []
 
 
-def test_no_environment_reads_below_platform() -> None:
-    """docs/design.md §2: no environment reads below platform/ (values are passed in explicitly)."""
+def environment_reads(root: Path = ROOT) -> list[str]:
+    """The modules under *root* below platform/ that read the process environment."""
     offenders = []
-    for path in ROOT.rglob("*.py"):
-        pkg = _source_package(path, ROOT)
-        if pkg in ("platform", "cli"):
+    for path in sorted(root.rglob("*.py")):
+        if _source_package(path, root) in ("platform", "cli"):
             continue
         text = path.read_text()
         if "os.environ" in text or "os.getenv" in text:
             offenders.append(str(path))
+    return offenders
+
+
+def test_no_environment_reads_below_platform() -> None:
+    """docs/design.md §2: no environment reads below platform/ (values are passed in explicitly)."""
+    offenders = environment_reads()
     assert not offenders, offenders
+
+
+def test_the_check_catches_an_environment_read(tmp_path: Path) -> None:
+    """A test of the test: the lifecycle reading a variable is reported; the platform doing so is not."""
+    root = _fake_tree(
+        tmp_path,
+        {
+            "lifecycle/probe.py": "import os\nHOME = os.environ['HOME']\n",
+            "platform/ok.py": "import os\nos.getenv('X')\n",
+        },
+    )
+    assert environment_reads(root) == [str(root / "lifecycle" / "probe.py")]
