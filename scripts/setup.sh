@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(bubblewrap busybox-static mmdebstrap docker-registry apache2-utils skopeo umoci runc docker.io
               openssl ca-certificates git strace buildah passt shellcheck
-              gcc libc6-dev binutils)  # gcc -static + strip: the lifecycle bundle builder images carry
+              gcc libc6-dev binutils  # gcc -static + strip: the lifecycle bundle builder images carry
+              golang-go)  # tests/buildpacks/test_go.py runs cnb/go's bin/build on this machine
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
