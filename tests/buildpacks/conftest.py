@@ -1,8 +1,8 @@
 """Fixtures of the buildpack tests: bookworm build/run images with Python and Node.js, and one shared ``$CNB_HOME``.
 
 ``languages`` is :func:`tests.support.bookworm.language_images` (bookworm minbase; run: python3, nodejs;
-build: + python3-venv, python3-pip, npm, as builders/bookworm does), built with cnb's own ``create_base`` once per
-machine into the test cache and read (never written) by later sessions. Building needs the Debian mirror: without it
+build: + python3-venv, python3-pip, npm, gcc, python3-dev, as builders/bookworm does), built with cnb's own
+``create_base`` once per machine into the test cache and read (never written) by later sessions. Building needs the Debian mirror: without it
 the fixture fails with the reason, it never skips.
 
 ``bp_cnb`` is a ``cnb`` runner with a session-wide home, so the build image is unpacked once for all the tests.

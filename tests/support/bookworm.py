@@ -256,7 +256,7 @@ user-id = 1000
 group-id = 1000
 user-name = "cnb"
 maintainer = "cnb tests"
-description = "Debian bookworm minbase with python3 and nodejs (build: python3-venv, python3-pip, npm), for buildpack tests"
+description = "Debian bookworm minbase with python3 and nodejs (build: venv, pip, npm, a C compiler), for buildpack tests"
 
 [debian]
 suite = "bookworm"
@@ -264,10 +264,11 @@ mirror = "http://deb.debian.org/debian"
 variant = "minbase"
 """
 RECIPE = (
-    "# Bookworm for the buildpack tests: what cnb/python and cnb/node need, and no more.\n"
+    "# Bookworm for the buildpack tests: what cnb/python and cnb/node need, and a C compiler with Python's headers\n"
+    "# (the part of builders/bookworm's build-essential + python3-dev that sdists with C extensions use).\n"
     + _HEADER
     + 'run-packages = ["python3", "nodejs"]\n'
-    + 'build-packages = ["python3-venv", "python3-pip", "npm"]\n'
+    + 'build-packages = ["python3-venv", "python3-pip", "npm", "gcc", "libc6-dev", "python3-dev"]\n'
 )
 # The run image of RECIPE + ``extra-run-packages = [PATCH_PACKAGE]`` made alone: the run image depends only on the
 # [base] table and the run include (run + extra packages), and with no build packages the build include is the same
