@@ -11,6 +11,7 @@ scripts are also unit-tested with the host's node.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -157,6 +158,47 @@ def test_rebuilds_reuse_node_modules_and_install_offline_from_the_cache(
     assert output.count("cnb/node: npm ci --omit=dev --prefer-offline") == 1  # one run, no failed offline try
     assert "--offline" not in output.replace("--prefer-offline", "")
     assert any(path.endswith("newer-1.0.0.tgz") for path in registry.requests[asked:])
+
+
+@pytest.mark.integration
+def test_a_platform_npm_cache_replaces_the_cache_layer_and_serves_a_build_without_the_network(
+    tmp_path: Path,
+    bp_cnb: Cnb,
+    languages: LanguageImages,
+    registry_packages: tuple[NpmRegistry, list[NpmPackage]],
+) -> None:
+    """npm_config_cache in the platform env (here a dir in the app; bench/peers.sh mounts one read-only) is npm's
+    cache instead of the npm-cache layer: filled by a build with the registry, it serves a build that has neither
+    the network nor a build cache."""
+    registry, packages = registry_packages
+    deps = {"left": "1.0.0"}
+    project = make_project(
+        tmp_path,
+        ["node"],
+        {
+            "server.js": SERVER,
+            "package.json": package_json(deps),
+            "package-lock.json": registry.lockfile("node-test-app", deps, packages[:2]),
+        },
+        env={"npm_config_registry": registry.url + "/", "npm_config_cache": "/workspace/.npm-cache"},
+    )
+    done = create(bp_cnb, project, languages)
+    output = done.stdout + done.stderr
+    assert "cnb/node: npm cache: /workspace/.npm-cache (platform env)" in output
+    assert "cache layer is empty" not in output
+    assert (project.app / ".npm-cache" / "_cacache").is_dir()
+    assert not (project.root / "layers" / "cnb_node" / "npm-cache.toml").exists()  # no npm-cache layer
+    asked = len(registry.requests)
+
+    shutil.rmtree(project.root / "cache")
+    done = create(bp_cnb, project, languages, "--no-network")
+    output = done.stdout + done.stderr
+    assert output.count("cnb/node: npm ci --omit=dev --prefer-offline") == 1
+    assert len(registry.requests) == asked
+    names = [
+        c["name"] for c in json.loads(image_sbom(project.layout, "launch/cnb_node/modules/sbom.cdx.json"))["components"]
+    ]
+    assert names == ["@demo/right", "left"]
 
 
 def node(script: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
