@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
-# bench/peers.sh: cnb against BuildKit and `buildah bud` on a Python app (issues 4, 11). See bench/peers.md.
+# bench/peers.sh: cnb against BuildKit and `buildah bud` on a Python or Node.js app (issues 4, 11). See peers.md.
 #
-#   bash bench/peers.sh [--workload flask|app-big] [--repeat N] [--workdir DIR] [--keep] [--no-buildah]
+#   bash bench/peers.sh [--workload flask|app-big|node-express] [--repeat N] [--workdir DIR] [--keep] [--no-buildah]
 #
-# Workloads: flask (examples/python-flask: Flask + gunicorn) and app-big (the same app with numpy and pandas too,
-# a 170 MB venv).
+# Workloads: flask (examples/python-flask: Flask + gunicorn), app-big (the same app with numpy and pandas too, a
+# 170 MB venv) and node-express (examples/node-express: Express through npm ci and its package-lock.json).
 # All three build from the same base images (the builders/bookworm build and run images made by `cnb base
-# create`, loaded into the Docker engine and into buildah's storage), install from one local wheel directory with
-# the network off, and write to their own store (cnb: its local store; BuildKit: the engine; buildah: its storage).
-# Each round runs, per tool: cold build, no-op rebuild, one-line app change, one-requirement change (adds six), OS
-# update (the updated base images take over the same tags; cnb: rebase; Dockerfile: rebuild). Medians over the
-# rounds are printed with their ratio to BuildKit from the same run (docs/design.md §5).
+# create`, loaded into the Docker engine and into buildah's storage), install with the network off from one local
+# wheel directory (Python) or npm cache directory (Node.js), and write to their own store (cnb: its local store;
+# BuildKit: the engine; buildah: its storage). Each round runs, per tool: cold build, no-op rebuild, one-line app
+# change, one-dependency change (adds six, or is-number for Node.js), OS update (the updated base images take over
+# the same tags; cnb: rebase; Dockerfile: rebuild). Medians over the rounds are printed with their ratio to
+# BuildKit from the same run (docs/design.md §5).
 #
 # Starts its own dockerd (no bridge, no iptables) and uses a private buildah storage and CNB_HOME, all under a temp
-# dir that is removed on exit, with everything it started. Network: PyPI once (pip download into the wheel dir),
-# the Debian mirror when base images must be made (cnb base create), apt when buildah is missing; nothing else.
+# dir that is removed on exit, with everything it started. Network: PyPI once (pip download into the wheel dir) or
+# the npm registry once (the host's npm fills the npm cache), the Debian mirror when base images must be made (cnb
+# base create), apt when buildah is missing; nothing else.
 set -euo pipefail
 export LC_ALL=C
 
@@ -37,7 +39,11 @@ while (($#)); do
   esac
 done
 [[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || { echo "peers: --repeat must be a positive integer" >&2; exit 2; }
-[[ "$WORKLOAD" == flask || "$WORKLOAD" == app-big ]] || { echo "peers: unknown workload $WORKLOAD" >&2; exit 2; }
+case "$WORKLOAD" in
+  flask | app-big) LANGUAGE=python ;;
+  node-express) LANGUAGE=node ;;
+  *) echo "peers: unknown workload $WORKLOAD (flask, app-big or node-express)" >&2; exit 2 ;;
+esac
 
 say() { printf '== %s\n' "$*" >&2; }
 die() { printf 'peers: error: %s\n' "$*" >&2; exit 1; }
@@ -59,6 +65,7 @@ fi
 DOCKER=/usr/bin/docker # Debian's docker.io client (20.10): BuildKit built in, no buildx plugin needed
 [[ -x "$DOCKER" ]] || die "$DOCKER is missing (apt-get install docker.io)"
 command -v python3 >/dev/null || die "python3 is needed for the report"
+[[ "$LANGUAGE" != node ]] || command -v npm >/dev/null || die "the node-express workload needs npm on this machine"
 
 if [[ -n "$PARENT" ]]; then
   mkdir -p "$PARENT"
@@ -151,36 +158,43 @@ for pair in build:cnb/bookworm-build run:cnb/bookworm-run \
   "$CNB" -q image copy "local:${pair#*:}" "oci:$BASES:${pair%%:*}" >/dev/null
 done
 
-# --- the app, a snapshot of builder + buildpacks, the wheels -------------------------------------------------------
-say "sources and wheels"
-mkdir -p "$W/src/builders" "$W/wheels"
-cp -r "$ROOT/examples/python-flask" "$W/src/app"
-if [[ "$WORKLOAD" == app-big ]]; then # numpy and pandas too, their dependencies as they resolve
-  printf 'numpy==2.4.6\npandas==3.1.2\n' >> "$W/src/app/requirements.txt"
-fi
-# cnb/python fetches uv (its pinned version) with pip from the same wheel dir.
-UV_VERSION="$(sed -n 's/^UV_VERSION = "\([^"]*\)".*/\1/p' "$ROOT/buildpacks/python/lib/build.py")"
-[[ -n "$UV_VERSION" ]] || die "no UV_VERSION in buildpacks/python/lib/build.py"
+# --- the app, a snapshot of builder + buildpacks, the packages ----------------------------------------------------
+# PKGS: the package dir every tool installs from (wheels or npm's cache); src/deps-b: the dependency files after the
+# one-dependency change; CNB_PKG_ARGS: how cnb gets the package dir (the Dockerfiles bind-mount it).
+say "sources and packages"
+mkdir -p "$W/src/builders" "$W/src/deps-b"
 cp -r "$ROOT/builders/bookworm" "$W/src/builders/bookworm"
 cp -r "$ROOT/buildpacks" "$W/src/buildpacks"
-REQ_EXTRA="six==1.17.0" # the one-requirement change: a small pure-Python wheel
-cp "$W/src/app/requirements.txt" "$W/src/requirements-b.txt"
-echo "$REQ_EXTRA" >> "$W/src/requirements-b.txt"
-# Wheels for the build images' Python (bookworm: CPython 3.11, glibc 2.36), whatever runs this script.
-PIP_CONFIG_FILE=/dev/null "$PY" -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
-  --implementation cp --python-version 3.11 --abi cp311 \
-  --platform manylinux_2_36_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
-  --platform manylinux2014_x86_64 \
-  -d "$W/wheels" -r "$W/src/requirements-b.txt" "uv==$UV_VERSION" > "$LOGS/pip-download.log" 2>&1 ||
-  { tail -n 20 "$LOGS/pip-download.log" >&2; die "pip download of the wheels failed (log above)"; }
-wheel_names=("$W"/wheels/*.whl)
-wheel_names=("${wheel_names[@]##*/}")
-echo "   ${#wheel_names[@]} wheels: ${wheel_names[*]%%-[0-9]*}" >&2
+if [[ "$LANGUAGE" == python ]]; then
+  PKGS=wheels
+  APP_MAIN=app.py COMMENT='#'
+  mkdir -p "$W/wheels"
+  cp -r "$ROOT/examples/python-flask" "$W/src/app"
+  if [[ "$WORKLOAD" == app-big ]]; then # numpy and pandas too, their dependencies as they resolve
+    printf 'numpy==2.4.6\npandas==3.1.2\n' >> "$W/src/app/requirements.txt"
+  fi
+  # cnb/python fetches uv (its pinned version) with pip from the same wheel dir.
+  UV_VERSION="$(sed -n 's/^UV_VERSION = "\([^"]*\)".*/\1/p' "$ROOT/buildpacks/python/lib/build.py")"
+  [[ -n "$UV_VERSION" ]] || die "no UV_VERSION in buildpacks/python/lib/build.py"
+  REQ_EXTRA="six==1.17.0" # the one-requirement change: a small pure-Python wheel
+  cp "$W/src/app/requirements.txt" "$W/src/deps-b/requirements.txt"
+  echo "$REQ_EXTRA" >> "$W/src/deps-b/requirements.txt"
+  # Wheels for the build images' Python (bookworm: CPython 3.11, glibc 2.36), whatever runs this script.
+  PIP_CONFIG_FILE=/dev/null "$PY" -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
+    --implementation cp --python-version 3.11 --abi cp311 \
+    --platform manylinux_2_36_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+    --platform manylinux2014_x86_64 \
+    -d "$W/wheels" -r "$W/src/deps-b/requirements.txt" "uv==$UV_VERSION" > "$LOGS/pip-download.log" 2>&1 ||
+    { tail -n 20 "$LOGS/pip-download.log" >&2; die "pip download of the wheels failed (log above)"; }
+  wheel_names=("$W"/wheels/*.whl)
+  wheel_names=("${wheel_names[@]##*/}")
+  echo "   ${#wheel_names[@]} wheels: ${wheel_names[*]%%-[0-9]*}" >&2
+  CNB_PKG_ARGS=(--env PIP_NO_INDEX=1 --env PIP_FIND_LINKS=/wheels --volume "$W/wheels:/wheels:ro")
 
-# The Dockerfile doing what cnb/python does: a venv without pip filled by the image's pip from the wheel dir
-# (mounted, like cnb's --volume), requirements copied before the app so an app change keeps the venv layer, and
-# a second stage that copies the venv and the app onto the run image, as buildpacks lay them out.
-cat > "$W/Dockerfile" <<'EOF'
+  # The Dockerfile doing what cnb/python does: a venv without pip filled by the image's pip from the wheel dir
+  # (mounted, like cnb's --volume), requirements copied before the app so an app change keeps the venv layer, and
+  # a second stage that copies the venv and the app onto the run image, as buildpacks lay them out.
+  cat > "$W/Dockerfile" <<'EOF'
 ARG BUILD_IMAGE=cnb/bookworm-build
 ARG RUN_IMAGE=cnb/bookworm-run
 
@@ -200,15 +214,73 @@ WORKDIR /workspace
 USER 1000:1000
 CMD ["gunicorn", "--bind", "0.0.0.0:8080", "app:app"]
 EOF
+else
+  PKGS=npm-cache
+  APP_MAIN=server.js COMMENT='//'
+  cp -r "$ROOT/examples/node-express" "$W/src/app"
+  DEP_EXTRA="is-number@7.0.0" # the one-dependency change: a small pure-JS package without dependencies
+  # The host's npm, once: the second package.json + package-lock.json (exact version, the registry URLs kept in
+  # the lockfile whatever the user's npmrc says), then `npm ci` of both pairs into the cache dir.
+  host_npm() {
+    npm --cache "$W/npm-cache" --logs-dir "$LOGS/npm" --no-audit --no-fund --update-notifier=false \
+      --ignore-scripts "$@" >> "$LOGS/npm-fill.log" 2>&1 ||
+      { tail -n 20 "$LOGS/npm-fill.log" >&2; die "host npm $1 failed (log above)"; }
+  }
+  cp "$W/src/app/package.json" "$W/src/app/package-lock.json" "$W/src/deps-b/"
+  (cd "$W/src/deps-b" && host_npm install --package-lock-only --save-exact \
+    --omit-lockfile-registry-resolved=false "$DEP_EXTRA")
+  grep -q '"node_modules/is-number"' "$W/src/deps-b/package-lock.json" ||
+    die "npm did not add $DEP_EXTRA to the second package-lock.json"
+  for pair in "$W/src/app" "$W/src/deps-b"; do
+    rm -rf "$W/npm-fill" && mkdir "$W/npm-fill"
+    cp "$pair/package.json" "$pair/package-lock.json" "$W/npm-fill/"
+    (cd "$W/npm-fill" && host_npm ci)
+  done
+  rm -rf "$W/npm-fill"
+  echo "   npm cache: $(du -sh "$W/npm-cache" | cut -f1), $(find "$W/npm-cache/_cacache/content-v2" -type f | wc -l)" \
+    "blobs" >&2
+  # cnb/node runs `npm ci --omit=dev --prefer-offline` in its modules layer with npm_config_cache from the
+  # platform env when set (otherwise its npm-cache layer, empty on a cold build).
+  CNB_PKG_ARGS=(--env npm_config_cache=/npm-cache --env npm_config_offline=true
+    --volume "$W/npm-cache:/npm-cache:ro")
 
-# Each tool builds from its own context: app/ plus (for the Dockerfiles) wheels/ as hard links.
+  # The Dockerfile doing what cnb/node does: package.json and the lockfile copied into the modules dir before the
+  # app, so an app change keeps the node_modules layer; npm ci there from the same cache (bind-mounted, read-only
+  # like cnb's --volume); a second stage with node_modules, the app's node_modules symlink to it and the app on the
+  # run image, where buildpacks lay them out, with cnb/node's env and web process.
+  cat > "$W/Dockerfile" <<'EOF'
+ARG BUILD_IMAGE=cnb/bookworm-build
+ARG RUN_IMAGE=cnb/bookworm-run
+
+FROM ${BUILD_IMAGE} AS build
+USER root
+ENV npm_config_cache=/npm-cache npm_config_offline=true npm_config_update_notifier=false \
+    npm_config_fund=false npm_config_audit=false npm_config_logs_dir=/tmp/npm-logs
+WORKDIR /layers/cnb_node/modules
+COPY app/package.json app/package-lock.json ./
+RUN --mount=type=bind,source=npm-cache,target=/npm-cache \
+    npm ci --omit=dev --prefer-offline \
+ && mkdir -p /workspace && ln -s /layers/cnb_node/modules/node_modules /workspace/node_modules
+
+FROM ${RUN_IMAGE}
+COPY --from=build /layers/cnb_node/modules /layers/cnb_node/modules
+COPY --from=build /workspace/ /workspace/
+COPY app/ /workspace/
+ENV PATH=/layers/cnb_node/modules/node_modules/.bin:$PATH NODE_ENV=production
+WORKDIR /workspace
+USER 1000:1000
+CMD ["/bin/sh", "-c", "node server.js"]
+EOF
+fi
+
+# Each tool builds from its own context: app/ plus (for the Dockerfiles) the package dir as hard links.
 for tool in "${TOOLS[@]}"; do
   mkdir -p "$W/ctx/$tool"
-  [[ "$tool" == cnb ]] || cp -al "$W/wheels" "$W/ctx/$tool/wheels"
+  [[ "$tool" == cnb ]] || cp -al "$W/$PKGS" "$W/ctx/$tool/$PKGS"
 done
 fresh_app() { rm -rf "$W/ctx/$1/app" && cp -r "$W/src/app" "$W/ctx/$1/app"; }
-change_app() { printf '# one-line change, round %s\n' "$2" >> "$W/ctx/$1/app/app.py"; }
-change_requirement() { cp "$W/src/requirements-b.txt" "$W/ctx/$1/app/requirements.txt"; }
+change_app() { printf '%s one-line change, round %s\n' "$COMMENT" "$2" >> "$W/ctx/$1/app/$APP_MAIN"; }
+change_requirement() { cp "$W"/src/deps-b/* "$W/ctx/$1/app/"; }
 
 # --- 2. the Docker engine and buildah, with the same base images ---------------------------------------------------
 say "dockerd"
@@ -297,7 +369,7 @@ bh_reset() { # the app image and every cached intermediate image go; the base im
 
 cnb_build() {
   "$CNB" build bench/app --builder "$W/src/builders/bookworm" --path "$W/ctx/cnb/app" --cache-dir "$W/cnb-cache" \
-    --network none --env PIP_NO_INDEX=1 --env PIP_FIND_LINKS=/wheels --volume "$W/wheels:/wheels:ro"
+    --network none "${CNB_PKG_ARGS[@]}"
 }
 cnb_tag() { "$CNB" -q image tag "cnb/bookworm-$1:$2" "cnb/bookworm-$1:latest"; }
 cnb_reset() { # no app image, no build cache, no layer-cache records; the unpacked builder rootfs stays
@@ -369,12 +441,15 @@ for line in open(results):
     tool, scenario, t0, t1 = line.split("\t")
     times[tool, scenario].append(float(t1) - float(t0))
 broken = dict(line.rstrip("\n").split("\t", 1) for line in open(fails) if line.strip())
-targets = {  # cnb/BuildKit: issue 4 for flask, issue 11 for app-big
+targets = {  # cnb/BuildKit: issue 4 for flask, issue 11 for app-big; node-express: the issue names none for
+    # the OS update, flask's is used
     "flask": {"cold": 1.0, "noop": 4.0, "app": 3.0, "req": 0.7, "os": 0.05},
     "app-big": {"cold": 0.6, "noop": 3.0, "app": 2.5, "req": 0.2, "os": 0.02},
+    "node-express": {"cold": 1.0, "noop": 3.0, "app": 3.0, "req": 1.0, "os": 0.05},
 }[workload]
+change = "one-dependency change" if workload == "node-express" else "one-requirement change"
 rows = [("cold", "cold build"), ("noop", "no-op rebuild"), ("app", "one-line app change"),
-        ("req", "one-requirement change"), ("os", "OS update"), ("osrun", "  run image only (info)")]
+        ("req", change), ("os", "OS update"), ("osrun", "  run image only (info)")]
 rows = [(key, label, targets.get(key)) for key, label in rows]
 times.update({(tool, "osrun"): times[tool, "os"] for tool in ["cnb"] if times.get((tool, "os"))})
 
