@@ -55,6 +55,9 @@ if [[ -n "${CNB_PYTHON:-}" ]]; then
   printf '#!/bin/sh\nPYTHONPATH=%q exec %q -m cnbplatform "$@"\n' "$ROOT" "$CNB_PYTHON" > "$CNB"
   chmod +x "$CNB"
   PY="$CNB_PYTHON"
+  # cnb's bytecode, as an install writes it (scripts/setup.sh does the same): with PYTHONDONTWRITEBYTECODE set,
+  # every command would otherwise compile its modules again
+  "$PY" -m compileall -q "$ROOT/cnbplatform" >/dev/null
 else
   SETUP_LOG="$(mktemp /tmp/peers-setup.XXXXXX)"
   bash "$ROOT/scripts/setup.sh" > "$SETUP_LOG" 2>&1 || { cat "$SETUP_LOG" >&2; die "scripts/setup.sh failed (above)"; }
