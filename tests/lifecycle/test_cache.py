@@ -16,6 +16,7 @@ import sys
 import tarfile
 import textwrap
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -25,6 +26,7 @@ from cnbplatform.errors import CnbError
 from cnbplatform.files.analyzed import BuildpackLayers, LayerEntry
 from cnbplatform.files.labels import CACHE_METADATA_LABEL, CacheMetadata
 from cnbplatform.lifecycle.cache import directory as cache_dir
+from cnbplatform.lifecycle.cache import trees as trees_module
 from cnbplatform.lifecycle.cache.directory import BACKUP, COMMITTED, STAGING, DirCache
 from cnbplatform.lifecycle.cache.image import ImageCache
 from cnbplatform.lifecycle.cache.protocol import READ_ERRORS, LayerOpener, extract_layer
@@ -375,6 +377,49 @@ def test_changed_tree_is_not_taken(tmp_path: Path) -> None:
     assert not dest.exists()
     assert not (tmp_path / "cache/trees" / hex_part(diff_id)).exists()
     assert cache.layer(diff_id) is not None
+
+
+def test_adopt_records_the_digest_of_the_scan_the_tar_was_made_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The exporter's scan of a layer dir is the tree's record (no second walk at adopt); a tree that changed
+    after that scan does not match its record, so the next restore extracts the blob instead of taking it."""
+    layer_cache = LayerCache(tmp_path / "layer-cache")
+    source = make_tree(tmp_path / "layers1/example_bp/deps", {"f": b"v1", "sub/g": b"g"})
+    blob = layer_cache.create_layer(source, prefix="/layers/example_bp/deps", blobs_dir=tmp_path / "blobs")
+    assert blob.tree_digest is not None and blob.tree_digest.startswith("sha256:")
+    assert blob.tree_digest == trees_module.tree_digest(source)  # the tree store's own walk agrees
+    assert blob == replace(blob, tree_digest=None)  # not part of the blob's identity
+
+    walks: list[Path] = []
+    real = trees_module.tree_digest
+    monkeypatch.setattr(trees_module, "tree_digest", lambda root: walks.append(root) or real(root))
+    cache = dir_cache(tmp_path)
+    with cache.begin() as writer:
+        writer.add_blob(blob)
+        assert writer.adopt_tree(blob.diff_id, source, blob.tree_digest)
+        writer.set_metadata(cache_meta("example/bp", {"deps": cached(blob.diff_id)}))
+        writer.commit()
+    assert walks == []  # adopt took the digest it was given
+    dest = tmp_path / "layers2/example_bp/deps"
+    dest.parent.mkdir(parents=True)
+    assert cache.take_tree(blob.diff_id, dest)
+    assert len(walks) == 1  # take always checks
+
+    # the same with a stale digest: the tree changed between the scan and the hand-over
+    stale = make_tree(tmp_path / "layers3/example_bp/deps", {"f": b"v1", "sub/g": b"g"})
+    blob2 = layer_cache.create_layer(stale, prefix="/layers/example_bp/deps", blobs_dir=tmp_path / "blobs")
+    (stale / "f").write_bytes(b"v2")
+    with cache.begin() as writer:
+        writer.add_blob(blob2)
+        assert writer.adopt_tree(blob2.diff_id, stale, blob2.tree_digest)
+        writer.set_metadata(cache_meta("example/bp", {"deps": cached(blob2.diff_id)}))
+        writer.commit()
+    again = tmp_path / "layers4/example_bp/deps"
+    again.parent.mkdir(parents=True)
+    assert not cache.take_tree(blob2.diff_id, again)
+    assert not again.exists()
+    assert cache.layer(blob2.diff_id) is not None  # the blob is still there to extract
 
 
 def test_trees_of_uncached_layers_are_pruned(tmp_path: Path) -> None:

@@ -278,9 +278,9 @@ class DirCacheWriter(WriterBase):
         blob = self.cache.layer_cache.create_layer(source_dir, prefix=prefix, uid=uid, gid=gid, blobs_dir=self.pool)
         return self.add_blob(blob)
 
-    def adopt_tree(self, diff_id: str, layer_dir: Path) -> bool:
+    def adopt_tree(self, diff_id: str, layer_dir: Path, digest: str | None = None) -> bool:
         self._check_open()
-        return self.cache.trees.adopt(diff_id, layer_dir)
+        return self.cache.trees.adopt(diff_id, layer_dir, digest)
 
     def set_metadata(self, metadata: CacheMetadata) -> None:
         self._check_open()

@@ -148,7 +148,7 @@ class ImageCacheWriter(WriterBase):
         )
         return self.add_blob(blob)
 
-    def adopt_tree(self, diff_id: str, layer_dir: Path) -> bool:
+    def adopt_tree(self, diff_id: str, layer_dir: Path, digest: str | None = None) -> bool:
         return False
 
     def set_metadata(self, metadata: CacheMetadata) -> None:

@@ -69,8 +69,9 @@ class CacheWriter(Protocol):
         """Add a layer blob the exporter already wrote (no second tar pass); its diffID."""
         ...
 
-    def adopt_tree(self, diff_id: str, layer_dir: Path) -> bool:
-        """Keep *layer_dir* (whose tar is *diff_id*, already added) as an extracted copy for a fast restore.
+    def adopt_tree(self, diff_id: str, layer_dir: Path, digest: str | None = None) -> bool:
+        """Keep *layer_dir* (whose tar is *diff_id*, already added) as an extracted copy for a fast restore;
+        *digest*, when given, is its stat digest from the scan its tar was made from (else it is walked again).
 
         The directory is moved away; call this only once nothing else needs it. False when the backend keeps no
         trees (or cannot, e.g. across filesystems); *layer_dir* is then left where it is.

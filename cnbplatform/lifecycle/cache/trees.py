@@ -121,9 +121,11 @@ class TreeStore:
             return False
         return True
 
-    def adopt(self, diff_id: str, layer_dir: Path) -> bool:
+    def adopt(self, diff_id: str, layer_dir: Path, digest: str | None = None) -> bool:
         """Move *layer_dir* (whose tar is *diff_id*) into the store; False (and *layer_dir* untouched) if it
-        cannot be moved by rename."""
+        cannot be moved by rename. *digest* is the tree's :func:`tree_digest` as the exporter scanned it to make
+        the tar (the rename keeps it valid), saving a second walk; without it the tree is walked here. A tree that
+        changed after that scan does not match its record at the next :meth:`take`, which then extracts the blob."""
         tree, record = self._paths(diff_id)
         if not _is_dir(layer_dir):
             return False
@@ -140,7 +142,8 @@ class TreeStore:
             self.reporter.debug(f"cannot keep an extracted copy of layer {diff_id}: {exc}")
             return False
         try:
-            digest = tree_digest(incoming)
+            if digest is None:
+                digest = tree_digest(incoming)
             if os.path.lexists(tree):
                 self._discard(tree)
             os.rename(incoming, tree)

@@ -46,7 +46,7 @@ class _CacheExport:
         self.old = old
         self.reporter = reporter
         self.outcome = CacheOutcome()
-        self.trees: dict[str, Path] = {}
+        self.trees: dict[str, tuple[Path, str | None]] = {}
 
     def put(self, what: str, blob: LayerBlob, old_sha: str | None) -> None:
         if old_sha == blob.diff_id and self.writer.reuse(blob.diff_id):
@@ -73,7 +73,7 @@ class _CacheExport:
             old_entry = old_bp.layers.get(layer.name) if old_bp else None
             self.put(f"'{layer.key}'", blob, old_entry.sha if old_entry and old_entry.cache else None)
             layers[layer.name] = LayerEntry.from_layer_toml(layer.toml, blob.diff_id)
-            self.trees.setdefault(blob.diff_id, layer.dir)
+            self.trees.setdefault(blob.diff_id, (layer.dir, blob.tree_digest))
         return BuildpackLayers(key=bp.buildpack.id, version=bp.buildpack.version, layers=layers)
 
 
@@ -103,8 +103,8 @@ def export_cache(
                 sbom = sbom_blob.diff_id
             writer.set_metadata(CacheMetadata(sbom=sbom, buildpacks=entries))
             if image_written():
-                for diff_id, layer_dir in sorted(job.trees.items()):
-                    if writer.adopt_tree(diff_id, layer_dir):
+                for diff_id, (layer_dir, digest) in sorted(job.trees.items()):
+                    if writer.adopt_tree(diff_id, layer_dir, digest):
                         job.outcome.adopted.append(diff_id)
             writer.commit()
             job.outcome.write = getattr(writer, "result", None)

@@ -137,6 +137,12 @@ class LayerCache:
         """The layer described by *spec*, as a blob in *blobs_dir* (see the module docstring)."""
         scans = scan_sources(spec)
         keys = self._keys(spec, scans)
+        result = self._create(spec, blobs_dir, scans, keys)
+        if len(scans) == 1 and not spec.entries and not scans[0].skipped and len(keys.digests) == 1:
+            result = replace(result, blob=replace(result.blob, tree_digest=keys.digests[0]))
+        return result
+
+    def _create(self, spec: LayerSpec, blobs_dir: Path, scans: Sequence[TreeScan], keys: _Keys) -> CacheResult:
         if keys.fingerprint is not None:
             record = self._read("fingerprints", keys.fingerprint)
             blob = self._blob_from(record, blobs_dir)

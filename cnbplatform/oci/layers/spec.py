@@ -116,6 +116,10 @@ class LayerBlob:
     diff_id: str
     uncompressed_size: int
     media_type: str = MEDIA_TYPE_TAR_GZIP
+    #: The stat digest of the layer's one source tree as it was scanned for this blob (``fingerprint_scan``), when
+    #: the layer is exactly one host directory with nothing skipped: lets the cache record the tree it keeps
+    #: without walking it again. Not part of the blob's identity.
+    tree_digest: str | None = field(default=None, compare=False)
 
 
 def clean_path(path: str, *, what: str, allow_empty: bool = False) -> str:
