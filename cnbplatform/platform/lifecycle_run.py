@@ -102,13 +102,17 @@ def run_phases(
     *announce(name, seconds)* after it. Returns the export result and each phase's duration."""
     from cnbplatform.lifecycle.export.phase import ExportResult
 
+    def export() -> ExportResult:
+        phases.runs_done()  # the build network goes down while export works
+        return run_export(phases, reporter)
+
     timings: dict[str, float] = {}
     steps: tuple[tuple[str, Callable[[], object]], ...] = (
         ("analyze", phases.analyze),
         ("detect", phases.detect),
         ("restore", phases.restore),
         ("build", phases.build),
-        ("export", lambda: run_export(phases, reporter)),
+        ("export", export),
     )
     result: object = None
     if phases.settings.skip_layers and ApiVersion.parse(phases.platform_api()).less_than("0.10"):

@@ -98,6 +98,12 @@ class Phases:
         finally:
             self._in_use.__exit__(None, None, None)
 
+    def runs_done(self) -> None:
+        """No more buildpack executables run in this command (export is next): the sandbox's network starts
+        going down now, in parallel with what follows; ``__exit__`` waits for it (a later run would start anew)."""
+        if isinstance(self._sandbox, BwrapSandbox):
+            self._sandbox.begin_close()
+
     # -- inputs ------------------------------------------------------------------------------------------
 
     def platform_api(self) -> str:

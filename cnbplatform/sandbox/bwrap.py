@@ -152,6 +152,12 @@ class BwrapSandbox:
             raise CnbError(f"sandbox: bwrap could not run {request.argv[0]}: {reason}")
         return result
 
+    def begin_close(self) -> None:
+        """Start ending the build's private network without waiting (:meth:`PrivateNetwork.begin_close`): for a
+        caller whose next steps run nothing here. A later run starts a new one; :meth:`close` waits for the end."""
+        if self._private is not None:
+            self._private.begin_close()
+
     def close(self) -> None:
         """End the build's private network, if one was started (every run has its own other namespaces)."""
         if self._private is not None:

@@ -149,13 +149,17 @@ class PrivateNetwork:
         self._holder: subprocess.Popen[bytes] | None = None
         self._pasta: subprocess.Popen[bytes] | None = None
         self._finalizer: weakref.finalize[..., PrivateNetwork] | None = None
+        self._stopping = False
 
     @property
     def started(self) -> bool:
         return self._holder is not None
 
     def enter(self) -> list[str]:
-        """The command prefix that runs a command in this network (starting the network the first time)."""
+        """The command prefix that runs a command in this network (starting the network the first time, or again
+        after :meth:`begin_close`)."""
+        if self._stopping:
+            self.close()
         if self._holder is None:
             self._start()
         assert self._holder is not None
@@ -217,11 +221,20 @@ class PrivateNetwork:
         self._holder, self._pasta = holder, pasta
         self._finalizer = weakref.finalize(self, _stop, holder, pasta)
 
+    def begin_close(self) -> None:
+        """Start ending the network without waiting for it: pasta is killed and the holder told to exit. Taking
+        down a network namespace costs the kernel tens of milliseconds, which the caller can spend on work that
+        needs no network (export) before :meth:`close` reaps both. A later :meth:`enter` starts a new network."""
+        if self._holder is not None and not self._stopping:
+            _signal_stop(self._holder, self._pasta)
+            self._stopping = True
+
     def close(self) -> None:
         """End the network: the holder kills pasta and exits; both are reaped. Idempotent."""
         if self._finalizer is not None:
             self._finalizer()
         self._holder = self._pasta = self._finalizer = None
+        self._stopping = False
 
 
 def _spawn(argv: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
@@ -258,20 +271,42 @@ def _reason(log: IO[bytes]) -> str:
     return f": {lines[-1]}" if lines else ""
 
 
-def _stop(holder: subprocess.Popen[bytes], pasta: subprocess.Popen[bytes] | None) -> None:
-    """End pasta (our unreaped child, so its pid cannot have been reused), close the holder's stdin (the holder
-    exits; it would kill pasta itself had cnb died), and reap both."""
+def _signal_stop(holder: subprocess.Popen[bytes], pasta: subprocess.Popen[bytes] | None) -> None:
+    """Kill pasta (our unreaped child, so its pid cannot have been reused) and close the holder's stdin (the
+    holder exits; it would kill pasta itself had cnb died). Waits for neither."""
     if pasta is not None:
         with contextlib.suppress(OSError):
             pasta.kill()
     if holder.stdin is not None:
         with contextlib.suppress(OSError):
             holder.stdin.close()
+
+
+def _wait_exit(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """Reap *process*, raising TimeoutExpired after *timeout* seconds. ``Popen.wait(timeout)`` polls with growing
+    sleeps (up to 50 ms past the exit); a pidfd wakes up as soon as the process has ended."""
+    if process.returncode is None and hasattr(os, "pidfd_open"):
+        try:
+            pidfd = os.pidfd_open(process.pid)
+        except OSError:
+            pass  # no pidfd here (old kernel, seccomp): the polling wait below still works
+        else:
+            try:
+                if not select.select([pidfd], [], [], timeout)[0]:
+                    raise subprocess.TimeoutExpired(process.args, timeout)
+            finally:
+                os.close(pidfd)
+    process.wait(timeout=timeout)
+
+
+def _stop(holder: subprocess.Popen[bytes], pasta: subprocess.Popen[bytes] | None) -> None:
+    """End pasta and the holder (:func:`_signal_stop`) and reap both."""
+    _signal_stop(holder, pasta)
     for process in (holder, pasta):
         if process is None:
             continue
         try:
-            process.wait(timeout=_STOP_TIMEOUT)
+            _wait_exit(process, _STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
             with contextlib.suppress(OSError):
                 process.kill()

@@ -188,6 +188,25 @@ def test_the_private_network_reaches_no_loopback_service_of_the_host(rootfs: Pat
     assert (reached.exit_code, reached.stdout, probe.hits) == (0, b"secret of the host\n", 1)
 
 
+def test_begin_close_lets_the_network_go_down_early_and_a_later_run_gets_a_new_one(rootfs: Path, probe: Probe) -> None:
+    """``begin_close`` (export is next: no more runs) does not wait; a run after it still gets a private network
+    (a new one), and ``close`` leaves no pasta behind."""
+    before = pasta_processes()
+    box = BwrapSandbox(rootfs)
+    try:
+        box.run(fetch(probe.port))
+        first = pasta_processes() - before
+        box.begin_close()
+        box.begin_close()  # idempotent
+        again = box.run(fetch(probe.port))
+        second = pasta_processes() - before
+    finally:
+        box.close()
+    assert pasta_processes() - before == set()
+    assert (len(first), len(second), first & second) == (1, 1, set())
+    assert (again.exit_code != 0, probe.hits) == (True, 0)  # still the private network: no host loopback
+
+
 def test_only_a_loopback_proxys_port_is_forwarded(rootfs: Path, probe: Probe) -> None:
     """A proxy this machine's environment names on 127.0.0.1 stays reachable by its port; another host port does
     not. (The ports come from cnb's environment only: app and buildpack settings never open one.)"""
