@@ -167,7 +167,7 @@ def load_project() -> ModuleType:
     spec = importlib.util.spec_from_file_location("cnb_python_project", LIB / "project.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 

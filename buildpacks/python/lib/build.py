@@ -95,6 +95,22 @@ def sha256_file(path: str) -> str:
         return ""
 
 
+class Work:
+    """The run's scratch directory (files written for uv), made when first used as a path (``os.path.join``): a
+    build that reuses the venv of a ``requirements.txt`` or ``uv.lock`` app needs none, and ``tempfile`` alone
+    costs a few ms of imports."""
+
+    def __init__(self) -> None:
+        self.path = ""
+
+    def __fspath__(self) -> str:
+        if not self.path:
+            import tempfile
+
+            self.path = tempfile.mkdtemp(prefix="cnb-python-")
+        return self.path
+
+
 class Build:
     def __init__(self) -> None:
         self.bp_dir = os.environ.get("CNB_BUILDPACK_DIR") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -136,7 +152,7 @@ class Build:
     def has_distributions(self) -> bool:
         return any(entry.endswith(".dist-info") for site in self.site_packages() for entry in os.listdir(site))
 
-    def install(self, project: projects.Project, work: str) -> None:
+    def install(self, project: projects.Project, work: Work) -> None:
         """Bring the venv in line with *project* with uv (online, then once more offline from the cache layer)."""
         import uvtool
 
@@ -174,17 +190,16 @@ class Build:
 
     def run(self) -> None:
         say(f"python {self.python_id.split(':', 1)[0]} ({self.python_id.split(':', 1)[1]})")
-        import tempfile
-
-        work = tempfile.mkdtemp(prefix="cnb-python-")
+        work = Work()
         try:
             self.build(work)
         except projects.ProjectError as exc:
             raise fail(str(exc)) from exc
         finally:
-            rmtree(work)
+            if work.path:
+                rmtree(work.path)
 
-    def build(self, work: str) -> None:
+    def build(self, work: Work) -> None:
         project = projects.detect(self.app, work)
         if project.source == "none":
             say("no requirements (uv.lock, poetry.lock, Pipfile.lock, requirements.txt or pyproject.toml)")

@@ -22,10 +22,8 @@ by :func:`check_python`. Standard library only (Python 3.11 for ``tomllib``).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from dataclasses import dataclass
 
 try:  # CPython's own sha256 (3.11 and older): hashlib would load OpenSSL first, a few ms of every build
     from _sha256 import sha256  # type: ignore[import-not-found,unused-ignore]
@@ -39,13 +37,19 @@ class ProjectError(Exception):
     """A project file that cannot be used: the message says which and why."""
 
 
-@dataclass
 class Project:
-    source: str  # uv.lock, poetry.lock, Pipfile.lock, requirements.txt, pyproject.toml or none
-    fingerprint: str  # "-" for none
-    requirements: str = ""  # the file for ``uv pip install --exact -r`` (not for uv.lock)
-    constraints: str = ""  # a file for ``-c`` (poetry.lock)
-    requires_python: str = ""  # a PEP 440 specifier from pyproject.toml or Pipfile.lock
+    """What :func:`detect` found (a plain class: ``dataclasses`` would cost every build several ms of imports)."""
+
+    __slots__ = ("constraints", "fingerprint", "requirements", "requires_python", "source")
+
+    def __init__(
+        self, source: str, fingerprint: str, requirements: str = "", constraints: str = "", requires_python: str = ""
+    ) -> None:
+        self.source = source  # uv.lock, poetry.lock, Pipfile.lock, requirements.txt, pyproject.toml or none
+        self.fingerprint = fingerprint  # "-" for none
+        self.requirements = requirements  # the file for ``uv pip install --exact -r`` (not for uv.lock)
+        self.constraints = constraints  # a file for ``-c`` (poetry.lock)
+        self.requires_python = requires_python  # a PEP 440 specifier from pyproject.toml or Pipfile.lock
 
 
 def fingerprint(source: str, files: list[tuple[str, bytes]]) -> str:
@@ -114,7 +118,7 @@ def table(data: object, *keys: str) -> dict[str, object]:
     return data if isinstance(data, dict) else {}
 
 
-def write_lines(work: str, name: str, lines: list[str]) -> str:
+def write_lines(work: str | os.PathLike[str], name: str, lines: list[str]) -> str:
     path = os.path.join(work, name)
     with open(path, "w", encoding="utf-8") as handle:
         handle.write("".join(f"{line}\n" for line in lines))
@@ -132,7 +136,7 @@ def from_uv_lock(app: str, pyproject: dict[str, object]) -> Project:
     return Project("uv.lock", fingerprint("uv.lock", files), requires_python=str(requires or ""))
 
 
-def from_poetry_lock(app: str, work: str, pyproject: dict[str, object]) -> Project:
+def from_poetry_lock(app: str, work: str | os.PathLike[str], pyproject: dict[str, object]) -> Project:
     lock = load_toml(os.path.join(app, "poetry.lock"))
     packages = lock.get("package", [])
     if not isinstance(packages, list):
@@ -165,7 +169,9 @@ def from_poetry_lock(app: str, work: str, pyproject: dict[str, object]) -> Proje
     return Project("poetry.lock", fingerprint("poetry.lock", files), chosen, pinned, str(requires or ""))
 
 
-def from_pipfile_lock(app: str, work: str) -> Project:
+def from_pipfile_lock(app: str, work: str | os.PathLike[str]) -> Project:
+    import json
+
     data = read_bytes(os.path.join(app, "Pipfile.lock"))
     try:
         lock = json.loads(data)
@@ -204,7 +210,7 @@ def from_pipfile_lock(app: str, work: str) -> Project:
                    write_lines(work, "requirements.txt", lines), requires_python=specifier)  # fmt: skip
 
 
-def from_pyproject(app: str, work: str, pyproject: dict[str, object]) -> Project:
+def from_pyproject(app: str, work: str | os.PathLike[str], pyproject: dict[str, object]) -> Project:
     project = table(pyproject, "project")
     requires = str(project.get("requires-python", "") or "")
     if table(pyproject, "build-system"):
@@ -221,8 +227,8 @@ def from_pyproject(app: str, work: str, pyproject: dict[str, object]) -> Project
     return Project("pyproject.toml", sha, write_lines(work, "requirements.txt", text), requires_python=requires)
 
 
-def detect(app: str, work: str) -> Project:
-    """What the app at *app* installs (module docstring); files made for uv go to *work*."""
+def detect(app: str, work: str | os.PathLike[str]) -> Project:
+    """What the app at *app* installs (module docstring); files made for uv go to the directory *work*."""
     exists = os.path.exists
     pyproject_path = os.path.join(app, "pyproject.toml")
     pyproject = load_toml(pyproject_path) if os.path.isfile(pyproject_path) else {}
