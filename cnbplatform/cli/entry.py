@@ -147,17 +147,26 @@ def fast_command(argv: Sequence[str]) -> Callable[[], int] | None:
 
 
 def _go_spelled(name: str, words: list[str]) -> bool:
-    """``cnb lifecycle creator …`` (a Go executable's name) or ``cnb lifecycle create -app=/workspace …``."""
-    from cnbplatform.cli.goflags import EXECUTABLES
-    from cnbplatform.cli.options import PHASES
+    """``cnb lifecycle creator …`` (a Go executable's name) or ``cnb lifecycle create -app=/workspace …``.
+    Decided without the Go flag tables (:mod:`cnbplatform.cli.goflags`): only a Go spelling needs them."""
+    from cnbplatform.cli.options import GO_EXECUTABLES, PHASES
 
-    if name in EXECUTABLES:
+    if name in GO_EXECUTABLES:
         return True
     if name not in PHASES or name == "launch":  # launch's words are the command to run
         return False
-    from cnbplatform.cli.golifecycle import go_style
-
     return go_style(words)
+
+
+def go_style(words: Sequence[str]) -> bool:
+    """Whether a ``cnb lifecycle <phase>`` command line is spelled the Go way (``-app=/workspace``,
+    ``-skip-restore=false``): a long name after a single dash, or a boolean with ``=``."""
+    for word in words:
+        if word == "--" or not word.startswith("-"):
+            continue
+        if not word.startswith("--") and len(word.partition("=")[0]) > 2:
+            return True
+    return False
 
 
 def _go_phase(verbose: int, quiet: bool, name: str, words: list[str]) -> Callable[[], int]:

@@ -40,17 +40,6 @@ def specs_for(executable: str) -> tuple[str, tuple[GoFlag, ...]]:
     return phase_specs(executable, lifecycle_options())
 
 
-def go_style(words: Sequence[str]) -> bool:
-    """Whether a ``cnb lifecycle <phase>`` command line is spelled the Go way (``-app=/workspace``,
-    ``-skip-restore=false``): a long name after a single dash, or a boolean with ``=``."""
-    for word in words:
-        if word == "--" or not word.startswith("-"):
-            continue
-        if not word.startswith("--") and len(word.partition("=")[0]) > 2:
-            return True
-    return False
-
-
 def executable_for(name: str) -> str:
     """The Go executable for a ``cnb lifecycle`` phase name (``create`` -> ``creator``); Go names stay."""
     for executable, (phase, _flags) in EXECUTABLES.items():

@@ -85,6 +85,10 @@ PHASE_HELP = {
     "given command) of the app in --layers/--app; CNB_PROCESS_TYPE is ignored, as by the launcher.",
 }
 PHASES = tuple(PHASE_HELP)
+#: The Go lifecycle's phase executables (``cnb lifecycle creator …``), the keys of
+#: :data:`cnbplatform.cli.goflags.EXECUTABLES`, whose flag tables only a Go spelling needs.
+GO_EXECUTABLES = ("analyzer", "detector", "restorer", "extender", "builder", "exporter", "creator", "rebaser",
+                  "launcher")  # fmt: skip
 
 BUILD = ("build",)
 REBASE = ("rebase",)

@@ -196,6 +196,14 @@ def test_fast_path_imports_neither_typer_nor_rich(tmp_path: Path) -> None:
     assert not {m for m in modules if m.split(".")[0] in ("typer", "rich", "click", "pydantic")}
 
 
+def test_a_phase_spelled_cnbs_way_loads_no_go_flag_tables(tmp_path: Path) -> None:
+    """``cnb lifecycle <phase> --flag`` is told from the Go spelling without the Go flag tables (cli/goflags.py)."""
+    done = run_cnb("lifecycle", "detect", "--app", str(tmp_path / "no-such-app"), tmp_path=tmp_path)
+    modules = imported(done.stderr)
+    assert "cnbplatform.cli.commands" in modules
+    assert not {"cnbplatform.cli.goflags", "cnbplatform.cli.golifecycle"} & modules
+
+
 def test_usage_errors_still_come_from_click(tmp_path: Path) -> None:
     done = run_cnb("build", "app", "--no-such-flag", tmp_path=tmp_path)
     assert done.returncode == 2

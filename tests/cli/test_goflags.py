@@ -11,6 +11,7 @@ import pytest
 
 from cnbplatform.cli.goflags import EXECUTABLES, GoFlag, GoFlagError, parse_go_flags
 from cnbplatform.cli.golifecycle import specs_for
+from cnbplatform.cli.options import GO_EXECUTABLES
 from tests.conftest import REPO, Cnb
 
 FLAGS = (
@@ -78,6 +79,7 @@ def test_every_executable_has_its_flags_from_cnbs_option_table() -> None:
     assert {flag.dest for flag in specs_for("rebaser")[1] if flag.name == "image"} == {"run_image"}
     for executable in EXECUTABLES:
         specs_for(executable)
+    assert tuple(EXECUTABLES) == GO_EXECUTABLES  # the fast path's list of names (cli/options.py)
 
 
 def test_tekton_creator_command_line_parses() -> None:
