@@ -12,7 +12,7 @@ updated in place); a requirement no wheel satisfies fails with a clear message. 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
+import importlib
 import json
 import os
 import re
@@ -163,16 +163,18 @@ def script(name: str, *args: str, python: str = sys.executable, cwd: Path | None
     return done.stdout
 
 
-def load_project() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("cnb_python_project", LIB / "project.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+def load_lib(name: str) -> ModuleType:
+    """A module of lib/ as build.py imports it (by its name, lib/ on sys.path: project.py and projectfiles.py
+    import each other); lib/ goes last on sys.path, so no installed module is shadowed."""
+    if str(LIB) not in sys.path:
+        sys.path.append(str(LIB))
+    module = importlib.import_module(name)
+    assert Path(module.__file__ or "").parent == LIB, module
     return module
 
 
-project_py = load_project()
+project_py = load_lib("project")
+projectfiles_py = load_lib("projectfiles")
 
 
 def detect(app: Path, work: Path) -> Any:
@@ -288,10 +290,10 @@ def test_python_version_is_checked(tmp_path: Path, python_version: str, requires
     if python_version:
         (tmp_path / ".python-version").write_text(python_version)
     if error is None:
-        project_py.check_python(str(tmp_path), requires, (3, 11, 2))
+        projectfiles_py.check_python(str(tmp_path), requires, (3, 11, 2))
     else:
         with pytest.raises(project_py.ProjectError, match=error):
-            project_py.check_python(str(tmp_path), requires, (3, 11, 2))
+            projectfiles_py.check_python(str(tmp_path), requires, (3, 11, 2))
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
 """cnb/python build (Buildpack API 0.12: https://github.com/buildpacks/spec/blob/main/buildpack.md, layer tomls,
 launch.toml, SBOM files, env files), in one run of the build image's ``python3`` (``bin/build`` execs it). Standard
-library only. What the app's project files mean is :mod:`project`; uv installs (:mod:`uvtool`).
+library only. What the app's project files mean is :mod:`project` (and :mod:`projectfiles`); uv installs
+(:mod:`uvtool`).
 
 Layers of ``<layers>/cnb_python``:
 
@@ -212,7 +213,9 @@ class Build:
         if reused:
             say("reusing venv (requirements unchanged)")
         else:
-            projects.check_python(self.app, project.requires_python, self.version)
+            import projectfiles
+
+            projectfiles.check_python(self.app, project.requires_python, self.version)
             if same_python:
                 say("updating the venv in place (requirements changed)")
             else:
