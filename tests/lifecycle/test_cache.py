@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -188,6 +189,33 @@ def test_reuse_hard_links_and_refuses_a_corrupt_blob(tmp_path: Path, monkeypatch
     with dir_cache(tmp_path, reporter).begin() as writer:
         assert not writer.reuse(diff_id)
     assert any("corrupt" in w for w in reporter.warnings)
+
+
+def test_a_copied_cache_is_hashed_once_then_reused_by_stamp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cache directory copied elsewhere (new inodes: a CI cache restored, ``cp -a``) has stale stamps: its blobs
+    verify by their digests, and an otherwise unchanged commit records their new stamps, so the next build reuses
+    them without hashing again."""
+    source = make_tree(tmp_path / "src", {"f": b"content" * 100})
+    diff_id = commit_layer(dir_cache(tmp_path / "first"), source)
+    shutil.copytree(tmp_path / "first" / "cache", tmp_path / "copy" / "cache")
+    hashed: list[Path] = []
+    real_hash = cache_dir.hash_file
+
+    def counting(path: Path) -> tuple[str, int]:
+        hashed.append(path)
+        return real_hash(path)
+
+    monkeypatch.setattr(cache_dir, "hash_file", counting)
+    for _ in range(2):
+        with dir_cache(tmp_path / "copy").begin() as writer:
+            assert writer.reuse(diff_id)
+            writer.set_metadata(cache_meta("example/bp", {"deps": cached(diff_id)}))
+            writer.commit()
+    assert len(hashed) == 1
+    opener = dir_cache(tmp_path / "copy").layer(diff_id)
+    assert opener is not None
+    extract_layer(opener, tmp_path / "layers", layers_mount="/layers", what="test")
+    assert (tmp_path / "layers" / "example_bp" / "deps" / "f").read_bytes() == b"content" * 100
 
 
 def test_corrupt_blob_fails_to_read(tmp_path: Path) -> None:

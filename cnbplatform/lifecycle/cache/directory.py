@@ -230,6 +230,7 @@ class DirCacheWriter(WriterBase):
         self._committed = _read_index(cache.path / COMMITTED)
         self._staged: dict[str, _Blob] = {}
         self._metadata = CacheMetadata()
+        self._restamp = False  # a committed blob verified by hashing: its stamp is stale (a copied cache dir)
 
     def __enter__(self) -> DirCacheWriter:
         return self
@@ -256,9 +257,13 @@ class DirCacheWriter(WriterBase):
         source = self.pool / hex_part(blob.digest)
         try:
             unchanged = blob.stamp is not None and _stamp(source) == blob.stamp
-            if not unchanged and hash_file(source) != (blob.digest, blob.size):
-                self.cache.reporter.warn(f"{self.cache.description}: cached layer {diff_id} is corrupt, not reusing it")
-                return False
+            if not unchanged:
+                if hash_file(source) != (blob.digest, blob.size):
+                    self.cache.reporter.warn(
+                        f"{self.cache.description}: cached layer {diff_id} is corrupt, not reusing it"
+                    )
+                    return False
+                self._restamp = True
             self._stage(diff_id, blob, source)
         except OSError as exc:
             self.cache.reporter.warn(f"{self.cache.description}: cannot reuse cached layer {diff_id}: {exc}")
@@ -301,6 +306,8 @@ class DirCacheWriter(WriterBase):
             raise CnbError(f"cannot commit {self.cache.description}: no layer was added for {', '.join(missing)}")
         if self._unchanged(referenced):
             shutil.rmtree(self.staging, ignore_errors=True)
+            if self._restamp:
+                self._restamp_committed()
             self._prune_and_finish()
             return
         root = self.cache.path
@@ -331,6 +338,22 @@ class DirCacheWriter(WriterBase):
             self.abort()
             raise CnbError(f"cannot commit {self.cache.description}: {exc.strerror or exc}") from exc
         self._prune_and_finish()
+
+    def _restamp_committed(self) -> None:
+        """Record the current stamps of the committed blobs (which all verified) in the committed index, so that the
+        next build reuses them with a ``stat`` each: without it, a cache directory copied or restored elsewhere (new
+        inodes) would have every blob hashed on every build until a layer changes. Best effort: the index is
+        replaced atomically, and a failure only leaves the old stamps (the blobs are then hashed again)."""
+        committed = self.cache.path / COMMITTED
+        tmp = committed / f".{INDEX}.{os.urandom(8).hex()}.tmp"
+        try:
+            index = {d: replace(b, stamp=_stamp(self.pool / hex_part(b.digest))).to_json()
+                     for d, b in sorted(self._committed.items())}  # fmt: skip
+            _write_file(tmp, json.dumps(index, sort_keys=True).encode())
+            os.replace(tmp, committed / INDEX)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
     def _unchanged(self, referenced: set[str]) -> bool:
         """Whether the committed version already is what this commit would write: the same layers (by diffID and
