@@ -21,6 +21,7 @@ from typing import Any
 from cnbplatform.files.buildpack_toml import Descriptor, Distro, ModuleInfo, Stack, Target
 from cnbplatform.files.common import Table
 from cnbplatform.files.labels import canonical_json, decode_label
+from cnbplatform.files.lifecycle_label import RUN_IMAGE_SHELL_LABEL as RUN_IMAGE_SHELL_LABEL  # (re-exported)
 from cnbplatform.files.order import GroupEntry, OrderGroup
 from cnbplatform.files.run_toml import RunImage
 from cnbplatform.files.system import SystemConfig
@@ -36,9 +37,6 @@ BUILDPACKAGE_METADATA_LABEL = "io.buildpacks.buildpackage.metadata"
 EXTENSION_METADATA_LABEL = "io.buildpacks.extension.metadata"
 #: cnb's own label on a builder: the build image it was made from (``{"image": …, "digest": …}``).
 BUILD_IMAGE_LABEL = "io.cnb.builder.build-image"
-#: cnb's own label on a run image without ``/bin/sh`` (``"false"``): the exporter then bakes the default process
-#: into the config instead of the sh launcher (docs/design.md decision 3).
-RUN_IMAGE_SHELL_LABEL = "io.cnb.base.shell"
 
 
 # -- module infos (pack's dist.ModuleInfo) --------------------------------------------------------------------

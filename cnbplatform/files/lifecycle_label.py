@@ -37,6 +37,10 @@ BASE_HOMEPAGE_LABEL = "io.buildpacks.base.homepage"
 BASE_RELEASED_LABEL = "io.buildpacks.base.released"
 BASE_DESCRIPTION_LABEL = "io.buildpacks.base.description"
 BASE_METADATA_LABEL = "io.buildpacks.base.metadata"
+#: cnb's own label on a run image without ``/bin/sh`` (``"false"``): the exporter then bakes the default process
+#: into the config instead of the sh launcher (docs/design.md decision 3). Here, not in builder_labels.py, so that
+#: the exporter reads it without loading the builder's label types.
+RUN_IMAGE_SHELL_LABEL = "io.cnb.base.shell"
 
 _T = TypeVar("_T")
 

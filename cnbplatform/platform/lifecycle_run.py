@@ -44,8 +44,8 @@ def _creation_time(phases: Phases, reporter: Reporter) -> int | None:
 
 def run_export(phases: Phases, reporter: Reporter) -> ExportResult:
     from cnbplatform.files.analyzed import Analyzed
-    from cnbplatform.files.builder_labels import RUN_IMAGE_SHELL_LABEL
     from cnbplatform.files.group import GroupFile
+    from cnbplatform.files.lifecycle_label import RUN_IMAGE_SHELL_LABEL
     from cnbplatform.files.report import ProjectMetadata
     from cnbplatform.lifecycle.export.phase import ExportInputs, export
 

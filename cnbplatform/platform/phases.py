@@ -144,7 +144,7 @@ class Phases:
 
     def open_address(self, address: ImageAddress, text: str, *, missing_ok: bool = False) -> OpenedImage | None:
         from cnbplatform.oci.image import as_image, is_index, resolve_platform
-        from cnbplatform.platform.run import host_os_arch
+        from cnbplatform.oci.store.pull import host_platform  # not via platform.run (cnb run's module)
 
         store, ref = self.stores.open(address)
         try:
@@ -154,7 +154,7 @@ class Phases:
                 return None
             raise
         if is_index(artifact):
-            artifact = resolve_platform(artifact, host_os_arch())
+            artifact = resolve_platform(artifact, host_platform())
         image = as_image(artifact)
         return OpenedImage(address, image, pinned_address(address, image.descriptor.digest), text)
 
