@@ -23,10 +23,9 @@ from cnbplatform.errors import CnbError, NotFoundError, UsageError
 from cnbplatform.lifecycle.common import Reporter
 from cnbplatform.oci.address import parse_address, pinned_address
 from cnbplatform.oci.image import Image, as_image, is_index, resolve_platform
-from cnbplatform.oci.store.pull import check_pull_policy, fetch
+from cnbplatform.oci.store.pull import check_pull_policy, fetch, host_platform
 from cnbplatform.oci.store.stores import Stores
 from cnbplatform.platform.context import PlatformContext
-from cnbplatform.platform.run import host_os_arch
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,7 @@ def _read(stores: Stores, address: str) -> Image:
     store, ref = stores.open(parse_address(address))
     artifact = store.read(ref)
     if is_index(artifact):
-        artifact = resolve_platform(artifact, host_os_arch())
+        artifact = resolve_platform(artifact, host_platform())
     return as_image(artifact)
 
 
@@ -54,7 +53,7 @@ def resolve_builder(ctx: PlatformContext, name: str, pull_policy: str, reporter:
         raise NotFoundError(f"builder {name}: the directory {where} (a builder is an image or a dir with builder.toml)")
     with Stores(ctx) as stores:
         try:
-            fetched = fetch(stores, name, pull_policy=pull_policy, platform=host_os_arch(), announce=reporter.info)
+            fetched = fetch(stores, name, pull_policy=pull_policy, platform=host_platform(), announce=reporter.info)
         except NotFoundError as exc:
             raise NotFoundError(f"builder {name}: {exc.message}") from exc
     return BuilderRef(fetched.address, fetched.image)
@@ -138,7 +137,7 @@ def _reuse(stores: Stores, record_path: Path, config_digest: str, name: str) -> 
             if not fingerprint.stable or fingerprint.digest != digest:
                 return None
         for where, digest in record["images"].items():
-            if fetch(stores, where, pull_policy="never", platform=host_os_arch()).image.descriptor.digest != digest:
+            if fetch(stores, where, pull_policy="never", platform=host_platform()).image.descriptor.digest != digest:
                 return None
         image = _read(stores, f"local:{name}")
         if image.descriptor.digest != record["digest"]:
@@ -172,7 +171,7 @@ def add_packaged_buildpack(ctx: PlatformContext, ref: str, buildpacks_dir: Path)
         tempfile.TemporaryDirectory(prefix="cnb-buildpack-") as work,
         Stores(ctx) as stores,
     ):
-        resolved = ModuleResolver(stores, Path(work), platform=host_os_arch()).resolve(ref, Path.cwd())
+        resolved = ModuleResolver(stores, Path(work), platform=host_platform()).resolve(ref, Path.cwd())
         for module in resolved.all:
             target = join(buildpacks_dir, escape_id(module.descriptor.id), module.descriptor.version)
             if not target.exists():
