@@ -150,38 +150,14 @@ class Build:
         return any(entry.endswith(".dist-info") for site in self.site_packages() for entry in os.listdir(site))
 
     def install(self, project: projects.Project, work: Work) -> None:
-        """Bring the venv in line with *project* with uv (online, then once more offline from the cache layer)."""
+        """Bring the venv in line with *project* with uv (:func:`uvtool.install`, imported only to install)."""
         import uvtool
 
         try:
-            uv = uvtool.ensure(self.uv_layer, self.uv_version, say)
+            uvtool.install(project, work, uv_layer=self.uv_layer, uv_version=self.uv_version, uv_cache=self.uv_cache,
+                           venv=self.venv, say=say)  # fmt: skip
         except uvtool.UvError as exc:
             raise fail(str(exc)) from exc
-        env, options = uvtool.environment(self.uv_cache, self.venv)
-        if project.source == "uv.lock":
-            args = ["sync", "--locked", "--no-dev", "--python", self.python, *options]
-        else:
-            requirements = project.requirements
-            if project.source == "none":  # nothing wanted: remove what an earlier build installed
-                requirements = projects.write_lines(work, "empty.txt", [])
-                args = ["pip", "sync", "--python", self.python, *options, requirements]
-            else:
-                # --upgrade: resolve as into an empty venv (the versions the venv holds are no preference), so the
-                # result does not depend on what an earlier build left; unchanged distributions stay untouched.
-                args = ["pip", "install", "--exact", "--upgrade", "--python", self.python, *options, "-r", requirements]
-            if project.constraints:
-                args += ["-c", project.constraints]
-        say(f"uv {self.uv_version}: uv {' '.join(args)}")
-        status = uvtool.run(uv, args, env)
-        if status != 0:
-            say(f"uv failed (exit {status}, see above); once more offline, from the cache layer")
-            status = uvtool.run(uv, args, env, offline=True)
-            if status != 0:
-                raise fail(
-                    f"uv could not install the packages of {project.source} (exit {status}, see above); a build "
-                    "without the network needs every package in the cache layer or a PIP_FIND_LINKS directory"
-                )
-        uvtool.run(uv, ["cache", "prune", "--ci", "--quiet"], env)
 
     # -- the build ---------------------------------------------------------------------------------------------------
 

@@ -22,6 +22,8 @@ import tempfile
 import zipfile
 from collections.abc import Callable
 
+from project import Project, write_lines
+
 PIP_TO_UV = {
     "PIP_INDEX_URL": "UV_INDEX_URL",
     "PIP_EXTRA_INDEX_URL": "UV_EXTRA_INDEX_URL",
@@ -63,6 +65,48 @@ def environment(cache: str, venv: str) -> tuple[dict[str, str], list[str]]:
     if not home or not os.access(home, os.W_OK):
         env["HOME"] = tempfile.mkdtemp(prefix="cnb-python-home-")
     return env, options
+
+
+def install(
+    project: Project,
+    work: str | os.PathLike[str],
+    *,
+    uv_layer: str,
+    uv_version: str,
+    uv_cache: str,
+    venv: str,
+    say: Callable[[str], None],
+) -> None:
+    """Bring *venv* in line with *project* with uv (online, then once more offline from the cache layer); the uv
+    binary of *uv_version* in *uv_layer* (:func:`ensure`), its cache *uv_cache*, files it needs written to *work*.
+    UvError when uv cannot be had or cannot install."""
+    uv = ensure(uv_layer, uv_version, say)
+    python = os.path.join(venv, "bin", "python")
+    env, options = environment(uv_cache, venv)
+    if project.source == "uv.lock":
+        args = ["sync", "--locked", "--no-dev", "--python", python, *options]
+    else:
+        requirements = project.requirements
+        if project.source == "none":  # nothing wanted: remove what an earlier build installed
+            requirements = write_lines(work, "empty.txt", [])
+            args = ["pip", "sync", "--python", python, *options, requirements]
+        else:
+            # --upgrade: resolve as into an empty venv (the versions the venv holds are no preference), so the
+            # result does not depend on what an earlier build left; unchanged distributions stay untouched.
+            args = ["pip", "install", "--exact", "--upgrade", "--python", python, *options, "-r", requirements]
+        if project.constraints:
+            args += ["-c", project.constraints]
+    say(f"uv {uv_version}: uv {' '.join(args)}")
+    status = run(uv, args, env)
+    if status != 0:
+        say(f"uv failed (exit {status}, see above); once more offline, from the cache layer")
+        status = run(uv, args, env, offline=True)
+        if status != 0:
+            raise UvError(
+                f"uv could not install the packages of {project.source} (exit {status}, see above); a build "
+                "without the network needs every package in the cache layer or a PIP_FIND_LINKS directory"
+            )
+    run(uv, ["cache", "prune", "--ci", "--quiet"], env)
 
 
 def binary(layer: str) -> str:
