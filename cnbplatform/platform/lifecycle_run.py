@@ -119,6 +119,7 @@ def run_phases(
         # below Platform API 0.10 the creator's -skip-restore skips the whole restore phase; later versions still
         # restore store.toml and layer metadata (https://github.com/buildpacks/spec/blob/platform/v0.9/platform.md)
         steps = tuple(step for step in steps if step[0] != "restore")
+    phases.start_network_soon()  # ready by the first run in detect, started while analyze works
     for name, step in steps:
         announce(name, None)
         started = time.perf_counter()

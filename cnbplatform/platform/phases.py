@@ -26,6 +26,8 @@ from cnbplatform.platform.build_locks import home_in_use
 from cnbplatform.platform.context import PlatformContext
 from cnbplatform.platform.lifecycle_settings import LifecycleSettings
 from cnbplatform.sandbox import BwrapSandbox, HostSandbox, Mount, Sandbox, loopback_proxy_ports, proxy_env
+from cnbplatform.sandbox.bwrap import private_network_for
+from cnbplatform.sandbox.network import PrivateNetwork
 
 if TYPE_CHECKING:
     from cnbplatform.files.run_toml import RunConfig
@@ -70,6 +72,7 @@ class Phases:
         self._distro: tuple[str, str] | None = None
         self._in_use = home_in_use(ctx.home)
         self._sandbox: Sandbox | None = None
+        self._early_network: PrivateNetwork | None = None  # started by start_network_soon, for execution()'s sandbox
 
     @cached_property
     def stores(self) -> Stores:
@@ -91,12 +94,25 @@ class Phases:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         try:
+            if self._early_network is not None:
+                self._early_network.close()
             if self._sandbox is not None:
                 self._sandbox.close()
             if "stores" in self.__dict__:  # made (cached_property)
                 self.stores.close()
         finally:
             self._in_use.__exit__(None, None, None)
+
+    def start_network_soon(self) -> None:
+        """create and build: the bwrap sandbox's private network starts now, while analyze works, instead of at the
+        first run in detect (pasta takes some 25 ms to be ready). Nothing of it is visible before that run; a network
+        that cannot start is reported by that run, as before."""
+        s = self.settings
+        if s.sandbox != "bwrap" or s.network != "private" or self._execution is not None:
+            return
+        if self._early_network is None:
+            self._early_network = private_network_for(loopback_proxy_ports(self.ctx.env))
+            self._early_network.start_soon()
 
     def runs_done(self) -> None:
         """No more buildpack executables run in this command (export is next): the sandbox's network starts
@@ -224,7 +240,8 @@ class Phases:
             network = "host" if s.network == "host" else "private"
             # a proxy that this machine's environment names on its loopback stays reachable (only its port)
             ports = loopback_proxy_ports(self.ctx.env) if network == "private" else ()
-            self._sandbox = BwrapSandbox(rootfs, network=network, host_ports=ports)
+            early, self._early_network = self._early_network, None  # the sandbox owns it now
+            self._sandbox = BwrapSandbox(rootfs, network=network, host_ports=ports, private_network=early)
             uid, gid = self.uid_gid(image_env)
             base_env = {**filter_base_env(image_env), **self._proxy_env()}
             paths = SandboxPaths()

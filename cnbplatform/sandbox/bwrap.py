@@ -93,6 +93,17 @@ def check_bwrap(bwrap: str | None = None) -> str:
     return path
 
 
+def private_network_for(
+    host_ports: tuple[int, ...] = (), resolv_conf: Path | None = HOST_RESOLV_CONF
+) -> PrivateNetwork:
+    """The private network a ``BwrapSandbox(…, host_ports=host_ports)`` would make, for a caller that starts it
+    early (:meth:`PrivateNetwork.start_soon`, before the build image is even unpacked) and then hands it to the
+    sandbox as *private_network*."""
+    text = _read_text(resolv_conf)
+    forwarded = forwarded_resolv_conf(text) if text is not None else None
+    return PrivateNetwork(host_ports=host_ports, dns_forward=forwarded is not None)
+
+
 class BwrapSandbox:
     """A bubblewrap sandbox over an unpacked build image at *rootfs* (never written to).
 
@@ -108,6 +119,7 @@ class BwrapSandbox:
         resolv_conf: Path | None = HOST_RESOLV_CONF,
         network: str = DEFAULT_NETWORK,
         host_ports: tuple[int, ...] = (),
+        private_network: PrivateNetwork | None = None,
     ) -> None:
         self.rootfs = Path(rootfs).resolve()
         if not self.rootfs.is_dir():
@@ -130,6 +142,16 @@ class BwrapSandbox:
                 self._resolv_conf = Path(name)
                 self._cleanup = weakref.finalize(self, _unlink, self._resolv_conf)
             self._private = PrivateNetwork(host_ports=host_ports, dns_forward=forwarded is not None)
+            if private_network is not None:  # started early by the caller (private_network_for): this one's
+                if (private_network.host_ports, private_network.dns_forward) == (
+                    self._private.host_ports,
+                    self._private.dns_forward,
+                ):
+                    self._private = private_network
+                else:  # the host's resolver configuration changed in between: not the network this one needs
+                    private_network.close()
+        elif private_network is not None:
+            private_network.close()
 
     def run(self, request: RunRequest) -> RunResult:
         """Run the request in a fresh sandbox; raise CnbError when bwrap cannot set it up."""

@@ -41,7 +41,7 @@ from collections.abc import Mapping, Sequence
 from typing import IO
 from urllib.parse import urlsplit
 
-from cnbplatform.errors import SandboxUnavailableError, UsageError
+from cnbplatform.errors import CnbError, SandboxUnavailableError, UsageError
 
 #: The build networks: ``private`` (the default: own namespace, outside world yes, host loopback no), ``host``
 #: (this machine's network namespace, everything on its 127.0.0.1 included), ``none`` (loopback only).
@@ -150,6 +150,8 @@ class PrivateNetwork:
         self._pasta: subprocess.Popen[bytes] | None = None
         self._finalizer: weakref.finalize[..., PrivateNetwork] | None = None
         self._stopping = False
+        # begun by start_soon, not yet ready: holder, pasta, the read end of pasta's pid file, the tools' log
+        self._starting: tuple[subprocess.Popen[bytes], subprocess.Popen[bytes], int, IO[bytes]] | None = None
 
     @property
     def started(self) -> bool:
@@ -161,10 +163,23 @@ class PrivateNetwork:
         if self._stopping:
             self.close()
         if self._holder is None:
-            self._start()
+            if self._starting is None:
+                self._begin_start()
+            self._finish_start()
         assert self._holder is not None
         nsenter = _tool("nsenter")
         return [nsenter, f"--target={self._holder.pid}", "--user", "--net", "--preserve-credentials", "--"]
+
+    def start_soon(self) -> None:
+        """Start the network without waiting until it is ready (pasta takes some 25 ms to configure it), for a
+        caller with other work to do before the first run; the first :meth:`enter` waits for the rest. A network
+        that cannot start here is left unstarted, and that first :meth:`enter` tries again and says why."""
+        if self._holder is not None or self._starting is not None or self._stopping:
+            return
+        try:
+            self._begin_start()
+        except CnbError:
+            self.close()
 
     def pasta_command(self, holder_pid: int, pid_file: str) -> list[str]:
         """pasta's command line for the namespaces of *holder_pid* (exposed for tests and documentation)."""
@@ -179,45 +194,65 @@ class PrivateNetwork:
             "--userns", f"/proc/{holder_pid}/ns/user", "--netns", f"/proc/{holder_pid}/ns/net",
         ]  # fmt: skip
 
-    def _start(self) -> None:
+    def _begin_start(self) -> None:
+        """The holder and its namespaces, then pasta started on them (not yet waited for: :meth:`_finish_start`)."""
         unshare = _tool("unshare")
-        with tempfile.TemporaryFile() as log:
+        log = tempfile.TemporaryFile()  # noqa: SIM115 (kept open until _finish_start, closed on every path)
+        holder: subprocess.Popen[bytes] | None = None
+        pasta: subprocess.Popen[bytes] | None = None
+        ready_read = ready_write = -1
+        try:
             holder = _spawn(
                 [unshare, "--user", "--map-root-user", "--net", "--", "/bin/sh", "-c", _HOLDER],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
             )  # fmt: skip
-            pasta: subprocess.Popen[bytes] | None = None
-            try:
-                assert holder.stdout is not None and holder.stdin is not None
-                if _read_line(holder.stdout.fileno(), START_TIMEOUT) != b"ready\n":
-                    raise SandboxUnavailableError(
-                        "cannot create the build network namespace"
-                        f"{_reason(log)} (are unprivileged user namespaces disabled?); use --network host or none"
-                    )
-                holder.stdout.close()
-                if _namespace(holder.pid, "net") == _namespace(os.getpid(), "net"):
-                    raise SandboxUnavailableError("the build network namespace is the host's: refusing to use it")
-                ready_read, ready_write = os.pipe()
-                try:
-                    pasta = _spawn(
-                        self.pasta_command(holder.pid, f"/dev/fd/{ready_write}"),
-                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, pass_fds=(ready_write,),
-                    )  # fmt: skip
-                    os.close(ready_write)
-                    ready_write = -1
-                    if not _read_line(ready_read, START_TIMEOUT).strip():
-                        raise SandboxUnavailableError(
-                            f"pasta could not connect the build network{_reason(log)}; use --network host or none"
-                        )
-                finally:
-                    os.close(ready_read)
-                    if ready_write >= 0:
-                        os.close(ready_write)
-                holder.stdin.write(f"{pasta.pid}\n".encode())
-                holder.stdin.flush()
-            except BaseException:
+            assert holder.stdout is not None and holder.stdin is not None
+            if _read_line(holder.stdout.fileno(), START_TIMEOUT) != b"ready\n":
+                raise SandboxUnavailableError(
+                    "cannot create the build network namespace"
+                    f"{_reason(log)} (are unprivileged user namespaces disabled?); use --network host or none"
+                )
+            holder.stdout.close()
+            if _namespace(holder.pid, "net") == _namespace(os.getpid(), "net"):
+                raise SandboxUnavailableError("the build network namespace is the host's: refusing to use it")
+            ready_read, ready_write = os.pipe()
+            pasta = _spawn(
+                self.pasta_command(holder.pid, f"/dev/fd/{ready_write}"),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, pass_fds=(ready_write,),
+            )  # fmt: skip
+            os.close(ready_write)
+        except BaseException:
+            for fd in (ready_read, ready_write):
+                if fd >= 0:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+            if holder is not None:
                 _stop(holder, pasta)
-                raise
+            log.close()
+            raise
+        self._starting = (holder, pasta, ready_read, log)
+        self._finalizer = weakref.finalize(self, _abandon, holder, pasta, ready_read, log)
+
+    def _finish_start(self) -> None:
+        """Wait until pasta has connected the namespace begun by :meth:`_begin_start`, then hand the holder its pid."""
+        assert self._starting is not None
+        holder, pasta, ready_read, log = self._starting
+        try:
+            if not _read_line(ready_read, START_TIMEOUT).strip():
+                raise SandboxUnavailableError(
+                    f"pasta could not connect the build network{_reason(log)}; use --network host or none"
+                )
+            assert holder.stdin is not None
+            holder.stdin.write(f"{pasta.pid}\n".encode())
+            holder.stdin.flush()
+        except BaseException:
+            self.close()
+            raise
+        os.close(ready_read)
+        log.close()
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        self._starting = None
         self._holder, self._pasta = holder, pasta
         self._finalizer = weakref.finalize(self, _stop, holder, pasta)
 
@@ -233,7 +268,7 @@ class PrivateNetwork:
         """End the network: the holder kills pasta and exits; both are reaped. Idempotent."""
         if self._finalizer is not None:
             self._finalizer()
-        self._holder = self._pasta = self._finalizer = None
+        self._holder = self._pasta = self._finalizer = self._starting = None
         self._stopping = False
 
 
@@ -297,6 +332,17 @@ def _wait_exit(process: subprocess.Popen[bytes], timeout: float) -> None:
             finally:
                 os.close(pidfd)
     process.wait(timeout=timeout)
+
+
+def _abandon(holder: subprocess.Popen[bytes], pasta: subprocess.Popen[bytes], ready_read: int, log: IO[bytes]) -> None:
+    """End a network that was begun but never finished (:meth:`PrivateNetwork.start_soon`): as :func:`_stop`, and
+    close what the start kept open."""
+    try:
+        _stop(holder, pasta)
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(ready_read)
+        log.close()
 
 
 def _stop(holder: subprocess.Popen[bytes], pasta: subprocess.Popen[bytes] | None) -> None:

@@ -30,6 +30,7 @@ import pytest
 
 from cnbplatform.errors import SandboxUnavailableError
 from cnbplatform.sandbox import BwrapSandbox, PrivateNetwork, RunRequest, loopback_proxy_ports
+from cnbplatform.sandbox.bwrap import private_network_for
 from cnbplatform.sandbox.network import DNS_FORWARD_ADDRESS, forwarded_resolv_conf
 from cnbplatform.sandbox.protocol import children_of
 from tests.buildpacks.helpers import lifecycle_metadata, make_project
@@ -205,6 +206,29 @@ def test_begin_close_lets_the_network_go_down_early_and_a_later_run_gets_a_new_o
     assert pasta_processes() - before == set()
     assert (len(first), len(second), first & second) == (1, 1, set())
     assert (again.exit_code != 0, probe.hits) == (True, 0)  # still the private network: no host loopback
+
+
+def test_a_network_started_early_is_the_sandboxs_and_ends_with_it(rootfs: Path, probe: Probe) -> None:
+    """``cnb build`` starts the private network while analyze works (``start_soon``) and hands it to the sandbox:
+    the sandbox's runs use that one network (host loopback still closed), and closing ends it; a network started
+    early and never used ends without a run, and leaves no pasta either."""
+    before = pasta_processes()
+    early = private_network_for()
+    early.start_soon()
+    assert len(pasta_processes() - before) == 1
+    box = BwrapSandbox(rootfs, private_network=early)
+    try:
+        refused = box.run(fetch(probe.port))
+        assert len(pasta_processes() - before) == 1
+    finally:
+        box.close()
+    assert pasta_processes() - before == set()
+    assert (refused.exit_code != 0, probe.hits) == (True, 0)
+
+    unused = private_network_for()
+    unused.start_soon()
+    unused.close()
+    assert pasta_processes() - before == set()
 
 
 def test_only_a_loopback_proxys_port_is_forwarded(rootfs: Path, probe: Probe) -> None:
