@@ -22,12 +22,16 @@ from __future__ import annotations
 import os
 import sys
 
+try:  # CPython's own sha256 (3.11 and older): hashlib would load OpenSSL first, a few ms of every build
+    from _sha256 import sha256  # type: ignore[import-not-found,unused-ignore]
+except ImportError:
+    from hashlib import sha256
+
 # Only what a build that reuses the venv needs is imported here; the rest is imported where it is used.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import launch
 import project as projects
-from project import sha256  # CPython's own, without hashlib
 
 PREFIX = "cnb/python:"
 UV_VERSION = "0.13.10"  # the uv this buildpack is tested with; BP_UV_VERSION overrides it

@@ -25,13 +25,9 @@ buildpack). Standard library only (Python 3.11 for ``tomllib``).
 from __future__ import annotations
 
 import os
-import sys
 
-try:  # CPython's own sha256: hashlib would load OpenSSL first, a few ms of every build
-    if sys.version_info >= (3, 12):
-        from _sha2 import sha256  # type: ignore[import-not-found,unused-ignore]
-    else:
-        from _sha256 import sha256  # type: ignore[import-not-found,unused-ignore]
+try:  # CPython's own sha256 (3.11 and older): hashlib would load OpenSSL first, a few ms of every build
+    from _sha256 import sha256  # type: ignore[import-not-found,unused-ignore]
 except ImportError:
     from hashlib import sha256
 
