@@ -237,8 +237,6 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         render_internal_error(exc)
         sys.exit(1)
-    if argv is None:  # the real process, about to end: the interpreter's last collections need not walk every
-        gc.freeze()  # object the command made (about 10 ms after a build); atexit hooks and finalizers still run
     sys.exit(code)
 
 
