@@ -35,6 +35,7 @@ import select
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import weakref
 from collections.abc import Mapping, Sequence
@@ -152,6 +153,9 @@ class PrivateNetwork:
         self._stopping = False
         # begun by start_soon, not yet ready: holder, pasta, the read end of pasta's pid file, the tools' log
         self._starting: tuple[subprocess.Popen[bytes], subprocess.Popen[bytes], int, IO[bytes]] | None = None
+        # the phases run buildpacks concurrently (detect): their first runs must start (or finish starting) one
+        # network together, not each their own or one closing the pipe another waits on
+        self._lock = threading.RLock()
 
     @property
     def started(self) -> bool:
@@ -159,27 +163,30 @@ class PrivateNetwork:
 
     def enter(self) -> list[str]:
         """The command prefix that runs a command in this network (starting the network the first time, or again
-        after :meth:`begin_close`)."""
-        if self._stopping:
-            self.close()
-        if self._holder is None:
-            if self._starting is None:
-                self._begin_start()
-            self._finish_start()
-        assert self._holder is not None
+        after :meth:`begin_close`). Safe to call from several threads at once."""
+        with self._lock:
+            if self._stopping:
+                self.close()
+            if self._holder is None:
+                if self._starting is None:
+                    self._begin_start()
+                self._finish_start()
+            holder = self._holder
+        assert holder is not None
         nsenter = _tool("nsenter")
-        return [nsenter, f"--target={self._holder.pid}", "--user", "--net", "--preserve-credentials", "--"]
+        return [nsenter, f"--target={holder.pid}", "--user", "--net", "--preserve-credentials", "--"]
 
     def start_soon(self) -> None:
         """Start the network without waiting until it is ready (pasta takes some 25 ms to configure it), for a
         caller with other work to do before the first run; the first :meth:`enter` waits for the rest. A network
         that cannot start here is left unstarted, and that first :meth:`enter` tries again and says why."""
-        if self._holder is not None or self._starting is not None or self._stopping:
-            return
-        try:
-            self._begin_start()
-        except CnbError:
-            self.close()
+        with self._lock:
+            if self._holder is not None or self._starting is not None or self._stopping:
+                return
+            try:
+                self._begin_start()
+            except CnbError:
+                self.close()
 
     def pasta_command(self, holder_pid: int, pid_file: str) -> list[str]:
         """pasta's command line for the namespaces of *holder_pid* (exposed for tests and documentation)."""
@@ -260,16 +267,18 @@ class PrivateNetwork:
         """Start ending the network without waiting for it: pasta is killed and the holder told to exit. Taking
         down a network namespace costs the kernel tens of milliseconds, which the caller can spend on work that
         needs no network (export) before :meth:`close` reaps both. A later :meth:`enter` starts a new network."""
-        if self._holder is not None and not self._stopping:
-            _signal_stop(self._holder, self._pasta)
-            self._stopping = True
+        with self._lock:
+            if self._holder is not None and not self._stopping:
+                _signal_stop(self._holder, self._pasta)
+                self._stopping = True
 
     def close(self) -> None:
         """End the network: the holder kills pasta and exits; both are reaped. Idempotent."""
-        if self._finalizer is not None:
-            self._finalizer()
-        self._holder = self._pasta = self._finalizer = self._starting = None
-        self._stopping = False
+        with self._lock:
+            if self._finalizer is not None:
+                self._finalizer()
+            self._holder = self._pasta = self._finalizer = self._starting = None
+            self._stopping = False
 
 
 def _spawn(argv: list[str], **kwargs: object) -> subprocess.Popen[bytes]:

@@ -231,6 +231,38 @@ def test_a_network_started_early_is_the_sandboxs_and_ends_with_it(rootfs: Path, 
     assert pasta_processes() - before == set()
 
 
+@pytest.mark.parametrize("early", [True, False], ids=["started-early", "started-by-the-first-runs"])
+def test_runs_started_together_share_one_network(rootfs: Path, probe: Probe, early: bool) -> None:
+    """detect runs the group's buildpacks at once: their first runs, in threads, start (or finish starting) one
+    network together; none fails on another's half-started network, and all of them are in that one network."""
+    before = pasta_processes()
+    network = private_network_for()
+    if early:
+        network.start_soon()
+    box = BwrapSandbox(rootfs, private_network=network)
+    results: list[Any] = [None] * 4
+    try:
+
+        def run(index: int) -> None:
+            try:
+                results[index] = box.run(fetch(probe.port))
+            except Exception as exc:  # the assertion below shows it
+                results[index] = exc
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(results))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(pasta_processes() - before) == 1
+    finally:
+        box.close()
+    assert [type(r).__name__ for r in results] == ["RunResult"] * len(results), results
+    assert [r.exit_code != 0 for r in results] == [True] * len(results)
+    assert probe.hits == 0
+    assert pasta_processes() - before == set()
+
+
 def test_only_a_loopback_proxys_port_is_forwarded(rootfs: Path, probe: Probe) -> None:
     """A proxy this machine's environment names on 127.0.0.1 stays reachable by its port; another host port does
     not. (The ports come from cnb's environment only: app and buildpack settings never open one.)"""
