@@ -5,14 +5,16 @@ built image serves through ``cnb run`` on 127.0.0.1.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
+import os
 import shutil
 import subprocess
 import tarfile
 import time
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,7 +142,28 @@ def image_sbom(layout: Path, path: str, tag: str = "app") -> str:
     return read_member(layout, sbom_layer, f"layers/sbom/{path}").decode()
 
 
+@contextlib.contextmanager
+def unpacked_for_this_run(cnb: Cnb) -> Iterator[None]:
+    """Remove the app images' root filesystems that ``cnb run`` unpacks inside the block when it ends: each app
+    image here is run once, and ``$CNB_HOME/rootfs`` keeps every unpacked image (the Python corpus alone would
+    leave some 10 GB). Entries there before the block (the build images) stay."""
+    rootfs = cnb.home / "rootfs"
+    before = set(os.listdir(rootfs)) if rootfs.is_dir() else set()
+    try:
+        yield
+    finally:
+        for name in (set(os.listdir(rootfs)) if rootfs.is_dir() else set()) - before:
+            if not name.startswith("."):
+                shutil.rmtree(rootfs / name, ignore_errors=True)
+
+
 def fetch_page(cnb: Cnb, image: str, *, timeout: float = 60) -> str:
+    """The page *image* serves (:func:`_fetch_page`); its unpacked root filesystem is removed afterwards."""
+    with unpacked_for_this_run(cnb):
+        return _fetch_page(cnb, image, timeout=timeout)
+
+
+def _fetch_page(cnb: Cnb, image: str, *, timeout: float) -> str:
     """Start *image* with ``cnb run`` (host network, ``PORT`` set to a free port), GET / from 127.0.0.1, stop it."""
     port = free_port()
     process = cnb.popen("run", image, "--env", f"PORT={port}")

@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from tests.buildpacks.conftest import LanguageImages
-from tests.buildpacks.helpers import Project, create, make_project
+from tests.buildpacks.helpers import Project, create, make_project, unpacked_for_this_run
 from tests.buildpacks.python_corpus import SETS
 from tests.conftest import Cnb
 from tests.support.wheels import link_or_copy, uv_wheel, wheel_mirror
@@ -128,7 +128,8 @@ def test_installs_what_pip_installs_and_all_of_it_imports(
     (project.app / "requirements.txt").write_text(SETS[name])
     done = create(bp_cnb, project, languages, "--no-network")
     assert "cnb/python: requirements from requirements.txt" in done.stdout + done.stderr
-    run = bp_cnb("run", project.output, "--network", "none", "--", "--", "python", "-c", CHECK, timeout=600)
+    with unpacked_for_this_run(bp_cnb):
+        run = bp_cnb("run", project.output, "--network", "none", "--", "--", "python", "-c", CHECK, timeout=600)
     (line,) = [line for line in run.stdout.splitlines() if line.startswith(MARKER)]
     result = json.loads(line[len(MARKER) :])
 
