@@ -152,20 +152,6 @@ def own_workdir(home: Path, *, keep_on_failure: bool, reporter: Reporter) -> Ite
         os.close(fd)
 
 
-def try_lock_dir(path: Path) -> int | None:
-    """An fd holding an exclusive ``flock`` on directory *path*, or None when a running build holds it."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
-
-
 def remove_tree(path: Path) -> None:
     """Remove a tree that buildpacks wrote (read-only directories included, as Go's module cache makes them)."""
 

@@ -38,9 +38,10 @@ from pathlib import Path
 from cnbplatform.errors import CnbError
 from cnbplatform.files.common import Table, read_toml
 from cnbplatform.lifecycle.common import Reporter
+from cnbplatform.oci.fslock import try_lock_dir
 from cnbplatform.oci.rootfs.cache import RootfsCache
 from cnbplatform.oci.store.layout import LayoutStore
-from cnbplatform.platform.build_locks import WORK, home_in_use, remove_tree, try_lock_dir
+from cnbplatform.platform.build_locks import WORK, home_in_use, remove_tree
 
 GiB = 1024**3
 DEFAULT_BUDGET = 10 * GiB

@@ -15,7 +15,6 @@ the tar.) A per-key lock file makes concurrent callers for one key unpack it onc
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import re
 import shutil
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from cnbplatform.errors import CnbError, UsageError
 from cnbplatform.oci.digest import fsync_dir, hex_part
+from cnbplatform.oci.fslock import locked_file, try_lock_dir
 
 if TYPE_CHECKING:
     from cnbplatform.oci.image import Image, Layer
@@ -37,31 +37,6 @@ __all__ = ["RootfsCache", "add_mount_points", "rootfs_for"]
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _TMP_PREFIX = ".tmp-"
-
-
-@contextlib.contextmanager
-def _flock(path: Path, *, flags: int = os.O_RDWR | os.O_CREAT) -> Iterator[int]:
-    """Hold an exclusive flock on *path* (a lock file, created if missing, or a directory)."""
-    fd = os.open(path, flags | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield fd
-    finally:
-        os.close(fd)
-
-
-def _try_lock_dir(path: Path) -> int | None:
-    """An fd holding an exclusive flock on directory *path*, or None if someone else holds it."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
 
 
 def _rmtree(path: Path) -> None:
@@ -103,7 +78,7 @@ class RootfsCache:
         from cnbplatform.oci.rootfs.unpack import unpack_layers
 
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        with _flock(self.cache_dir / f".lock-{key}"):
+        with locked_file(self.cache_dir / f".lock-{key}"):
             if final.is_dir():
                 return final  # another caller finished it while we waited
             tmp, tmp_fd = self._new_temp()
@@ -125,8 +100,8 @@ class RootfsCache:
         final = self.path(key)
         if not final.is_dir():
             return
-        with _flock(self.cache_dir / f".lock-{key}"):
-            fd = _try_lock_dir(final)
+        with locked_file(self.cache_dir / f".lock-{key}"):
+            fd = try_lock_dir(final)
             if fd is None:
                 if final.is_dir():
                     raise CnbError(f"removing rootfs {key}: it is locked by another process")
@@ -141,17 +116,17 @@ class RootfsCache:
     def _new_temp(self) -> tuple[Path, int]:
         """Clean dead temporary trees, then make and lock a fresh one (under the cache-wide lock, so
         a cleaner never sees a new temp dir before its owner has locked it)."""
-        with _flock(self.cache_dir / ".lock"):
+        with locked_file(self.cache_dir / ".lock"):
             for entry in os.scandir(self.cache_dir):
                 if entry.name.startswith(_TMP_PREFIX):
-                    fd = _try_lock_dir(Path(entry.path))
+                    fd = try_lock_dir(Path(entry.path))
                     if fd is not None:
                         try:
                             _rmtree(Path(entry.path))
                         finally:
                             os.close(fd)
             tmp = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=self.cache_dir))
-            fd = _try_lock_dir(tmp)
+            fd = try_lock_dir(tmp)
             if fd is None:
                 raise CnbError(f"unpacking rootfs: cannot lock temporary directory {tmp}")
             return tmp, fd

@@ -28,6 +28,7 @@ from typing import Any, BinaryIO
 
 from cnbplatform.errors import CnbError, NotFoundError, UsageError
 from cnbplatform.oci.digest import CHUNK, fsync_dir, hex_part, is_digest
+from cnbplatform.oci.fslock import locked_file, try_lock_dir
 from cnbplatform.oci.image import (
     Artifact,
     BlobOrigin,
@@ -360,14 +361,14 @@ class _Staging:
     def path(self, name: str) -> Path:
         if self.dir is None:
             self.parent.mkdir(exist_ok=True)
-            with _flock_file(self.lock):
+            with locked_file(self.lock):
                 while True:
                     candidate = self.parent / f"write-{os.urandom(8).hex()}"
                     try:
                         candidate.mkdir(mode=0o700)
                     except FileExistsError:
                         continue
-                    self._fd = _try_lock_dir(candidate)
+                    self._fd = try_lock_dir(candidate)
                     if self._fd is None:
                         raise CnbError(f"cannot lock the staging directory {candidate}")
                     self.dir = candidate
@@ -382,9 +383,9 @@ class _Staging:
             return
         if not entries:
             return
-        with _flock_file(self.lock):
+        with locked_file(self.lock):
             for entry in entries:
-                fd = _try_lock_dir(Path(entry))
+                fd = try_lock_dir(Path(entry))
                 if fd is not None:
                     try:
                         _remove_dir(Path(entry))
@@ -414,30 +415,6 @@ def _remove_dir(path: Path) -> None:
         return
     with contextlib.suppress(OSError):
         os.rmdir(path)
-
-
-@contextlib.contextmanager
-def _flock_file(path: Path) -> Iterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _try_lock_dir(path: Path) -> int | None:
-    """An fd holding an exclusive ``flock`` on directory *path*, or None when another process holds it."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
 
 
 def _flush(paths: Iterable[Path]) -> None:
