@@ -283,8 +283,8 @@ _NAME = "bookworm-languages"
 
 
 @dataclass(frozen=True)
-class LanguageImages:
-    """A read-only OCI layout with the tags ``build``, ``run`` and ``run-patched`` (module docstring)."""
+class _LayoutImages:
+    """A read-only OCI layout made from a recipe, with at least the tags ``build`` and ``run``."""
 
     layout: Path
 
@@ -296,17 +296,23 @@ class LanguageImages:
     def run(self) -> str:
         return f"oci:{self.layout}:run"
 
+
+def _recipes_key(*recipes: str) -> str:
+    """The cache key of images made from *recipes* by this checkout's image code (:data:`CODE`)."""
+    digest = hashlib.sha256(b"\0".join(recipe.encode() for recipe in recipes))
+    for name in CODE:
+        digest.update(name.encode() + b"\0" + (REPO / name).read_bytes())
+    return digest.hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class LanguageImages(_LayoutImages):
+    """A read-only OCI layout with the tags ``build``, ``run`` and ``run-patched`` (module docstring)."""
+
     @property
     def patched_run(self) -> str:
         """The run image with :data:`PATCH_PACKAGE` added."""
         return f"oci:{self.layout}:run-patched"
-
-
-def _key() -> str:
-    digest = hashlib.sha256(RECIPE.encode() + b"\0" + PATCHED_RECIPE.encode())
-    for name in CODE:
-        digest.update(name.encode() + b"\0" + (REPO / name).read_bytes())
-    return digest.hexdigest()[:20]
 
 
 def _create(work: Path, name: str, text: str) -> BaseImages:
@@ -339,7 +345,7 @@ def _build_languages(work: Path) -> None:
 @functools.cache
 def language_images() -> LanguageImages:
     """The language images (see the module docstring), built if this machine has no copy made by the current code."""
-    entry, _ = cached(_NAME, _key(), _build_languages, "layout/index.json")
+    entry, _ = cached(_NAME, _recipes_key(RECIPE, PATCHED_RECIPE), _build_languages, "layout/index.json")
     return LanguageImages(entry / "layout")
 
 
@@ -367,29 +373,12 @@ static-run-image = true
 
 
 @dataclass(frozen=True)
-class TrixieImages:
+class TrixieImages(_LayoutImages):
     """A read-only OCI layout with the tags ``build``, ``run`` and ``static`` (module docstring)."""
-
-    layout: Path
-
-    @property
-    def build(self) -> str:
-        return f"oci:{self.layout}:build"
-
-    @property
-    def run(self) -> str:
-        return f"oci:{self.layout}:run"
 
     @property
     def static(self) -> str:
         return f"oci:{self.layout}:static"
-
-
-def _trixie_key() -> str:
-    digest = hashlib.sha256(TRIXIE_RECIPE.encode())
-    for name in CODE:
-        digest.update(name.encode() + b"\0" + (REPO / name).read_bytes())
-    return digest.hexdigest()[:20]
 
 
 def _build_trixie(work: Path) -> None:
@@ -410,5 +399,5 @@ def _build_trixie(work: Path) -> None:
 @functools.cache
 def trixie_images() -> TrixieImages:
     """The trixie images (see the module docstring), built if this machine has no copy made by the current code."""
-    entry, _ = cached("trixie-go", _trixie_key(), _build_trixie, "layout/index.json")
+    entry, _ = cached("trixie-go", _recipes_key(TRIXIE_RECIPE), _build_trixie, "layout/index.json")
     return TrixieImages(entry / "layout")
