@@ -36,6 +36,7 @@ from cnbplatform.sandbox.protocol import children_of
 from tests.buildpacks.helpers import lifecycle_metadata, make_project
 from tests.buildpacks.packages import PyIndex, make_wheel
 from tests.conftest import Cnb
+from tests.security.helpers import copy_of_home
 from tests.support.bookworm import language_images
 from tests.support.builders import BUILDER, REPO
 from tests.support.wheels import uv_wheel
@@ -374,9 +375,7 @@ PROBE_BUILDPACK = {
 @pytest.fixture(scope="module")
 def tiny_home(tiny_builder_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the session's CNB_HOME with the tiny builder, for this module's builds."""
-    home = tmp_path_factory.mktemp("network-home") / "home"
-    shutil.copytree(tiny_builder_home, home, symlinks=True)
-    return home
+    return copy_of_home(tiny_builder_home, tmp_path_factory, "network-home")
 
 
 def build_probe(

@@ -14,7 +14,6 @@ import inspect
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -49,6 +48,7 @@ from cnbplatform.files.project_toml import ProjectDescriptor
 from cnbplatform.files.report import Report
 from cnbplatform.files.run_toml import RunConfig
 from cnbplatform.files.system import SystemConfig
+from tests.security.helpers import copy_of_home
 from tests.support.builders import BUILDER, REPO
 
 FUZZ = settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
@@ -236,9 +236,7 @@ def test_deep_toml_through_the_cli_is_one_line(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def home(tiny_builder_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the session's CNB_HOME with the tiny builder, for this module's builds."""
-    path = tmp_path_factory.mktemp("fuzz-home") / "home"
-    shutil.copytree(tiny_builder_home, path, symlinks=True)
-    return path
+    return copy_of_home(tiny_builder_home, tmp_path_factory, "fuzz-home")
 
 
 LAYER_NAMES = st.one_of(

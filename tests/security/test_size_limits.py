@@ -8,9 +8,6 @@ before must still be there and readable. A digest is never a destination: a name
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,6 +17,7 @@ from cnbplatform.oci.image import MAX_DOCUMENT, as_image
 from cnbplatform.oci.model import InvalidDocumentError
 from cnbplatform.oci.mutate import with_config
 from cnbplatform.oci.store.local import LocalStore
+from tests.security.helpers import cnb, copy_of_home
 from tests.support.builders import BUILDER, REPO
 
 pytestmark = pytest.mark.integration
@@ -38,16 +36,7 @@ mkdir -p "$CNB_LAYERS_DIR/huge"
 @pytest.fixture(scope="module")
 def home(tiny_builder_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the session's CNB_HOME with the tiny builder, for this module's builds."""
-    path = tmp_path_factory.mktemp("size-home") / "home"
-    shutil.copytree(tiny_builder_home, path, symlinks=True)
-    return path
-
-
-def cnb(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"CNB_HOME": str(home), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", "cnbplatform", *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=300
-    )
+    return copy_of_home(tiny_builder_home, tmp_path_factory, "size-home")
 
 
 def app_dir(root: Path) -> Path:

@@ -9,9 +9,7 @@ naming buildpack.toml and the key, and leave a marker directory at the named hos
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,7 +23,8 @@ from cnbplatform.files.project_toml import ProjectDescriptor
 from cnbplatform.files.untrusted import UntrustedValueError, check_module_id, join
 from cnbplatform.lifecycle.build.layers import process_layers
 from cnbplatform.platform.build_workspace import copy_app, write_order
-from tests.support.builders import BUILDER, REPO
+from tests.security.helpers import cnb, copy_of_home
+from tests.support.builders import BUILDER
 
 pytestmark = pytest.mark.integration
 
@@ -44,16 +43,7 @@ bad_versions = pytest.mark.parametrize("template", BAD_VERSIONS.values(), ids=BA
 @pytest.fixture(scope="module")
 def home(tiny_builder_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the session's CNB_HOME with the tiny builder, for this module's builds."""
-    path = tmp_path_factory.mktemp("untrusted-home") / "home"
-    shutil.copytree(tiny_builder_home, path, symlinks=True)
-    return path
-
-
-def cnb(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"CNB_HOME": str(home), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", "cnbplatform", *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=300
-    )
+    return copy_of_home(tiny_builder_home, tmp_path_factory, "untrusted-home")
 
 
 def make_marker(tmp_path: Path) -> Path:
